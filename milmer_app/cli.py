@@ -1,0 +1,64 @@
+"""milmer-app: live EEG + face emotion recognition, with a window or headless."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from models.commands import add_verbosity, verbosity
+from models.console import package_version, run_cli, setup_logging
+from models.errors import NotBuiltError
+
+SPEC_HELP = (
+    "lsl:name=NAME | lsl:type=EEG | lsl:source_id=ID | brainflow:synthetic | "
+    "brainflow:board=ID,serial_port=PORT | deap:DIR:SUBJECT:TRIAL | recording:DIR | none"
+)
+VIDEO_SPEC_HELP = "webcam:0 | file:PATH | deap (the replayed trial's video) | recording:DIR | none"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="milmer-app", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    add_verbosity(parser)
+    parser.add_argument("--demo", action="store_true",
+                        help="run the built-in demo: a synthetic subject replayed with its video and the demo model")
+    parser.add_argument("--headless", action="store_true", help="run without a window (servers, scripts)")
+    parser.add_argument("--eeg", metavar="SPEC", help=f"EEG source: {SPEC_HELP}")
+    parser.add_argument("--video", metavar="SPEC", help=f"video source: {VIDEO_SPEC_HELP}")
+    parser.add_argument("--checkpoint", metavar="CKPT", help="model checkpoint (.safetensors + .json) or 'demo'")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="inference device")
+    parser.add_argument("--duration", type=float, metavar="S", help="headless: stop after S seconds")
+    parser.add_argument("--predictions", metavar="FILE.jsonl", help="write predictions as JSON lines")
+    parser.add_argument("--record", metavar="DIR", help="record EEG, frames, markers and predictions to DIR")
+    parser.add_argument("--hop", type=float, default=1.0, metavar="S", help="seconds between predictions")
+    parser.add_argument("--lsl-outlet", metavar="NAME", help="publish predictions as an LSL stream named NAME")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed for DEAP trials and recordings")
+    parser.add_argument("--quit-after", type=float, metavar="S", help="window: close cleanly after S seconds")
+    parser.add_argument("--export", nargs=2, metavar=("RECORDING", "FILE"),
+                        help="export a recording's EEG to FILE (.fif or .edf) and exit")
+    return parser
+
+
+def _delegate(module: str, args: argparse.Namespace) -> int:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            raise NotBuiltError(f"{module} is not built yet in this version") from exc
+        raise
+    return int(mod.run(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(verbosity(args))
+    if args.export:
+        return run_cli(lambda: _delegate("milmer_app.export", args), "milmer-app")
+    if args.headless:
+        return run_cli(lambda: _delegate("milmer_app.headless", args), "milmer-app")
+    return run_cli(lambda: _delegate("milmer_app.gui.app", args), "milmer-app")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The input contract: what the live app must do to raw signals to match training."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.config import MilmerConfig
+from models.errors import CheckpointError
+
+# The 32 DEAP EEG electrodes in Geneva order (rows 0-31 of the preprocessed files).
+GENEVA_CHANNELS: tuple[str, ...] = (
+    "Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1", "Oz", "Pz",
+    "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2", "P4", "P8", "PO4", "O2",
+)
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+QUADRANT_CLASSES: tuple[str, ...] = ("HAHV", "LAHV", "LALV", "HALV")
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """Preprocessing a checkpoint was trained with; the app reproduces it on live data."""
+
+    eeg_channels: tuple[str, ...]
+    sampling_rate: float
+    window_seconds: float
+    filter_band: tuple[float, float] | None
+    reference: str
+    face_detector: str
+    face_expand: float
+    face_size: int
+    num_instances: int
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN
+    image_std: tuple[float, float, float] = IMAGENET_STD
+    class_names: tuple[str, ...] = QUADRANT_CLASSES
+    label_rule: dict[str, Any] = field(default_factory=lambda: {"kind": "quadrant", "threshold": 5.0,
+                                                                 "ties": "published"})
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; keep tuples so contracts compare and hash the same either way.
+        object.__setattr__(self, "eeg_channels", tuple(self.eeg_channels))
+        object.__setattr__(self, "image_mean", tuple(self.image_mean))
+        object.__setattr__(self, "image_std", tuple(self.image_std))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.filter_band is not None:
+            object.__setattr__(self, "filter_band", tuple(self.filter_band))
+        if self.reference not in ("average", "none"):
+            raise ValueError(f"reference={self.reference!r} must be 'average' or 'none'")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sampling_rate))
+
+    @classmethod
+    def for_deap(cls, config: MilmerConfig) -> InputContract:
+        """DEAP preprocessed data: 32 Geneva-order channels at 128 Hz, 3 s windows, 4-45 Hz, average reference."""
+        return cls(
+            eeg_channels=GENEVA_CHANNELS[: config.eeg_channels],
+            sampling_rate=128.0,
+            window_seconds=config.eeg_samples / 128.0,
+            filter_band=(4.0, 45.0),
+            reference="average",
+            face_detector="haar",
+            face_expand=0.10,
+            face_size=config.image_size,
+            num_instances=config.num_instances,
+        )
+
+    def check_matches(self, config: MilmerConfig) -> None:
+        """Raise CheckpointError when this contract cannot feed a model built from `config`."""
+        problems = []
+        if len(self.eeg_channels) != config.eeg_channels:
+            problems.append(f"{len(self.eeg_channels)} EEG channel names for a {config.eeg_channels}-channel model")
+        if self.window_samples != config.eeg_samples:
+            problems.append(f"window of {self.window_samples} samples for a model of {config.eeg_samples}")
+        if self.face_size != config.image_size:
+            problems.append(f"face_size {self.face_size} for a model of image_size {config.image_size}")
+        if self.num_instances != config.num_instances:
+            problems.append(f"{self.num_instances} instances for a model of {config.num_instances}")
+        if len(self.class_names) != config.num_classes:
+            problems.append(f"{len(self.class_names)} class names for a model of {config.num_classes} classes")
+        if problems:
+            raise CheckpointError("input contract does not match the model config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputContract:
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"input contract is invalid: {exc}") from exc

@@ -1,0 +1,178 @@
+"""Bags for the model: the last EEG window and N face crops from the same span of time.
+
+The N instance times lie on a grid of spacing window/N fixed on the LSL clock,
+so consecutive overlapping windows pick the same frames for the times they
+share and the per-frame crops and embeddings can be reused; a grid time's frame
+is known ("settled") as soon as a later frame arrives, so it can be cropped and
+embedded before its window is complete. Each instance takes
+the frame nearest its grid time (within half a spacing plus a frame period);
+an instance without a frame, or whose frame shows no face, is masked. Faces
+are found and cropped by `training.faces.FaceCropper`, the class training uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from milmer_app.buffers import Frame
+from milmer_app.clock import local_clock
+from milmer_app.preprocess import EEGPreprocessor
+from milmer_app.sources.base import EEGSource, VideoSource
+from models.contract import InputContract
+from training.faces import FaceCrop, FaceCropper
+
+log = logging.getLogger(__name__)
+
+FrameKey = tuple[int, int]
+
+
+@dataclass
+class Bag:
+    window_start: float
+    window_end: float
+    eeg: np.ndarray               # (C, T) float32 (zeros when there is no EEG source)
+    eeg_mask: np.ndarray          # (C,) bool
+    crops: np.ndarray             # (N, S, S, 3) RGB uint8, zeros where masked
+    face_mask: np.ndarray         # (N,) bool
+    frame_keys: list[FrameKey | None]
+    truth: int | None
+    source: str
+    assembled: float              # LSL time the bag was complete
+
+
+class CropCache:
+    """Face crops by frame key, so a frame is searched for a face once (LRU, thread-safe)."""
+
+    def __init__(self, cropper: FaceCropper, capacity: int = 64):
+        self.cropper = cropper
+        self.capacity = capacity
+        self._items: OrderedDict[FrameKey, FaceCrop | None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.last_box: tuple[float, tuple[int, int, int, int]] | None = None   # (frame time, box)
+
+    def get(self, frame: Frame) -> FaceCrop | None:
+        with self._lock:
+            if frame.key in self._items:
+                self._items.move_to_end(frame.key)
+                return self._items[frame.key]
+        crop = self.cropper.crop(frame.image)
+        with self._lock:
+            self._items[frame.key] = crop
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+            if crop is not None and (self.last_box is None or frame.timestamp >= self.last_box[0]):
+                self.last_box = (frame.timestamp, crop.box)
+        return crop
+
+
+class BagAssembler:
+    def __init__(self, contract: InputContract, eeg: EEGSource | None, preprocessor: EEGPreprocessor | None,
+                 video: VideoSource | None, crops: CropCache | None):
+        self.contract = contract
+        self.eeg = eeg
+        self.preprocessor = preprocessor
+        self.video = video
+        self.crops = crops
+        self.num_instances = contract.num_instances
+        self.size = contract.face_size
+
+    def _speed(self) -> float:
+        for source in (self.eeg, self.video):
+            if source is not None and source.replay is not None:
+                return source.replay.speed
+        return 1.0
+
+    def assemble(self) -> Bag | None:
+        """The bag of the latest complete window, or None while there is not enough data."""
+        channels = len(self.contract.eeg_channels)
+        if self.eeg is not None and self.preprocessor is not None:
+            assert self.eeg.buffer is not None
+            data, times = self.eeg.buffer.latest(self.preprocessor.source_samples)
+            needed = self.preprocessor.window_source_samples
+            if len(times) < needed or times[-needed] < self.eeg.segment_start - 1e-6:
+                return None
+            eeg, eeg_mask = self.preprocessor(data)
+            window_end = float(times[-1])
+            window_start = float(times[-needed])
+        else:
+            latest = self.video.buffer.latest() if self.video is not None and self.video.buffer else None
+            if latest is None:
+                return None
+            window_end = latest.timestamp
+            window_start = window_end - self.contract.window_seconds / self._speed()
+            eeg, eeg_mask = np.zeros((channels, self.contract.window_samples), np.float32), np.zeros(channels, bool)
+        crops, face_mask, keys = self._faces(window_start, window_end)
+        replay = self.eeg.replay if self.eeg is not None else None
+        truth = replay.truth if replay is not None else None
+        source = replay.description if replay is not None else (self.eeg.name if self.eeg is not None else "")
+        return Bag(window_start, window_end, eeg, eeg_mask, crops, face_mask, keys, truth, source, local_clock())
+
+    def _spacing(self) -> float:
+        return self.contract.window_seconds / self.num_instances / self._speed()
+
+    def _tolerance(self) -> float:
+        fps = self.video.fps if self.video is not None else 0.0
+        return self._spacing() / 2 + 1.0 / max(fps * self._speed(), 1e-3)
+
+    def instance_times(self, window_start: float, window_end: float) -> np.ndarray:
+        """N times on the fixed grid inside [start, end)."""
+        spacing = self._spacing()
+        first = math.ceil(window_start / spacing - 1e-9)
+        times = (first + np.arange(self.num_instances)) * spacing
+        # Jitter may leave the span a hair short of N spacings: keep the last time inside it.
+        return np.minimum(times, window_end)
+
+    @staticmethod
+    def _nearest(frames: list[Frame], stamps: np.ndarray, t: float, tolerance: float) -> Frame | None:
+        if not frames:
+            return None
+        j = int(np.argmin(np.abs(stamps - t)))
+        return frames[j] if abs(stamps[j] - t) <= tolerance else None
+
+    def settled_instances(self, after: float | None) -> tuple[list[Frame], float | None]:
+        """Frames of grid times later than `after` that no newer frame can displace.
+
+        A grid time is settled once a frame at or after it has arrived. Returns those
+        frames (for embedding ahead of time) and the last settled grid time (None: none yet).
+        """
+        if self.video is None or self.video.buffer is None:
+            return [], after
+        latest = self.video.buffer.latest()
+        if latest is None:
+            return [], after
+        spacing, tolerance = self._spacing(), self._tolerance()
+        last = math.floor(latest.timestamp / spacing)
+        oldest = math.ceil((latest.timestamp - self.contract.window_seconds / self._speed()) / spacing)
+        first = oldest if after is None else max(oldest, math.floor(after / spacing + 1e-9) + 1)
+        if first > last:
+            return [], after
+        frames = self.video.buffer.between(first * spacing - tolerance, latest.timestamp)
+        stamps = np.array([f.timestamp for f in frames])
+        chosen = [self._nearest(frames, stamps, k * spacing, tolerance) for k in range(first, last + 1)]
+        return [f for f in chosen if f is not None], last * spacing
+
+    def _faces(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, list[FrameKey | None]]:
+        n, size = self.num_instances, self.size
+        crops = np.zeros((n, size, size, 3), np.uint8)
+        mask = np.zeros(n, bool)
+        keys: list[FrameKey | None] = [None] * n
+        if self.video is None or self.video.buffer is None or self.crops is None:
+            return crops, mask, keys
+        tolerance = self._tolerance()
+        frames = self.video.buffer.between(start - tolerance, end + tolerance)
+        stamps = np.array([f.timestamp for f in frames])
+        for i, t in enumerate(self.instance_times(start, end)):
+            frame = self._nearest(frames, stamps, t, tolerance)
+            crop = self.crops.get(frame) if frame is not None else None
+            if crop is None:
+                continue
+            crops[i] = crop.image
+            mask[i] = True
+            keys[i] = frame.key
+        return crops, mask, keys

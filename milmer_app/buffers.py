@@ -1,0 +1,236 @@
+"""Ring buffers with timestamps, and a monitor per stream.
+
+Writers copy each incoming chunk once into preallocated storage (at most two
+slice assignments when it wraps); readers get copies of just the span they ask
+for. Positions are absolute sample counts, so a reader can tell what is new.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from milmer_app.clock import local_clock
+
+ChunkListener = Callable[[np.ndarray, np.ndarray], None]
+
+
+class SampleBuffer:
+    """Multichannel samples (C, capacity) float32 with float64 timestamps."""
+
+    def __init__(self, n_channels: int, capacity: int):
+        if n_channels < 1 or capacity < 1:
+            raise ValueError(f"SampleBuffer needs channels and capacity >= 1, got {n_channels}, {capacity}")
+        self.n_channels = n_channels
+        self.capacity = capacity
+        self._data = np.zeros((n_channels, capacity), dtype=np.float32)
+        self._times = np.zeros(capacity, dtype=np.float64)
+        self._count = 0
+        self._cond = threading.Condition()
+        self._listeners: list[ChunkListener] = []
+
+    @property
+    def count(self) -> int:
+        """Samples written since creation (absolute position of the next sample)."""
+        return self._count
+
+    def add_listener(self, listener: ChunkListener) -> None:
+        """Called with each written chunk (C, n) and its timestamps, on the writer's thread."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: ChunkListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def write(self, chunk: np.ndarray, timestamps: np.ndarray) -> None:
+        """Append a chunk shaped (C, n) with n timestamps."""
+        n = chunk.shape[1]
+        if chunk.shape[0] != self.n_channels or timestamps.shape != (n,):
+            raise ValueError(f"chunk {chunk.shape} / timestamps {timestamps.shape} "
+                             f"do not fit {self.n_channels} channels")
+        if n == 0:
+            return
+        if n > self.capacity:
+            chunk, timestamps = chunk[:, -self.capacity:], timestamps[-self.capacity:]
+            skipped = n - self.capacity
+            n = self.capacity
+        else:
+            skipped = 0
+        with self._cond:
+            start = (self._count + skipped) % self.capacity
+            first = min(n, self.capacity - start)
+            self._data[:, start:start + first] = chunk[:, :first]
+            self._times[start:start + first] = timestamps[:first]
+            if first < n:
+                self._data[:, :n - first] = chunk[:, first:]
+                self._times[:n - first] = timestamps[first:]
+            self._count += skipped + n
+            self._cond.notify_all()
+        for listener in list(self._listeners):
+            listener(chunk, timestamps)
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Block until at least `count` samples have been written or the timeout passes."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count >= count, timeout=timeout)
+
+    def latest(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """A copy of the last n samples (fewer if fewer are held): (C, m) and (m,)."""
+        with self._cond:
+            m = min(n, self._count, self.capacity)
+            return self._copy(self._count - m, m)
+
+    def since(self, position: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Samples from absolute position on (clipped to what is still held), and the new position."""
+        with self._cond:
+            start = max(position, self._count - self.capacity)
+            m = max(0, self._count - start)
+            data, times = self._copy(start, m)
+            return data, times, self._count
+
+    def last_timestamp(self) -> float | None:
+        with self._cond:
+            if self._count == 0:
+                return None
+            return float(self._times[(self._count - 1) % self.capacity])
+
+    def _copy(self, start: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = (start + np.arange(m)) % self.capacity
+        return self._data[:, idx], self._times[idx]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One video frame: BGR uint8 image, LSL timestamp, and a key unique within the engine's run."""
+
+    image: np.ndarray
+    timestamp: float
+    key: tuple[int, int]   # (source epoch, sequence number)
+
+
+class FrameBuffer:
+    """The last `capacity` frames, in arrival order."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._frames: deque[Frame] = deque(maxlen=capacity)
+        self._lock = threading.Condition()
+        self._count = 0
+        self._listeners: list[Callable[[Frame], None]] = []
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def add_listener(self, listener: Callable[[Frame], None]) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Frame], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def write(self, frame: Frame) -> None:
+        with self._lock:
+            self._frames.append(frame)
+            self._count += 1
+            self._lock.notify_all()
+        for listener in list(self._listeners):
+            listener(frame)
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        with self._lock:
+            return self._lock.wait_for(lambda: self._count >= count, timeout=timeout)
+
+    def latest(self) -> Frame | None:
+        with self._lock:
+            return self._frames[-1] if self._frames else None
+
+    def between(self, start: float, end: float) -> list[Frame]:
+        """Frames with start <= timestamp <= end, oldest first."""
+        with self._lock:
+            return [f for f in self._frames if start <= f.timestamp <= end]
+
+
+@dataclass
+class MonitorReport:
+    nominal_rate: float
+    effective_rate: float
+    gaps: int
+    dropped: int
+    late: int
+    seconds_since_last: float
+    lost: bool
+
+
+class StreamMonitor:
+    """Arrival statistics of one stream.
+
+    - effective rate: samples per second of timestamps over the last `rate_window` seconds;
+    - gaps: jumps between consecutive timestamps larger than `gap_factor` sample periods
+      (and at least 0.1 s); dropped: samples those gaps should have held;
+    - late: chunks arriving more than `late_s` after their last timestamp;
+    - lost: no data for more than `lost_after` seconds (checked by `check()`).
+    """
+
+    def __init__(self, nominal_rate: float, lost_after: float = 1.25, rate_window: float = 5.0,
+                 gap_factor: float = 3.0, late_s: float = 1.0):
+        self.nominal_rate = nominal_rate
+        self.lost_after = lost_after
+        self.rate_window = rate_window
+        self.gap_factor = gap_factor
+        self.late_s = late_s
+        self._lock = threading.Lock()
+        self._arrivals: deque[tuple[float, int]] = deque()   # (last timestamp of chunk, samples)
+        self._last_ts: float | None = None
+        self._last_arrival: float | None = None
+        self._gaps = 0
+        self._dropped = 0
+        self._late = 0
+        self._lost = False
+
+    def record(self, timestamps: np.ndarray) -> None:
+        """Account for a chunk of samples (or one frame) that just arrived."""
+        if len(timestamps) == 0:
+            return
+        now = local_clock()
+        last = float(timestamps[-1])
+        with self._lock:
+            period = 1.0 / self.nominal_rate if self.nominal_rate > 0 else None
+            if self._last_ts is not None and period is not None:
+                steps = np.diff(np.concatenate([[self._last_ts], timestamps]))
+                limit = max(self.gap_factor * period, 0.1)
+                jumps = steps[steps > limit]
+                if len(jumps):
+                    self._gaps += len(jumps)
+                    self._dropped += int(np.round(jumps.sum() / period)) - len(jumps)
+            if now - last > self.late_s:
+                self._late += 1
+            self._last_ts = last
+            self._last_arrival = now
+            self._arrivals.append((last, len(timestamps)))
+            while self._arrivals and self._arrivals[0][0] < last - self.rate_window:
+                self._arrivals.popleft()
+
+    def check(self) -> tuple[MonitorReport, str | None]:
+        """The current report and a transition: "lost", "back" or None."""
+        now = local_clock()
+        with self._lock:
+            since = now - self._last_arrival if self._last_arrival is not None else float("inf")
+            transition = None
+            if self._last_arrival is not None:
+                lost = since > self.lost_after
+                if lost != self._lost:
+                    transition = "lost" if lost else "back"
+                    self._lost = lost
+            rate = 0.0
+            if len(self._arrivals) >= 2:
+                span = self._arrivals[-1][0] - self._arrivals[0][0]
+                samples = sum(n for _, n in list(self._arrivals)[1:])
+                rate = samples / span if span > 0 else 0.0
+            report = MonitorReport(self.nominal_rate, rate, self._gaps, self._dropped, self._late,
+                                   since, self._lost)
+        return report, transition

@@ -1,0 +1,443 @@
+"""The live engine: sources -> ring buffers -> bags -> model -> outputs, with plain callbacks.
+
+No Qt here: the GUI wraps these callbacks in signals; `milmer_app.headless`
+runs the engine without a window. Threads: one per source, a scheduler that
+assembles a bag every `hop` seconds, the inference worker, a status thread
+(stream monitors every 0.2 s, status callbacks every 0.5 s) and, while
+recording, the recorder's writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from milmer_app.bags import BagAssembler, CropCache
+from milmer_app.buffers import Frame
+from milmer_app.channels import map_channels
+from milmer_app.clock import local_clock
+from milmer_app.inference import InferenceWorker, Predictor
+from milmer_app.outputs import JsonlWriter, LslPredictionOutlet
+from milmer_app.prediction import Prediction
+from milmer_app.preprocess import EEGPreprocessor
+from milmer_app.recording import Recorder, RecordingStatus
+from milmer_app.replay import ReplayControl
+from milmer_app.sources.base import EEGSource, Source, VideoSource
+from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_video_spec
+from models.contract import InputContract
+from models.errors import MilmerError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "EngineConfig", "Prediction", "RecordingStatus", "ReplayControl", "StreamStatus"]
+
+STATUS_INTERVAL = 0.5
+MONITOR_INTERVAL = 0.2   # with the monitors' 1.25 s threshold, a lost stream is reported within 1.5 s
+
+
+@dataclass
+class EngineConfig:
+    eeg: str                      # lsl:name=NAME | lsl:type=EEG | lsl:source_id=ID | brainflow:synthetic |
+                                  # brainflow:board=ID,serial_port=PORT | deap:DIR:SUBJECT:TRIAL |
+                                  # recording:DIR | demo | none
+    video: str = "none"           # webcam:0 | file:PATH | deap | recording:DIR | none
+    checkpoint: str = "demo"      # path to NAME(.safetensors|.json) or "demo"
+    hop: float = 1.0
+    device: str = "auto"
+    predictions: Path | None = None
+    record: Path | None = None
+    lsl_outlet: str | None = None
+    speed: float = 1.0
+    min_channels: float = 0.25    # fraction of the model's EEG channels that must be found by label
+    embedding_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hop <= 0:
+            raise MilmerError(f"--hop must be positive, got {self.hop}")
+        if self.speed <= 0:
+            raise MilmerError(f"--speed must be positive, got {self.speed}")
+        self.predictions = Path(self.predictions) if self.predictions else None
+        self.record = Path(self.record) if self.record else None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EngineConfig:
+        """From milmer-app's options; `--demo` fills in the demo subject, its video and the demo model."""
+        if args.demo:
+            eeg, video, checkpoint = args.eeg or "demo", args.video or "deap", args.checkpoint or "demo"
+        else:
+            if not args.eeg and not args.video:
+                raise MilmerError("no source given", hint="use --eeg SPEC and/or --video SPEC, or --demo")
+            eeg, video = args.eeg or "none", args.video or "none"
+            checkpoint = args.checkpoint or "demo"
+            if not args.checkpoint:
+                log.warning("no --checkpoint given: using the DEMO model")
+        return cls(eeg=eeg, video=video, checkpoint=checkpoint, hop=args.hop, device=args.device,
+                   predictions=args.predictions, record=args.record, lsl_outlet=args.lsl_outlet,
+                   speed=args.speed)
+
+
+@dataclass
+class StreamStatus:
+    name: str
+    kind: str                     # "eeg" | "video"
+    connected: bool
+    lost: bool
+    nominal_rate: float
+    effective_rate: float
+    gaps: int
+    dropped: int
+    seconds_since_last: float
+    ended: bool = False            # a replay or a video file that has played to its end
+    late: int = 0                  # chunks that arrived more than 1 s after their timestamp
+
+
+PredictionListener = Callable[[Prediction], None]
+StatusListener = Callable[[list[StreamStatus]], None]
+EventListener = Callable[[str, str], None]
+
+
+@dataclass
+class _Listeners:
+    predictions: list[PredictionListener] = field(default_factory=list)
+    status: list[StatusListener] = field(default_factory=list)
+    events: list[EventListener] = field(default_factory=list)
+
+
+def _checkpoint_path(spec: str) -> Path:
+    if spec == "demo":
+        from milmer_app.demo import demo_checkpoint
+
+        return demo_checkpoint()
+    return Path(spec).expanduser()
+
+
+def _is_demo_checkpoint(path: Path) -> bool:
+    from milmer_app.demo import DEMO_CHECKPOINT
+    from models.checkpoint import checkpoint_paths
+
+    return checkpoint_paths(path)[1].resolve() == checkpoint_paths(DEMO_CHECKPOINT)[1].resolve()
+
+
+class Engine:
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        self.model_name = ""
+        self.device = ""
+        self.is_demo_model = False
+        self.contract: InputContract | None = None
+        self.replay: ReplayControl | None = None
+        self.eeg_source: EEGSource | None = None
+        self.video_source: VideoSource | None = None
+        self.finished = threading.Event()     # set when a replayed source has played to its end
+        self.worker: InferenceWorker | None = None
+        self._listeners = _Listeners()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._assembler: BagAssembler | None = None
+        self._crops: CropCache | None = None
+        self._jsonl: JsonlWriter | None = None
+        self._outlet: LslPredictionOutlet | None = None
+        self._recorder: Recorder | None = None
+        self._last_recording_status: RecordingStatus | None = None
+        self._record_lock = threading.Lock()
+        self._started = False
+
+    # -- listeners ------------------------------------------------------------------------
+    def add_prediction_listener(self, cb: PredictionListener) -> None:
+        self._listeners.predictions.append(cb)
+
+    def add_status_listener(self, cb: StatusListener) -> None:
+        self._listeners.status.append(cb)
+
+    def add_event_listener(self, cb: EventListener) -> None:
+        self._listeners.events.append(cb)
+
+    def _event(self, level: str, message: str) -> None:
+        {"error": log.error, "warning": log.warning}.get(level, log.info)(message)
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.add_marker(f"{level}: {message}")
+        for cb in list(self._listeners.events):
+            try:
+                cb(level, message)
+            except Exception:
+                log.exception("event listener failed")
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the model, connect the sources, start the threads. MilmerError for unusable input."""
+        if self._started:
+            return
+        # Imported here so that building an EngineConfig (the GUI's source dialog) stays light.
+        from models.checkpoint import load_checkpoint
+        from models.device import resolve_device
+
+        cfg = self.config
+        self.finished.clear()
+        self._crops = None
+        eeg_spec, video_spec = parse_eeg_spec(cfg.eeg), parse_video_spec(cfg.video)
+        device = resolve_device(cfg.device)
+        path = _checkpoint_path(cfg.checkpoint)
+        loaded = load_checkpoint(path, device=device)
+        self.contract = contract = loaded.contract
+        provenance = loaded.provenance or {}
+        marked_demo = bool(provenance.get("demo_model") or provenance.get("demo"))
+        self.is_demo_model = cfg.checkpoint == "demo" or marked_demo or _is_demo_checkpoint(path)
+        self.model_name = "demo" if self.is_demo_model else Path(path).with_suffix("").name
+        self.device = str(device)
+        if self.is_demo_model:
+            from milmer_app.demo import DEMO_NOTICE
+
+            log.warning(DEMO_NOTICE)
+        log.info("model %s (%s preset) on %s", self.model_name, loaded.config.preset, self.device)
+
+        try:
+            self._open_sources(eeg_spec, video_spec, contract)
+            preprocessor = None
+            if self.eeg_source is not None and loaded.config.uses_eeg:
+                channels = map_channels(self.eeg_source.channel_names, list(contract.eeg_channels),
+                                        self.eeg_source.name, min_fraction=eeg_spec.min_fraction or cfg.min_channels,
+                                        by_position=eeg_spec.by_position)
+                preprocessor = EEGPreprocessor(contract, channels, self.eeg_source.srate,
+                                               already_filtered=self.eeg_source.already_filtered,
+                                               already_referenced=self.eeg_source.already_referenced)
+            if self.video_source is not None and loaded.config.uses_face:
+                from training.faces import FaceCropper
+
+                cropper = FaceCropper(contract.face_size, expand=contract.face_expand, detector=contract.face_detector)
+                self._crops = CropCache(cropper, capacity=8 * contract.num_instances)
+            self._assembler = BagAssembler(contract, self.eeg_source, preprocessor, self.video_source, self._crops)
+            predictor = Predictor(loaded.model, list(contract.class_names), self.model_name, self.is_demo_model,
+                                  use_cache=cfg.embedding_cache)
+            self.worker = InferenceWorker(predictor, self._on_prediction)
+            if cfg.predictions is not None:
+                self._jsonl = JsonlWriter(cfg.predictions)
+            if cfg.lsl_outlet:
+                self._outlet = LslPredictionOutlet(cfg.lsl_outlet, list(contract.class_names), self.model_name,
+                                                   self.is_demo_model)
+            if cfg.record is not None:
+                self.start_recording(cfg.record)
+        except BaseException:
+            self.stop()
+            raise
+        self._stop.clear()
+        self.worker.start()
+        for target, name in ((self._schedule, "scheduler"), (self._watch, "monitor")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._started = True
+
+    def _open_sources(self, eeg_spec: SourceSpec, video_spec: SourceSpec, contract: InputContract) -> None:
+        from milmer_app.sources import build_sources
+        from training.labels import LabelRule
+
+        self.eeg_source, self.video_source = build_sources(eeg_spec, video_spec, self.config.speed,
+                                                           LabelRule.from_dict(contract.label_rule))
+        for source in self.sources:
+            source.add_event_sink(self._event)
+            source.connect()
+        self.replay = next((s.replay for s in self.sources if s.replay is not None), None)
+
+    def stop(self) -> None:
+        """Stop threads, flush outputs and the recording, release the sources. Idempotent."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10.0)
+        self._threads = []
+        if self.worker is not None:
+            self.worker.stop()
+        self.stop_recording()
+        self._disconnect_sources()
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+        if self._outlet is not None:
+            self._outlet.close()
+            self._outlet = None
+        self._started = False
+
+    def _disconnect_sources(self) -> None:
+        for source in (self.video_source, self.eeg_source):
+            if source is not None:
+                source.disconnect()
+
+    @property
+    def sources(self) -> list[Source]:
+        return [s for s in (self.eeg_source, self.video_source) if s is not None]
+
+    # -- threads ---------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        """Every hop: a bag of the latest window. In between: crop and prefetch settled frames."""
+        assembler, worker = self._assembler, self.worker
+        assert assembler is not None and worker is not None
+        hop = self.config.hop
+        prefetch = self.config.embedding_cache and self._crops is not None
+        poll = min(hop, 0.1) if prefetch else hop
+        next_tick = local_clock() + hop
+        settled: float | None = None
+        last_end: float | None = None
+        failures = 0
+        while not self._stop.wait(max(0.0, min(next_tick - local_clock(), poll))):
+            try:
+                if prefetch:
+                    frames, settled = assembler.settled_instances(settled)
+                    for frame in frames:
+                        crop = self._crops.get(frame)
+                        if crop is not None:
+                            worker.prefetch(frame.key, crop.image)
+                now = local_clock()
+                if now < next_tick:
+                    continue
+                next_tick = max(next_tick + hop, now + hop / 2)   # never a burst of missed ticks
+                bag = assembler.assemble()
+            except Exception:
+                failures += 1
+                if failures == 1 or failures % 100 == 0:   # keep the log readable if it repeats
+                    log.exception("assembling a bag failed (%d time(s))", failures)
+                next_tick = max(next_tick, local_clock() + hop / 2)
+                continue
+            if bag is None or bag.window_end == last_end:
+                continue
+            last_end = bag.window_end
+            worker.submit(bag)
+
+    def _watch(self) -> None:
+        ended: set[str] = set()
+        last_status = 0.0
+        replayed = self.replay.description if self.replay is not None else None
+        while not self._stop.wait(MONITOR_INTERVAL):
+            if self.replay is not None and self.replay.description != replayed:
+                replayed = self.replay.description
+                log.debug("replay: %s", replayed)
+                recorder = self._recorder
+                if recorder is not None:
+                    recorder.add_marker(f"replay: {replayed}", truth=self.replay.truth)
+            statuses = []
+            for source in self.sources:
+                paused = source.replay is not None and source.replay.paused
+                if source.finished.is_set() and source.name not in ended:
+                    ended.add(source.name)
+                    self._event("info", f"stream ended: {source.name}")
+                    if source.replay is not None or isinstance(source, VideoSource):
+                        self.finished.set()
+                report, transition = source.monitor.check()
+                if transition and not paused and source.name not in ended:
+                    if transition == "lost":
+                        self._event("warning", f"stream lost: {source.name} (no data for "
+                                               f"{report.seconds_since_last:.1f} s)")
+                    else:
+                        self._event("info", f"stream back: {source.name}")
+                statuses.append(StreamStatus(source.name, source.kind, source.connected, report.lost and not paused,
+                                             report.nominal_rate, report.effective_rate, report.gaps, report.dropped,
+                                             report.seconds_since_last, source.name in ended, report.late))
+            now = local_clock()
+            if now - last_status >= STATUS_INTERVAL:
+                last_status = now
+                for cb in list(self._listeners.status):
+                    try:
+                        cb(statuses)
+                    except Exception:
+                        log.exception("status listener failed")
+
+    def _on_prediction(self, prediction: Prediction) -> None:
+        if self._jsonl is not None:
+            self._jsonl.write(prediction)
+        if self._outlet is not None:
+            self._outlet.write(prediction)
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.add_prediction(prediction.to_json())
+        for cb in list(self._listeners.predictions):
+            try:
+                cb(prediction)
+            except Exception:
+                log.exception("prediction listener failed")
+
+    # -- views for the GUI -------------------------------------------------------------------
+    def eeg_snapshot(self, seconds: float) -> tuple[np.ndarray, np.ndarray, list[str], float]:
+        """A copy of the last `seconds` of raw EEG (microvolts): (C, n), (n,), names, rate."""
+        source = self.eeg_source
+        if source is None or source.buffer is None:
+            return np.zeros((0, 0), np.float32), np.zeros(0), [], 0.0
+        data, times = source.buffer.latest(int(seconds * source.srate))
+        return data, times, list(source.channel_names), source.srate
+
+    def latest_frame(self) -> tuple[np.ndarray, float, tuple[int, int, int, int] | None] | None:
+        """The newest frame (BGR), its timestamp, and the latest face box if found within 1 s of it."""
+        source = self.video_source
+        frame: Frame | None = source.buffer.latest() if source is not None and source.buffer is not None else None
+        if frame is None:
+            return None
+        box = None
+        if self._crops is not None and self._crops.last_box is not None:
+            stamp, last = self._crops.last_box
+            if abs(frame.timestamp - stamp) <= 1.0:
+                box = last
+        return frame.image, frame.timestamp, box
+
+    # -- recording ----------------------------------------------------------------------------
+    def start_recording(self, folder: Path) -> None:
+        """Record EEG, frames, events and predictions into `folder` (DataError if it cannot)."""
+        with self._record_lock:
+            if self._recorder is not None and self._recorder.active:
+                raise MilmerError(f"already recording to {self._recorder.folder}")
+            eeg = self.eeg_source
+            video = self.video_source
+            eeg_info = None if eeg is None else {
+                "channels": list(eeg.channel_names), "srate": eeg.srate, "units": "uV", "source": eeg.name,
+                "already_filtered": list(eeg.already_filtered) if eeg.already_filtered else None,
+                "already_referenced": eeg.already_referenced}
+            video_info = None if video is None else {"source": video.name, "fps": video.fps}
+            model_info = {"name": self.model_name, "demo_model": self.is_demo_model}
+            recorder = Recorder(Path(folder), eeg_info, video_info, model_info, on_stopped=self._recording_stopped)
+            recorder.start()
+            if eeg is not None and eeg.buffer is not None:
+                eeg.buffer.add_listener(recorder.add_eeg)
+            if video is not None and video.buffer is not None:
+                video.buffer.add_listener(recorder.add_frame)
+            if self.replay is not None:
+                recorder.add_marker(f"replay: {self.replay.description}", truth=self.replay.truth)
+            self._recorder = recorder
+        self._event("info", f"recording started: {folder}")
+
+    def _recording_stopped(self, error: str | None) -> None:
+        if error is not None:
+            self._event("error", f"recording stopped: {error}")
+        self._detach_recorder()
+
+    def _detach_recorder(self) -> None:
+        recorder = self._recorder
+        if recorder is None:
+            return
+        for source in self.sources:
+            if source.buffer is not None:
+                listener = recorder.add_eeg if isinstance(source, EEGSource) else recorder.add_frame
+                source.buffer.remove_listener(listener)
+
+    def stop_recording(self) -> None:
+        with self._record_lock:
+            recorder = self._recorder
+            if recorder is None:
+                return
+            self._detach_recorder()
+            recorder.stop()
+            self._last_recording_status = recorder.status()
+            self._recorder = None
+        if recorder.error is None:
+            self._event("info", f"recording saved: {recorder.folder}")
+
+    def recording_status(self) -> RecordingStatus:
+        recorder = self._recorder
+        if recorder is not None:
+            return recorder.status()
+        if self._last_recording_status is not None:
+            status = self._last_recording_status
+            return RecordingStatus(False, status.path, status.elapsed_s, status.free_bytes, status.error)
+        return RecordingStatus(False, None, 0.0, 0, None)

@@ -1,0 +1,48 @@
+"""One prediction of the live engine and its JSON-lines record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Prediction:
+    window_start: float            # LSL clock seconds
+    window_end: float
+    emitted: float
+    quadrant: int                  # the predicted class index
+    label: str
+    probabilities: list[float]
+    instance_weights: list[float]
+    face_mask: list[bool]
+    latency: float                 # emitted - window_end
+    truth: int | None
+    demo_model: bool
+    crops: np.ndarray | None = field(default=None, repr=False)   # (N, S, S, 3) RGB uint8, not in JSON
+    model: str = ""
+    eeg_channels_used: int = 0
+    source: str = ""               # what was replayed, e.g. "s01 trial 3 (experiment 17)"
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "window_start": round(self.window_start, 6),
+            "window_end": round(self.window_end, 6),
+            "emitted": round(self.emitted, 6),
+            "latency": round(self.latency, 6),
+            "quadrant": self.quadrant,
+            "label": self.label,
+            "probabilities": [round(p, 6) for p in self.probabilities],
+            "instance_weights": [round(w, 6) for w in self.instance_weights],
+            "face_mask": self.face_mask,
+            "eeg_channels_used": self.eeg_channels_used,
+            "model": "demo" if self.demo_model else self.model,
+            "demo_model": self.demo_model,
+        }
+        if self.truth is not None:
+            record["truth"] = self.truth
+        if self.source:
+            record["source"] = self.source
+        return record

@@ -1,0 +1,330 @@
+"""Recordings: append-only files that survive a kill -9, and a reader that tolerates a cut tail.
+
+A recording is a folder:
+
+- ``meta.json``: written first, atomically (temporary file + rename):
+  ``{"format": "milmer-recording", "version": 1, "created_utc", "created_lsl",
+  "eeg": {"channels", "srate", "units": "uV", "source", "already_filtered", "already_referenced"} | null,
+  "video": {"source", "fps"} | null, "model": {"name", "demo_model"}}``
+- ``eeg.f32``: EEG samples, float32 little-endian, time-major (one row of C values per sample);
+- ``eeg_ts.f64``: one float64 LSL timestamp per EEG sample;
+- ``frames.mjpg``: video frames as concatenated JPEG images;
+- ``frames.idx``: per frame three float64: LSL timestamp, byte offset, byte length in frames.mjpg;
+- ``markers.jsonl``: ``{"timestamp", "text"}`` per line (events; a replay's trial changes
+  also carry ``"truth"``, which a replay of the recording reports again);
+- ``predictions.jsonl``: the prediction records, as in the ``--predictions`` file.
+
+A writer thread appends what the sources deliver, flushes and fsyncs every
+`flush_interval` (0.5 s), and checks the free space every second. A kill -9
+therefore loses at most the last second; the reader keeps every complete
+sample, frame and line and ignores a partial tail. A write error (or a disk
+running full) stops the recording with a message; acquisition goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import queue
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from milmer_app.buffers import Frame
+from milmer_app.clock import local_clock
+from models.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "milmer-recording"
+VERSION = 1
+EEG_FILE, EEG_TS_FILE = "eeg.f32", "eeg_ts.f64"
+FRAMES_FILE, FRAMES_INDEX = "frames.mjpg", "frames.idx"
+MARKERS_FILE, PREDICTIONS_FILE, META_FILE = "markers.jsonl", "predictions.jsonl", "meta.json"
+DEFAULT_MIN_FREE = 200 * 1024 * 1024
+
+
+@dataclass
+class RecordingStatus:
+    active: bool
+    path: Path | None
+    elapsed_s: float
+    free_bytes: int
+    error: str | None
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class Recorder:
+    """Writes one recording folder from the engine's streams on its own thread."""
+
+    def __init__(self, folder: Path, eeg: dict[str, Any] | None, video: dict[str, Any] | None,
+                 model: dict[str, Any] | None = None, min_free_bytes: int = DEFAULT_MIN_FREE,
+                 flush_interval: float = 0.5, jpeg_quality: int = 85,
+                 on_stopped: Callable[[str | None], None] | None = None):
+        self.folder = Path(folder)
+        self.eeg_info = eeg
+        self.video_info = video
+        self.model_info = model or {}
+        self.min_free_bytes = min_free_bytes
+        self.flush_interval = flush_interval
+        self.jpeg_quality = jpeg_quality
+        self.on_stopped = on_stopped
+        self.error: str | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._active = False
+        self._thread: threading.Thread | None = None
+        self._started_at = 0.0
+        self._ended_at: float | None = None
+        self._free = 0
+        self._files: dict[str, Any] = {}
+        self._frame_offset = 0
+
+    # -- life cycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Create the folder, check space, write meta.json and open the files (raises DataError)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"recording folder {self.folder}: cannot create it ({exc.strerror or exc})") from exc
+        if (self.folder / META_FILE).exists():
+            raise DataError(f"recording folder {self.folder} already holds a recording",
+                            hint="choose a new folder for each recording")
+        self._free = shutil.disk_usage(self.folder).free
+        if self._free < self.min_free_bytes:
+            raise DataError(f"recording folder {self.folder}: only {self._free / 1e6:.0f} MB free, "
+                            f"need at least {self.min_free_bytes / 1e6:.0f} MB")
+        meta = {"format": FORMAT, "version": VERSION,
+                "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "created_lsl": local_clock(), "eeg": self.eeg_info, "video": self.video_info,
+                "model": self.model_info}
+        try:
+            write_json_atomic(self.folder / META_FILE, meta)
+            names = [MARKERS_FILE, PREDICTIONS_FILE]
+            if self.eeg_info is not None:
+                names += [EEG_FILE, EEG_TS_FILE]
+            if self.video_info is not None:
+                names += [FRAMES_FILE, FRAMES_INDEX]
+            self._files = {name: open(self.folder / name, "ab") for name in names}
+        except OSError as exc:
+            self._close_files()
+            raise DataError(f"recording folder {self.folder}: cannot write ({exc.strerror or exc})") from exc
+        self._started_at = local_clock()
+        self._active = True
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+        log.info("recording to %s", self.folder)
+
+    def stop(self) -> None:
+        """Write what is queued, close the files. Idempotent."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout=10.0)
+        self._thread = None
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def status(self) -> RecordingStatus:
+        end = self._ended_at if self._ended_at is not None else local_clock()
+        elapsed = end - self._started_at if self._started_at else 0.0
+        return RecordingStatus(self._active, self.folder, elapsed, self._free, self.error)
+
+    # -- producers (any thread) -------------------------------------------------------------
+    def add_eeg(self, chunk: np.ndarray, timestamps: np.ndarray) -> None:
+        if self._active:
+            self._queue.put(("eeg", np.array(chunk.T, dtype="<f4", order="C"), np.asarray(timestamps, "<f8")))
+
+    def add_frame(self, frame: Frame) -> None:
+        if self._active:
+            self._queue.put(("frame", frame.image, frame.timestamp))
+
+    def add_marker(self, text: str, timestamp: float | None = None, truth: int | None = None) -> None:
+        """A line in markers.jsonl; `truth`: the ground-truth class from here on (replays)."""
+        if self._active:
+            record: dict[str, Any] = {"timestamp": local_clock() if timestamp is None else timestamp, "text": text}
+            if truth is not None:
+                record["truth"] = truth
+            self._queue.put(("line", MARKERS_FILE, record))
+
+    def add_prediction(self, record: dict[str, Any]) -> None:
+        if self._active:
+            self._queue.put(("line", PREDICTIONS_FILE, record))
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        last_flush = last_space = local_clock()
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=self.flush_interval / 2)
+                except queue.Empty:
+                    item = ()
+                if item is None:
+                    break
+                if item:
+                    self._write(item)
+                now = local_clock()
+                if now - last_flush >= self.flush_interval:
+                    self._flush()
+                    last_flush = now
+                if now - last_space >= 1.0:
+                    self._check_space()
+                    last_space = now
+            self._flush()
+        except OSError as exc:
+            self._fail(f"{getattr(exc, 'filename', None) or self.folder}: {exc.strerror or exc}")
+        except DataError as exc:
+            self._fail(str(exc))
+        else:
+            self._active = False
+            self._ended_at = local_clock()
+            self._close_files()
+            log.info("recording %s closed", self.folder)
+            if self.on_stopped is not None:
+                self.on_stopped(None)
+
+    def _write(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "eeg":
+            _, rows, stamps = item
+            self._files[EEG_FILE].write(rows.tobytes())
+            self._files[EEG_TS_FILE].write(stamps.tobytes())
+        elif kind == "frame":
+            _, image, stamp = item
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            if not ok:
+                log.warning("recorder: JPEG encoding of a frame failed; frame skipped")
+                return
+            data = jpeg.tobytes()
+            self._files[FRAMES_FILE].write(data)
+            self._files[FRAMES_INDEX].write(np.array([stamp, self._frame_offset, len(data)], "<f8").tobytes())
+            self._frame_offset += len(data)
+        else:
+            _, name, record = item
+            self._files[name].write((json.dumps(record) + "\n").encode("utf-8"))
+
+    def _flush(self) -> None:
+        # Data files before their indexes, so an index never points past the data.
+        for name in (EEG_FILE, FRAMES_FILE, EEG_TS_FILE, FRAMES_INDEX, MARKERS_FILE, PREDICTIONS_FILE):
+            handle = self._files.get(name)
+            if handle is not None:
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def _check_space(self) -> None:
+        self._free = shutil.disk_usage(self.folder).free
+        if self._free < self.min_free_bytes // 4:
+            raise DataError(f"{self.folder}: disk almost full ({self._free / 1e6:.0f} MB left)")
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self._active = False
+        self._ended_at = local_clock()
+        self._close_files()
+        log.error("recording stopped: %s", message)
+        if self.on_stopped is not None:
+            self.on_stopped(message)
+
+    def _close_files(self) -> None:
+        for handle in self._files.values():
+            try:
+                handle.close()
+            except OSError:
+                log.debug("recorder: closing a file failed", exc_info=True)
+        self._files = {}
+
+
+class RecordingReader:
+    """Reads a recording folder, keeping every complete record of a cut-off tail."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        meta_path = self.folder / META_FILE
+        if not meta_path.is_file():
+            raise DataError(f"{self.folder}: not a recording (no {META_FILE})")
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{meta_path}: unreadable ({exc})") from exc
+        if self.meta.get("format") != FORMAT:
+            raise DataError(f"{meta_path}: not a milmer recording (format {self.meta.get('format')!r})")
+        if self.meta.get("version") != VERSION:
+            raise DataError(f"{meta_path}: recording version {self.meta.get('version')!r} is not supported")
+
+    @property
+    def channel_names(self) -> list[str]:
+        return list((self.meta.get("eeg") or {}).get("channels", []))
+
+    @property
+    def srate(self) -> float:
+        return float((self.meta.get("eeg") or {}).get("srate", 0.0))
+
+    def eeg(self) -> tuple[np.ndarray, np.ndarray]:
+        """(C, n) float32 microvolts and (n,) timestamps of every complete sample."""
+        channels = len(self.channel_names)
+        data_path, ts_path = self.folder / EEG_FILE, self.folder / EEG_TS_FILE
+        if not channels or not data_path.is_file() or not ts_path.is_file():
+            return np.zeros((channels, 0), np.float32), np.zeros(0)
+        n = min(data_path.stat().st_size // (4 * channels), ts_path.stat().st_size // 8)
+        data = np.fromfile(data_path, dtype="<f4", count=n * channels).reshape(n, channels).T
+        stamps = np.fromfile(ts_path, dtype="<f8", count=n)
+        return np.ascontiguousarray(data), stamps
+
+    def frame_index(self) -> np.ndarray:
+        """(M, 3) float64: timestamp, offset, length of every frame whose bytes are on disk."""
+        index_path, data_path = self.folder / FRAMES_INDEX, self.folder / FRAMES_FILE
+        if not index_path.is_file():
+            return np.zeros((0, 3))
+        count = index_path.stat().st_size // 24
+        index = np.fromfile(index_path, dtype="<f8", count=count * 3).reshape(count, 3)
+        size = data_path.stat().st_size if data_path.is_file() else 0
+        return index[index[:, 1] + index[:, 2] <= size]
+
+    def read_frames(self, rows: np.ndarray):
+        """Yield (timestamp, BGR image) for the given rows of `frame_index()`."""
+        with (self.folder / FRAMES_FILE).open("rb") as handle:
+            for stamp, offset, length in rows:
+                handle.seek(int(offset))
+                data = np.frombuffer(handle.read(int(length)), np.uint8)
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+                if image is not None:
+                    yield float(stamp), image
+
+    def _lines(self, name: str) -> list[dict]:
+        path = self.folder / name
+        if not path.is_file():
+            return []
+        records = []
+        for line in path.read_bytes().split(b"\n"):
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue  # the empty last line or a line cut by a kill
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def markers(self) -> list[dict]:
+        return self._lines(MARKERS_FILE)
+
+    def predictions(self) -> list[dict]:
+        return self._lines(PREDICTIONS_FILE)

@@ -1,0 +1,124 @@
+"""An EEG board through BrainFlow: any board id and its connection parameters.
+
+`brainflow:synthetic` is BrainFlow's synthetic board (no hardware). BrainFlow
+stamps samples with wall-clock seconds; they are moved onto the LSL clock by
+the offset between the two clocks measured at connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+from milmer_app.clock import wall_to_lsl_offset
+from milmer_app.sources.base import EEGSource
+from milmer_app.specs import SourceSpec
+from models.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+# BrainFlowInputParams fields that a spec may set.
+_PARAMS = {"serial_port", "mac_address", "ip_address", "ip_address_aux", "ip_address_anc", "ip_port",
+           "ip_port_aux", "ip_port_anc", "ip_protocol", "other_info", "timeout", "serial_number", "file",
+           "file_aux", "file_anc", "master_board"}
+_INT_PARAMS = {"ip_port", "ip_port_aux", "ip_port_anc", "ip_protocol", "timeout", "master_board"}
+_NOT_PARAMS = {"board", "map", "min_channels"}
+
+
+def _brainflow():
+    """brainflow.board_shim with its native library loaded and its logger silenced.
+
+    BrainFlow finds its library through the deprecated pkg_resources on first use; the
+    warning that causes is noise for our users.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from brainflow import board_shim
+
+        board_shim.BoardShim.disable_board_logger()
+    return board_shim
+
+
+def _board_id(value: str) -> int:
+    BoardIds = _brainflow().BoardIds
+
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    name = value.strip().upper().replace("-", "_")
+    for candidate in (name, f"{name}_BOARD"):
+        if candidate in BoardIds.__members__:
+            return BoardIds[candidate].value
+    raise SourceError(f"unknown BrainFlow board '{value}'", hint="use a BoardIds number or name, e.g. board=synthetic")
+
+
+class BrainFlowSource(EEGSource):
+    def __init__(self, spec: SourceSpec):
+        BrainFlowInputParams = _brainflow().BrainFlowInputParams
+
+        self.board_id = _board_id(spec.options["board"])
+        super().__init__(f"BrainFlow board {self.board_id}")
+        unknown = set(spec.options) - _PARAMS - _NOT_PARAMS
+        if unknown:
+            raise SourceError(f"EEG spec '{spec.text}': unknown BrainFlow parameter(s) {', '.join(sorted(unknown))}",
+                              hint=f"known: {', '.join(sorted(_PARAMS))}")
+        params = BrainFlowInputParams()
+        for key, value in spec.options.items():
+            if key in _PARAMS:
+                setattr(params, key, int(value) if key in _INT_PARAMS else value)
+        self._params = params
+        self._board = None
+        self._eeg_rows: list[int] = []
+        self._ts_row = 0
+        self._offset = 0.0
+
+    def _open(self) -> None:
+        board_shim = _brainflow()
+        BoardShim, BrainFlowError = board_shim.BoardShim, board_shim.BrainFlowError
+        try:
+            self.srate = float(BoardShim.get_sampling_rate(self.board_id))
+            self._eeg_rows = list(BoardShim.get_eeg_channels(self.board_id))
+            self._ts_row = BoardShim.get_timestamp_channel(self.board_id)
+            board = BoardShim(self.board_id, self._params)
+            board.prepare_session()
+            board.start_stream(int(self.srate * 60))
+        except BrainFlowError as exc:
+            raise SourceError(f"{self.name}: cannot start the board: {exc}",
+                              hint="check the board id, serial port or address, "
+                                   "and that no other program holds the board") from exc
+        try:
+            names = list(BoardShim.get_eeg_names(self.board_id))
+        except BrainFlowError:
+            names = []
+        if len(names) != len(self._eeg_rows):
+            log.warning("%s: board has no electrode names; naming them ch1..ch%d", self.name, len(self._eeg_rows))
+            names = [f"ch{i + 1}" for i in range(len(self._eeg_rows))]
+        self.channel_names = names
+        self._board = board
+        self._offset = wall_to_lsl_offset()
+        log.info("%s: %d EEG channels at %g Hz: %s", self.name, len(names), self.srate, ", ".join(names))
+
+    def _pull(self) -> bool:
+        assert self._board is not None
+        data = self._board.get_board_data()
+        if data.shape[1] == 0:
+            self._stop.wait(0.02)
+            return True
+        eeg = np.ascontiguousarray(data[self._eeg_rows], dtype=np.float32)
+        stamps = data[self._ts_row].astype(np.float64) + self._offset
+        self.push(eeg, stamps)
+        self._stop.wait(0.02)
+        return True
+
+    def _close(self) -> None:
+        if self._board is not None:
+            BrainFlowError = _brainflow().BrainFlowError
+            try:
+                self._board.stop_stream()
+                self._board.release_session()
+            except BrainFlowError:
+                log.warning("%s: board did not stop cleanly", self.name, exc_info=True)
+            self._board = None

@@ -1,0 +1,105 @@
+"""Source specifications as typed on the command line.
+
+EEG:   demo (the built-in demo subject) | lsl:name=NAME | lsl:type=EEG | lsl:source_id=ID | brainflow:synthetic |
+       brainflow:board=ID,serial_port=PORT,... | deap:DIR:SUBJECT:TRIAL | recording:DIR | none
+Video: webcam:INDEX[,width=W,height=H,fps=F] | file:PATH | deap | recording:DIR | none
+
+LSL and BrainFlow specs also take `map=position` (feed the model's channels in
+the device's order instead of matching labels) and `min_channels=FRACTION`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.errors import SourceError
+
+EEG_KINDS = ("lsl", "brainflow", "deap", "recording", "demo", "none")
+VIDEO_KINDS = ("webcam", "file", "deap", "recording", "none")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str
+    text: str                                   # the spec as given, for messages
+    options: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+    subject: int | None = None                  # deap
+    trial: int | None = None                    # deap: presentation trial (1-based)
+
+    @property
+    def by_position(self) -> bool:
+        return self.options.get("map", "label") == "position"
+
+    @property
+    def min_fraction(self) -> float | None:
+        value = self.options.get("min_channels")
+        return float(value) if value is not None else None
+
+
+def _options(text: str, spec: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise SourceError(f"source spec '{spec}': expected KEY=VALUE, got '{part}'")
+        options[key.strip().lower()] = value.strip()
+    return options
+
+
+def _int(value: str, what: str, spec: str) -> int:
+    try:
+        return int(value.lower().lstrip("s"))
+    except ValueError:
+        raise SourceError(f"source spec '{spec}': {what} must be a number, got '{value}'") from None
+
+
+def parse_eeg_spec(spec: str) -> SourceSpec:
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind in ("none", "demo"):
+        return SourceSpec(kind, spec)
+    if kind == "lsl":
+        options = _options(rest, spec)
+        if not {"name", "type", "source_id"} & options.keys():
+            raise SourceError(f"EEG spec '{spec}': LSL needs name=, type= or source_id=",
+                              hint="e.g. --eeg lsl:type=EEG")
+        return SourceSpec("lsl", spec, options)
+    if kind == "brainflow":
+        if rest.strip().lower() == "synthetic":
+            return SourceSpec("brainflow", spec, {"board": "synthetic"})
+        options = _options(rest, spec)
+        if "board" not in options:
+            raise SourceError(f"EEG spec '{spec}': BrainFlow needs 'synthetic' or board=ID",
+                              hint="e.g. --eeg brainflow:synthetic or brainflow:board=0,serial_port=/dev/ttyUSB0")
+        return SourceSpec("brainflow", spec, options)
+    if kind == "deap":
+        parts = rest.rsplit(":", 2)
+        if len(parts) != 3 or not parts[0]:
+            raise SourceError(f"EEG spec '{spec}': expected deap:DIR:SUBJECT:TRIAL",
+                              hint="e.g. --eeg deap:/data/deap:1:3 (subject 1, presentation trial 3)")
+        return SourceSpec("deap", spec, path=Path(parts[0]).expanduser(),
+                          subject=_int(parts[1], "SUBJECT", spec), trial=_int(parts[2], "TRIAL", spec))
+    if kind == "recording":
+        if not rest:
+            raise SourceError(f"EEG spec '{spec}': expected recording:DIR")
+        return SourceSpec("recording", spec, path=Path(rest).expanduser())
+    raise SourceError(f"unknown EEG source '{spec}'", hint=f"use one of: {', '.join(EEG_KINDS)}")
+
+
+def parse_video_spec(spec: str) -> SourceSpec:
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind in ("none", "deap"):
+        return SourceSpec(kind, spec)
+    if kind == "webcam":
+        index, _, more = rest.partition(",")
+        options = _options(more, spec)
+        options["index"] = str(_int(index or "0", "webcam index", spec))
+        return SourceSpec("webcam", spec, options)
+    if kind in ("file", "recording"):
+        if not rest:
+            raise SourceError(f"video spec '{spec}': expected {kind}:PATH")
+        return SourceSpec(kind, spec, path=Path(rest).expanduser())
+    raise SourceError(f"unknown video source '{spec}'", hint=f"use one of: {', '.join(VIDEO_KINDS)}")

@@ -1,0 +1,102 @@
+"""milmer-app --headless: unusable sources and checkpoints end with one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from milmer_app import cli as app_cli
+from models.checkpoint import save_checkpoint
+from models.config import MilmerConfig
+from models.contract import InputContract
+from models.errors import MilmerError
+from models.milmer import Milmer
+from training.synth import write_synthetic_deap
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    config = MilmerConfig.tiny()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(path, Milmer(config), InputContract.for_deap(config))
+    return path
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("milmer-app: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.lsl
+def test_missing_lsl_stream(tiny_checkpoint, capsys):
+    code = app_cli.main(["--headless", "--eeg", "lsl:name=NoSuchStream,timeout=0.5",
+                         "--checkpoint", str(tiny_checkpoint)])
+    assert code == 2
+    assert "no LSL stream with name=NoSuchStream" in _error_line(capsys)
+
+
+def test_bad_specs_and_checkpoints(tiny_checkpoint, tmp_path, capsys):
+    cases = [
+        (["--eeg", "gtec:1"], "unknown EEG source 'gtec:1'"),
+        (["--eeg", "brainflow:synthetic", "--video", "file:/no/such.avi"], "/no/such.avi: video file not found"),
+        (["--eeg", f"deap:{tmp_path}:1:1"], "DEAP replay"),
+        (["--eeg", "brainflow:board=nonsense"], "unknown BrainFlow board 'nonsense'"),
+        (["--eeg", "recording:/no/such/recording"], "not a recording"),
+    ]
+    for args, expected in cases:
+        assert app_cli.main(["--headless", *args, "--checkpoint", str(tiny_checkpoint)]) == 2, args
+        assert expected in _error_line(capsys)
+    assert app_cli.main(["--headless", "--eeg", "brainflow:synthetic", "--checkpoint", str(tmp_path / "nope")]) == 2
+    assert "checkpoint metadata file not found" in _error_line(capsys)
+    broken = tmp_path / "broken"
+    save_checkpoint(broken, Milmer(MilmerConfig.tiny()), InputContract.for_deap(MilmerConfig.tiny()))
+    with broken.with_suffix(".safetensors").open("r+b") as handle:
+        handle.truncate(1000)
+    assert app_cli.main(["--headless", "--eeg", "brainflow:synthetic", "--checkpoint", str(broken)]) == 2
+    assert "do not match the digest" in _error_line(capsys)
+    assert app_cli.main(["--headless"]) == 2
+    assert "no source given" in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_deap_replay_headless_run_writes_truth(tiny_checkpoint, tmp_path, capsys):
+    data = write_synthetic_deap(tmp_path / "deap", subjects=1, trials=2, seconds=6.0, seed=9)
+    out = tmp_path / "p.jsonl"
+    code = app_cli.main(["--headless", "--eeg", f"deap:{data.root}:1:2", "--video", "deap", "--checkpoint",
+                         str(tiny_checkpoint), "--speed", "2", "--hop", "0.5", "--predictions", str(out)])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    truth = next(t.quadrant for t in data.trials if t.presentation_trial == 2)
+    assert records and all(r["truth"] == truth and r["model"] == "tiny" and not r["demo_model"] for r in records)
+    assert all(r["source"].startswith("s01 trial 2 (experiment ") for r in records)
+    assert f"{len(records)} prediction(s)" in capsys.readouterr().out
+
+
+def test_engine_config_from_the_command_line():
+    from milmer_app.engine import EngineConfig
+
+    demo = EngineConfig.from_args(app_cli.build_parser().parse_args(["--demo", "--speed", "2", "--hop", "0.5"]))
+    assert (demo.eeg, demo.video, demo.checkpoint, demo.speed, demo.hop) == ("demo", "deap", "demo", 2.0, 0.5)
+    live = EngineConfig.from_args(app_cli.build_parser().parse_args(
+        ["--eeg", "lsl:type=EEG", "--video", "webcam:0", "--checkpoint", "x", "--record", "rec", "--lsl-outlet", "E"]))
+    assert (live.eeg, live.video, str(live.record), live.lsl_outlet) == ("lsl:type=EEG", "webcam:0", "rec", "E")
+    with pytest.raises(MilmerError, match="--hop must be positive"):
+        EngineConfig(eeg="none", hop=0)
+
+
+def test_the_engine_never_imports_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, milmer_app.engine, milmer_app.headless, milmer_app.export, milmer_app.sources.lsl, "
+            "milmer_app.sources.camera, milmer_app.sources.deap_replay, milmer_app.sources.recorded; "
+            "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

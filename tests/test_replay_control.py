@@ -1,0 +1,85 @@
+"""Replay controls on a DEAP replay: pause, resume, seek, speed and next trial, as the GUI drives them."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+
+import pytest
+import torch
+
+from milmer_app.clock import local_clock
+from milmer_app.engine import Engine, EngineConfig
+from milmer_app.replay import ReplayControl
+from models.checkpoint import save_checkpoint
+from models.config import MilmerConfig
+from models.contract import InputContract
+from models.milmer import Milmer
+from training.synth import write_synthetic_deap
+
+
+def test_replay_clock_maps_positions_monotonically():
+    control = ReplayControl(10.0, speed=2.0)
+    start = local_clock()
+    assert control.stamp(4.0) == pytest.approx(control.stamp(0.0) + 2.0)
+    control.pause()
+    held = control.position
+    assert control.paused and control.position == held
+    control.seek(8.0)
+    assert control.position == 8.0 and control.generation == 1
+    control.resume()
+    control.set_speed(0.5)
+    assert control.speed == 0.5 and 8.0 <= control.position <= 10.0
+    assert control.stamp(control.position) >= start        # stamps after a backwards seek never run back
+    control.seek(100.0)
+    assert control.position == 10.0 and control.at_end()
+    assert control.next_trial() is False                    # no items to move to
+    with pytest.raises(ValueError):
+        control.set_speed(0)
+
+
+@pytest.mark.slow
+def test_engine_replay_controls(tmp_path: Path):
+    torch.manual_seed(0)
+    config = MilmerConfig.tiny()
+    save_checkpoint(tmp_path / "tiny", Milmer(config), InputContract.for_deap(config))
+    data = write_synthetic_deap(tmp_path / "deap", subjects=1, trials=3, seconds=6.0, seed=11)
+    engine = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", video="deap", checkpoint=str(tmp_path / "tiny"),
+                                 device="cpu"))
+    events: queue.Queue = queue.Queue()
+    engine.add_event_listener(lambda level, message: events.put(message))
+    engine.start()
+    try:
+        replay, buffer = engine.replay, engine.eeg_source.buffer
+        by_trial = {t.presentation_trial: t for t in data.trials}
+        assert replay.description == f"s01 trial 1 (experiment {by_trial[1].experiment_id})"
+        assert replay.truth == by_trial[1].quadrant and replay.duration == pytest.approx(6.0)
+        assert replay.ratings["valence"] == pytest.approx(by_trial[1].valence, abs=0.01)
+        assert buffer.wait_for(64, timeout=5)
+
+        replay.pause()
+        paused, paused_at = local_clock(), buffer.count
+        # A read already under way may still deliver what played before the pause (< 0.1 s).
+        assert not buffer.wait_for(paused_at + 13, timeout=2.0), "EEG kept coming while paused"
+        assert buffer.last_timestamp() <= paused + 0.01
+        assert all(not m.startswith("stream lost") for m in list(events.queue)), "a pause is not a lost stream"
+        replay.resume()
+        assert buffer.wait_for(paused_at + 1, timeout=2.0)
+
+        before_seek = buffer.count
+        replay.seek(4.0)
+        assert replay.position == pytest.approx(4.0, abs=0.2)
+        assert buffer.wait_for(before_seek + 32, timeout=3.0)
+        _, after_seek, _ = buffer.since(before_seek)
+        assert engine.eeg_source.segment_start in after_seek     # windows start again after the seek
+
+        assert replay.next_trial() is True
+        assert replay.truth == by_trial[2].quadrant and replay.description.startswith("s01 trial 2 ")
+        frame_count = engine.video_source.buffer.count
+        assert engine.video_source.buffer.wait_for(frame_count + 2, timeout=3.0)   # the new trial's video plays
+        replay.set_speed(4.0)
+        assert replay.speed == 4.0
+        assert replay.next_trial() is True and replay.next_trial() is False   # trial 3 is the last
+        assert engine.finished.wait(timeout=10), "the end of the last trial was not reported"
+    finally:
+        engine.stop()

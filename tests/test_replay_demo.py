@@ -1,0 +1,60 @@
+"""DEAP replay of synthetic data with the real demo model, and the --demo command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from milmer_app.demo import DEMO_DATA, demo_checkpoint
+from milmer_app.engine import Engine, EngineConfig
+from training.synth import write_synthetic_deap
+
+pytestmark = pytest.mark.slow
+
+
+def test_deap_replay_predicts_the_planted_quadrant_with_the_demo_model(tmp_path: Path):
+    demo_checkpoint()    # the shipped demo model must be there: no skipping
+    # A subject neither the demo model nor the demo replay has seen, made like the demo subject.
+    params = {**DEMO_DATA, "trials": 4, "seconds": 9.0, "seed": 4242, "video_size": tuple(DEMO_DATA["video_size"])}
+    data = write_synthetic_deap(tmp_path / "deap", **params)
+    engine = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", video="deap", checkpoint="demo", hop=0.5,
+                                 speed=3.0, device="cpu"))
+    predictions: queue.Queue = queue.Queue()
+    engine.add_prediction_listener(predictions.put)
+    engine.start()
+    try:
+        assert engine.is_demo_model and engine.replay.truth is not None
+        assert engine.finished.wait(timeout=60), "the replay of four trials did not end"
+    finally:
+        engine.stop()
+    got = list(predictions.queue)
+    truths = {p.truth for p in got}
+    assert len(got) >= 12 and truths == {0, 1, 2, 3}, (len(got), truths)
+    assert all(p.demo_model and p.to_json()["model"] == "demo" for p in got)
+    correct = sum(p.quadrant == p.truth for p in got)
+    assert correct / len(got) > 0.5, f"{correct}/{len(got)} predictions match the planted quadrant"
+    assert all(sum(p.face_mask) >= len(p.face_mask) - 1 for p in got)
+
+
+def test_headless_demo_writes_labelled_predictions(tmp_path: Path):
+    demo_checkpoint()
+    predictions = tmp_path / "demo.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "milmer_app.cli", "--headless", "--demo", "--duration", "7",
+                             "--predictions", str(predictions)], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "DEMO model" in result.stdout and "DEMO model" in result.stderr
+    records = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(records) >= 2
+    for record in records:
+        assert record["model"] == "demo" and record["demo_model"] is True
+        assert {"window_start", "window_end", "emitted", "quadrant", "probabilities", "latency", "truth"} <= set(record)
+        assert record["window_start"] < record["window_end"] <= record["emitted"]
+        assert record["latency"] == pytest.approx(record["emitted"] - record["window_end"], abs=1e-5)
+    assert list((tmp_path / "cache" / "milmer").glob("demo-*/data_preprocessed_python/s01.dat"))

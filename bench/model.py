@@ -1,6 +1,6 @@
 """Milmer model figures: parameters, latency of one bag, batched vs looped backbone, cached live step, memory.
 
-Usage: .venv/bin/python bench/model.py [--device auto|cpu|cuda] [--repeats 5] [--presets paper tiny]
+Usage: .venv/bin/python bench/model.py [--device auto|cpu|cuda] [--repeats 5] [--presets paper tiny] [--threads N]
 Ratios are measured side by side in the same run, on the same device.
 """
 
@@ -135,7 +135,12 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--presets", nargs="+", default=["tiny", "paper"])
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice); on a machine shared with other "
+                             "work, 1 avoids threads spinning against each other")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     for name in args.presets:
         preset_config(name)

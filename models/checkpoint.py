@@ -115,6 +115,8 @@ def read_checkpoint_meta(path: str | os.PathLike) -> CheckpointMeta:
     for key in ("config", "contract", "tensors"):
         if not isinstance(meta.get(key), dict):
             raise CheckpointError(f"{json_path}: the '{key}' section is missing or not an object")
+    if not isinstance(meta.get("provenance", {}), dict):
+        raise CheckpointError(f"{json_path}: the 'provenance' section is not an object")
     try:
         config = MilmerConfig.from_dict(meta["config"])
         contract = InputContract.from_dict(meta["contract"])
@@ -137,7 +139,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         state = load_file(str(meta.tensors_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{meta.tensors_path}: unreadable safetensors file ({exc})") from exc
-    model = Milmer(meta.config)
+    try:
+        model = Milmer(meta.config)
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. backbone_kwargs values timm cannot use
+        raise CheckpointError(f"{meta.json_path}: cannot build the model its config describes ({exc})") from exc
     load_state_checked(model, state, str(meta.tensors_path))
     model.to(resolve_device(device)).eval()
     return LoadedCheckpoint(model=model, config=meta.config, contract=meta.contract, provenance=meta.provenance)

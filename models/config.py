@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,28 @@ from models.errors import CheckpointError
 MODALITIES = ("eeg,face", "eeg", "face")
 MIL_MODES = ("first", "mean", "amil", "topk", "weighted_topk")
 FUSION_MODES = ("cross_attention", "mlp", "none")
+# Swin shape arguments that a config may override. Anything else timm.create_model accepts
+# (checkpoint_path, pretrained_cfg_overlay, an "hf-hub:" name, ...) would let a checkpoint's
+# JSON make the loader read files or reach the network.
+BACKBONE_ARGS = ("embed_dim", "depths", "num_heads", "window_size", "mlp_ratio", "patch_size", "drop_path_rate")
+_SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+def field_type_problems(instance: Any) -> list[str]:
+    """Fields of a dataclass (annotated int, float, str, bool or dict) whose value has another type.
+
+    Configs come from JSON files; a value of the wrong type must be named, not fail later deep inside torch.
+    """
+    problems = []
+    for f in dataclasses.fields(instance):
+        expected = dict if str(f.type).startswith("dict") else _SCALAR_TYPES.get(str(f.type))
+        if expected is None:
+            continue
+        value = getattr(instance, f.name)
+        # bool is an int to isinstance(); JSON true is no layer count.
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            problems.append(f"{f.name}={value!r} is not of type {f.type}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -47,7 +70,15 @@ class MilmerConfig:
     channel_embedding: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = field_type_problems(self)
+        if problems:
+            raise ValueError("invalid MilmerConfig: " + "; ".join(problems))
+        if not re.fullmatch(r"swin[a-z0-9_]*", str(self.backbone)):
+            problems.append(f"backbone={self.backbone!r} (expected a timm Swin model name such as "
+                            "'swin_tiny_patch4_window7_224')")
+        unknown_args = sorted(set(self.backbone_kwargs) - set(BACKBONE_ARGS))
+        if unknown_args:
+            problems.append(f"backbone_kwargs {unknown_args} (allowed: {', '.join(BACKBONE_ARGS)})")
         if self.modalities not in MODALITIES:
             problems.append(f"modalities={self.modalities!r} (expected one of {MODALITIES})")
         if self.mil not in MIL_MODES:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.config import MilmerConfig
+from models.config import MilmerConfig, field_type_problems
 from models.errors import CheckpointError
 
 # The 32 DEAP EEG electrodes in Geneva order (rows 0-31 of the preprocessed files).
@@ -39,6 +39,9 @@ class InputContract:
                                                                  "ties": "published"})
 
     def __post_init__(self) -> None:
+        problems = field_type_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         # JSON gives lists; keep tuples so contracts compare and hash the same either way.
         object.__setattr__(self, "eeg_channels", tuple(self.eeg_channels))
         object.__setattr__(self, "image_mean", tuple(self.image_mean))

@@ -132,3 +132,35 @@ def test_contract_that_does_not_fit_the_config_is_rejected(saved):
     json_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"model\.json: input contract does not match.*16 EEG channel names"):
         read_checkpoint_meta(stem)
+
+
+@pytest.mark.parametrize("change", [{"backbone": "hf-hub:someone/swin"},
+                                    {"backbone_kwargs": {"checkpoint_path": "/tmp/elsewhere.pth"}},
+                                    {"backbone_kwargs": {"pretrained_cfg_overlay": {"url": "http://example.org"}}}])
+def test_config_cannot_make_the_loader_fetch_or_read_other_files(saved, change):
+    _, _, stem = saved
+    json_path = stem.with_suffix(".json")
+    meta = json.loads(json_path.read_text())
+    meta["config"].update(change)
+    json_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"model\.json: model config is invalid: .*backbone"):
+        load_checkpoint(stem)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    ("config", "d_model", 64.0, r"model config is invalid: .*d_model=64\.0 is not of type int"),
+    ("config", "encoder_layers", True, r"model config is invalid: .*encoder_layers=True is not of type int"),
+    ("contract", "sampling_rate", "128", r"input contract is invalid: sampling_rate='128' is not of type float"),
+    (None, "provenance", [1, 2], r"the 'provenance' section is not an object"),
+    ("backbone_kwargs", "depths", "11", r"cannot build the model its config describes"),
+])
+def test_json_values_of_the_wrong_type_are_named(saved, section, key, value, message):
+    _, _, stem = saved
+    json_path = stem.with_suffix(".json")
+    meta = json.loads(json_path.read_text())
+    target = {None: meta, "config": meta["config"], "contract": meta["contract"],
+              "backbone_kwargs": meta["config"]["backbone_kwargs"]}[section]
+    target[key] = value
+    json_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"model\.json: " + message):
+        load_checkpoint(stem)

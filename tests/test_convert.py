@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,3 +192,12 @@ def test_backbone_weights_of_another_shape_are_rejected(tmp_path: Path):
     model = create_model(MilmerConfig.tiny())  # depths (1, 1): the file has 2 blocks per stage
     with pytest.raises(CheckpointError, match=r"hf: tensors do not fit the model: .*unexpected: layers\.0\.blocks\.1"):
         load_backbone_weights(model, source)
+
+
+def test_command_modules_import_no_heavy_library():
+    """`milmer-train --help` imports every command module: torch, timm, OpenCV and numpy wait for run()."""
+    probe = ("import sys\n"
+             "import training.commands.convert_backbone, training.commands.prepare, training.commands.synth\n"
+             "print(sorted({'torch', 'timm', 'cv2', 'numpy', 'safetensors'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"

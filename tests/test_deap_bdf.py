@@ -42,8 +42,9 @@ def write_bdf(path: Path, signals: dict[str, np.ndarray], units: dict[str, str])
     path.write_bytes(header + raw.tobytes())
 
 
-@pytest.fixture
-def recording(tmp_path) -> tuple[Path, list[RatingRow]]:
+def make_recording(tmp_path: Path, system_bit_from_s: float | None = None) -> tuple[Path, list[RatingRow]]:
+    """Three 4 s trials presented as experiments 3, 1, 2; optionally a BioSemi system bit (bit 16)
+    switching on at ``system_bit_from_s`` while a trigger code is held."""
     trials, trial_s, gap_s = 3, 4.0, 5.0
     experiment_of_presentation = {1: 3, 2: 1, 3: 2}
     seconds = int(gap_s + trials * (trial_s + gap_s))
@@ -55,13 +56,20 @@ def recording(tmp_path) -> tuple[Path, list[RatingRow]]:
         onset = gap_s + (presentation - 1) * (trial_s + gap_s)
         inside = (t >= onset) & (t < onset + trial_s)
         signals["Fp1"][inside] += 20.0 * experiment_of_presentation[presentation] * np.sin(2 * np.pi * 10 * t[inside])
-        status[int(onset * SRATE):int(onset * SRATE) + 10] = BDF_VIDEO_START
+        status[int(onset * SRATE):int(onset * SRATE) + SRATE] = BDF_VIDEO_START
+    if system_bit_from_s is not None:
+        status[int(system_bit_from_s * SRATE):] += 1 << 16
     signals["Status"] = status
     path = tmp_path / "data_original" / "s05.bdf"
     path.parent.mkdir()
     write_bdf(path, signals, {**{n: "uV" for n in GENEVA_CHANNELS}, "Status": "Boolean"})
     ratings = [RatingRow(5, p, e, float(e), 5.0, 5.0, 5.0) for p, e in experiment_of_presentation.items()]
     return path, ratings
+
+
+@pytest.fixture
+def recording(tmp_path) -> tuple[Path, list[RatingRow]]:
+    return make_recording(tmp_path)
 
 
 def test_bdf_trials_are_resampled_and_put_in_experiment_order(recording):
@@ -72,6 +80,15 @@ def test_bdf_trials_are_resampled_and_put_in_experiment_order(recording):
     stimulus = arrays.data[:, 0, 3 * 128 + 32:-32]
     amplitude = stimulus.std(axis=1) * np.sqrt(2)
     np.testing.assert_allclose(amplitude / amplitude[0], [1, 2, 3], rtol=0.1)
+
+
+def test_system_bits_of_the_status_channel_do_not_add_trials(tmp_path):
+    # The CMS/battery bits (16-23) change independently of the trigger code; while the
+    # first video-start code is held, such a change must not look like another video start.
+    path, ratings = make_recording(tmp_path, system_bit_from_s=5.5)
+    arrays = read_bdf_trials(path, ratings, trial_s=4.0)
+    assert arrays.data.shape[0] == 3
+    np.testing.assert_array_equal(arrays.labels[:, 0], [1, 2, 3])
 
 
 def test_scan_finds_bdf_and_needs_ratings(recording):

@@ -122,6 +122,38 @@ def test_hostile_pickle_is_refused_without_running(tmp_path):
     assert not marker.exists()
 
 
+class _Call:
+    """Pickles as a call of ``function(*args)``: how a hostile file asks the unpickler to run something."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize("payload, message", [
+    # 1 GiB that Linux would hand out lazily: a 100-byte file must not claim it.
+    (_Call(np.ndarray, (2 ** 27,), np.dtype("f8")), r"refused a direct numpy\.ndarray"),
+    (_Call(np.core.multiarray._reconstruct, np.ndarray, (2 ** 27,), np.dtype("f8")), r"refused array of shape"),
+    (_Call(np.core.multiarray._reconstruct, np.dtype, (1,), np.dtype("f8")), "refused array subtype"),
+    (_Call(np.core.multiarray.scalar, np.dtype("O"), b"\0" * 8), "refused numpy scalar"),
+])
+def test_pickles_that_claim_memory_or_objects_are_refused(tmp_path, payload, message):
+    path = tmp_path / "s01.dat"
+    path.write_bytes(pickle.dumps({"data": payload, "labels": np.ones((1, 4))}, protocol=2))
+    with pytest.raises(DataError, match=r"s01\.dat: unsafe or corrupt pickle: " + message):
+        load_numpy_pickle(path)
+
+
+def test_deeply_nested_pickle_is_a_clear_error(tmp_path):
+    depth = 100_000
+    path = tmp_path / "s01.dat"
+    path.write_bytes(b"\x80\x02}X\x04\x00\x00\x00data" + b"]" * depth + b"a" * (depth - 1) + b"s.")
+    with pytest.raises(DataError, match=r"s01\.dat: missing labels"):
+        read_dat(path)
+
+
 def test_truncated_pickle(tmp_path, deap):
     raw = (deap / "data_preprocessed_python" / "s01.dat").read_bytes()
     path = tmp_path / "s01.dat"
@@ -134,6 +166,15 @@ def test_corrupt_mat(tmp_path):
     path = tmp_path / "s01.mat"
     path.write_bytes(b"MATLAB 5.0 MAT-file, garbage" + bytes(200))
     with pytest.raises(DataError, match=r"s01\.mat"):
+        read_mat(path)
+
+
+@pytest.mark.parametrize("keep", [0, 24, 0.5])  # scipy fails differently at each length
+def test_truncated_mat(tmp_path, deap, keep):
+    raw = (deap / "data_preprocessed_matlab" / "s01.mat").read_bytes()
+    path = tmp_path / "s01.mat"
+    path.write_bytes(raw[: int(keep * len(raw)) if isinstance(keep, float) else keep])
+    with pytest.raises(DataError, match=r"s01\.mat: cannot read MATLAB file"):
         read_mat(path)
 
 
@@ -162,6 +203,24 @@ def test_ratings_csv_missing_columns(tmp_path):
     path = tmp_path / "participant_ratings.csv"
     path.write_text("Participant_id,Trial,Valence,Arousal\n1,1,5,5\n")
     with pytest.raises(DataError, match=r"participant_ratings\.csv: ratings CSV lacks column\(s\) Experiment_id"):
+        read_ratings(path)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("1,1,3,5,5,5,5\n1,1,4,5,5,5,5\n", "participant 1 trial 1 appears twice"),
+    ("1,1,3,5,5,5,5\n1,2,3,5,5,5,5\n", "participant 1 has Experiment_id 3 twice"),
+])
+def test_ratings_csv_with_an_ambiguous_pairing(tmp_path, rows, message):
+    path = tmp_path / "participant_ratings.csv"
+    path.write_text("Participant_id,Trial,Experiment_id,Valence,Arousal,Dominance,Liking\n" + rows)
+    with pytest.raises(DataError, match=r"participant_ratings\.csv: " + message):
+        read_ratings(path)
+
+
+def test_ratings_csv_that_is_not_text(tmp_path):
+    path = tmp_path / "participant_ratings.csv"
+    path.write_bytes(b"Participant_id,Trial,Experiment_id,Valence,Arousal,Dominance,Liking\n1,1,1,5,5,5,\xff\xfe\n")
+    with pytest.raises(DataError, match=r"participant_ratings\.csv: not a readable CSV text file"):
         read_ratings(path)
 
 

@@ -27,7 +27,7 @@ def test_crop_is_rgb_of_the_requested_size(frames):
     assert 1.0 < w / fw < 1.6 and 1.0 < h / fh < 1.6  # the detection, grown by 10 % on each side
     # RGB, not BGR: the crop equals the frame's box resized, channels reversed.
     top_left = frame[y:y + 4, x:x + 4].reshape(-1, 3).mean(axis=0)
-    assert np.allclose(crop.image[0, 0], top_left[::-1], atol=40)
+    assert np.allclose(crop.image[0, 0], top_left[::-1], atol=10)
 
 
 def test_no_face_gives_none():

@@ -243,3 +243,40 @@ def test_bf16_autocast_forward_and_backward(mil):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = model(eeg, faces, face_mask=face_mask).logits
     torch.testing.assert_close(mixed.float(), reference, rtol=0, atol=0.05)
+
+
+@pytest.mark.slow
+def test_paper_sequence_is_cls_147_image_and_32_eeg_tokens_with_their_types():
+    torch.manual_seed(0)
+    model = create_model("paper").eval()
+    tokenizer = model.eeg_tokens
+    assert tokenizer.norm.normalized_shape == (384,) and tokenizer.channel is None
+    assert (tokenizer.proj.in_features, tokenizer.proj.out_features) == (384, 768)
+    assert model.balancer.queries.shape == (147, 768)
+    assert model.balancer.queries.std().item() == pytest.approx(0.02, abs=1e-3)
+    layers = model.encoder.layers
+    assert len(layers) == 2 and all(
+        (layer.self_attn.num_heads, layer.linear1.out_features, layer.dropout.p) == (12, 2048, 0.2) for layer in layers)
+    assert model.head_dropout.p == 0.1 and model.head.out_features == 4 and model.token_type.num_embeddings == 2
+
+    seen = {}
+    model.balancer.register_forward_pre_hook(lambda module, args: seen.update(selected=args[0].shape))
+    model.balancer.register_forward_hook(lambda module, args, output: seen.update(image=output[0]))
+    model.encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.update(sequence=args[0], padding=kwargs["src_key_padding_mask"]),
+        with_kwargs=True)
+    gen = torch.Generator().manual_seed(0)
+    eeg = torch.randn(1, 32, 384, generator=gen)
+    frame_tokens = torch.randn(1, 10, 49, 768, generator=gen)  # what the Swin-T backbone gives per frame
+    eeg_mask = torch.ones(1, 32, dtype=torch.bool)
+    eeg_mask[0, 3] = False
+    with torch.no_grad():
+        model.forward_embedded(eeg, frame_tokens, eeg_mask=eeg_mask)
+        eeg_tokens = torch.relu(tokenizer.proj(tokenizer.norm(eeg.masked_fill(~eeg_mask[:, :, None], 0.0))))
+    assert seen["selected"] == (1, 3 * 49, 768)  # the weighted top-3 frames' tokens
+    sequence = seen["sequence"]
+    assert sequence.shape == (1, 1 + 147 + 32, 768)
+    torch.testing.assert_close(sequence[:, 0], model.cls_token[:, 0])
+    torch.testing.assert_close(sequence[:, 1:148], seen["image"] + model.token_type.weight[0])
+    torch.testing.assert_close(sequence[:, 148:], eeg_tokens + model.token_type.weight[1])
+    assert seen["padding"][0].tolist() == [False] * 148 + [i == 3 for i in range(32)]

@@ -116,6 +116,16 @@ def test_same_parameters_reuse_and_any_change_makes_a_new_cache(deap, prepared, 
     assert len(keys) == 6
 
 
+def test_another_opencv_makes_a_new_cache(deap, monkeypatch):
+    from training.deap import scan_deap
+    from training.prepare import cache_key, data_identity
+
+    identity = data_identity(scan_deap(deap))
+    key = cache_key(CONFIG, identity)
+    monkeypatch.setattr(cv2, "__version__", cv2.__version__ + ".other")
+    assert cache_key(CONFIG, identity) != key
+
+
 def test_changed_data_file_makes_a_new_cache(deap, tmp_path):
     copy = tmp_path / "deap"
     shutil.copytree(deap, copy)

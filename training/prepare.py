@@ -79,8 +79,9 @@ def data_identity(index: DeapIndex) -> list[dict]:
 
 
 def cache_key(config: PrepareConfig, identity: list[dict]) -> str:
-    blob = json.dumps({"format": CACHE_FORMAT, "code": package_version(), "parameters": config.parameters(),
-                       "data": identity}, sort_keys=True)
+    # OpenCV decodes the frames and runs the Haar cascade: another version may find other faces.
+    blob = json.dumps({"format": CACHE_FORMAT, "code": package_version(), "opencv": cv2.__version__,
+                       "parameters": config.parameters(), "data": identity}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

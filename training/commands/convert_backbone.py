@@ -6,8 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from models.convert import convert_swin, write_timm_safetensors
-
 log = logging.getLogger(__name__)
 
 
@@ -21,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.convert import convert_swin, write_timm_safetensors  # torch/timm: only when the command runs
+
     report = convert_swin(args.source, keep_head=not args.drop_head)
     out = write_timm_safetensors(report, Path(args.out))
     log.info("wrote %s: %d tensors from a %s checkpoint (Swin %s, %d head classes, %d unused source tensors)",

@@ -8,8 +8,6 @@ import os
 
 from models.contract import GENEVA_CHANNELS
 from models.errors import DataError
-from training.prepare import FaceSpec, PrepareConfig, prepare_cache
-from training.windows import WindowSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # numpy/OpenCV/tqdm load only when the command runs, so that `milmer-train --help` starts at once.
+    from training.prepare import FaceSpec, PrepareConfig, prepare_cache
+    from training.windows import WindowSpec
+
     if args.workers < 1:
         raise DataError("--workers must be 1 or more")
     channels = tuple(c.strip() for c in args.channels.split(",")) if args.channels else GENEVA_CHANNELS

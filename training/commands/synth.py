@@ -6,7 +6,6 @@ import argparse
 import logging
 
 from models.errors import DataError
-from training.synth import write_synthetic_deap
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.synth import write_synthetic_deap  # numpy/OpenCV: only when the command runs
+
     if args.video_subjects is not None and args.video_subjects < 0:
         raise DataError("--video-subjects must be 0 or more")
     dataset = write_synthetic_deap(args.out, subjects=args.subjects, trials=args.trials, seconds=args.seconds,

@@ -81,11 +81,12 @@ def read_dat(path: Path) -> SubjectArrays:
 def read_mat(path: Path) -> SubjectArrays:
     """``data_preprocessed_matlab/sXX.mat`` (MATLAB v5, scipy.io)."""
     from scipy import io as sio
+    from scipy.io.matlab import MatReadError
 
     path = Path(path)
     try:
         content = sio.loadmat(path)
-    except (OSError, ValueError, TypeError, NotImplementedError) as exc:
+    except (MatReadError, OSError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
         raise DataError(f"{path}: cannot read MATLAB file ({exc})", hint="re-download or re-extract the file") from exc
     return validate_subject_arrays(*_pick(content, path), path)
 
@@ -126,12 +127,18 @@ def read_ratings(path: Path) -> list[RatingRow]:
                     raise DataError(f"{path}:{line}: unreadable value ({exc})") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    seen: set[tuple[int, int]] = set()
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable CSV text file ({exc})") from exc
+    # Either duplicate makes the video -> EEG row pairing ambiguous.
+    seen_trials: set[tuple[int, int]] = set()
+    seen_experiments: set[tuple[int, int]] = set()
     for row in rows:
-        key = (row.participant, row.trial)
-        if key in seen:
+        if (row.participant, row.trial) in seen_trials:
             raise DataError(f"{path}: participant {row.participant} trial {row.trial} appears twice")
-        seen.add(key)
+        if (row.participant, row.experiment_id) in seen_experiments:
+            raise DataError(f"{path}: participant {row.participant} has Experiment_id {row.experiment_id} twice")
+        seen_trials.add((row.participant, row.trial))
+        seen_experiments.add((row.participant, row.experiment_id))
     return rows
 
 
@@ -161,13 +168,16 @@ def read_bdf_trials(path: Path, ratings: list[RatingRow], baseline_s: float = 3.
     if missing:
         raise DataError(f"{path}: BDF lacks EEG channel(s) {', '.join(missing)}")
     try:
-        events = mne.find_events(raw, stim_channel="Status", shortest_event=1, verbose="error")
+        # Mask before finding changes: BioSemi's system bits (16-23) flip on their own, and a flip
+        # while a trigger code is held would otherwise read as a second onset of that code.
+        events = mne.find_events(raw, stim_channel="Status", shortest_event=1, mask=0xFF, mask_type="and",
+                                 verbose="error")
     except ValueError as exc:
         raise DataError(f"{path}: no usable Status channel ({exc})") from exc
     srate = float(raw.info["sfreq"])
     eeg = raw.get_data(picks=[names[ch.lower()] for ch in GENEVA_CHANNELS]) * 1e6  # volts -> microvolts
     eeg = average_reference(bandpass(resample(eeg, srate, DEAP_RATE), DEAP_RATE, *band))
-    starts = events[events[:, 2] & 0xFF == BDF_VIDEO_START][:, 0] / srate
+    starts = events[events[:, 2] == BDF_VIDEO_START][:, 0] / srate
     samples = int(round((baseline_s + trial_s) * DEAP_RATE))
     trials = []
     for onset in starts:

@@ -1,0 +1,250 @@
+"""Valence-arousal plane with the prediction trail and ground truth, and probabilities over time."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from milmer_app.gui import theme
+
+# The quadrant order of the label rule (reference notes): 0 HAHV, 1 LAHV, 2 LALV, 3 HALV.
+QUADRANT_NAMES = ["HAHV", "LAHV", "LALV", "HALV"]
+QUADRANT_CENTRES = {"HAHV": (7.0, 7.0), "LAHV": (7.0, 3.0), "LALV": (3.0, 3.0), "HALV": (3.0, 7.0)}
+QUADRANT_SPANS = {"HAHV": ((5, 9), (5, 9)), "LAHV": ((5, 9), (1, 5)), "LALV": ((1, 5), (1, 5)),
+                  "HALV": ((1, 5), (5, 9))}
+TRAIL_LENGTH = 20
+
+
+def quadrant_names(class_names: list[str]) -> list[str] | None:
+    """The quadrant each class stands for, or None for a model whose classes are not quadrants."""
+    upper = [name.upper() for name in class_names]
+    if sorted(upper) == sorted(QUADRANT_NAMES):
+        return upper
+    if len(class_names) == 4:
+        return list(QUADRANT_NAMES)
+    return None
+
+
+def plane_position(probabilities: list[float], quadrants: list[str]) -> tuple[float, float]:
+    """The probability-weighted mean of the quadrant centres: (valence, arousal) on the 1-9 scale."""
+    weights = np.asarray(probabilities, dtype=float)
+    total = weights.sum()
+    weights = weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
+    centres = np.array([QUADRANT_CENTRES[q] for q in quadrants])
+    valence, arousal = weights @ centres
+    return float(valence), float(arousal)
+
+
+class ValenceArousalPlane(pg.PlotWidget):
+    """The four quadrants, the current prediction, its recent trail and the true quadrant."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setMouseEnabled(x=False, y=False)
+        self.enableAutoRange(False)
+        self._fix_range()
+        self.setLabel("bottom", "valence")
+        self.setLabel("left", "arousal")
+        for value in (5.0,):
+            self.addItem(pg.InfiniteLine(value, angle=90, pen=pg.mkPen(theme.MUTED)))
+            self.addItem(pg.InfiniteLine(value, angle=0, pen=pg.mkPen(theme.MUTED)))
+        self.truth_box = QtWidgets.QGraphicsRectItem()
+        self.truth_box.setBrush(QtGui.QColor(76, 195, 138, 50))
+        self.truth_box.setPen(pg.mkPen(theme.GOOD, width=2))
+        self.truth_box.setVisible(False)
+        self.addItem(self.truth_box)
+        self.quadrant_labels: dict[str, pg.TextItem] = {}
+        for name, (valence, arousal) in QUADRANT_CENTRES.items():
+            label = pg.TextItem(name, color=theme.MUTED, anchor=(0.5, 0.5))
+            label.setPos(valence, 8.5 if arousal > 5 else 1.5)
+            self.addItem(label)
+            self.quadrant_labels[name] = label
+        self.rating_marker = pg.ScatterPlotItem(size=14, symbol="star", brush=pg.mkBrush(theme.GOOD), pen=None)
+        self.addItem(self.rating_marker)
+        self.trail_curve = pg.PlotDataItem(pen=pg.mkPen(theme.ACCENT, width=1), symbol="o", symbolSize=5,
+                                           symbolBrush=pg.mkBrush(79, 163, 255, 120), symbolPen=None)
+        self.addItem(self.trail_curve)
+        self.current = pg.ScatterPlotItem(size=16, brush=pg.mkBrush(theme.ACCENT), pen=pg.mkPen("w", width=1.5))
+        self.addItem(self.current)
+        self.trail: deque[tuple[float, float]] = deque(maxlen=TRAIL_LENGTH)
+        self.quadrants: list[str] | None = list(QUADRANT_NAMES)
+
+    def _fix_range(self) -> None:
+        self.plotItem.vb.setRange(xRange=(1, 9), yRange=(1, 9), padding=0.02)
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        if self.plotItem is not None:   # Qt resizes the view once before PlotWidget has built its plot
+            self._fix_range()
+
+    def set_class_names(self, class_names: list[str]) -> None:
+        self.quadrants = quadrant_names(class_names)
+        self._colour_labels(None)
+        self.clear_trail()
+
+    def _colour_labels(self, current: int | None) -> None:
+        """Quadrant names in their class colours (the key for the probability plot); the current one bold."""
+        for index, name in enumerate(self.quadrants or []):
+            label = self.quadrant_labels[name]
+            label.setColor(theme.CLASS_COLORS[index % len(theme.CLASS_COLORS)])
+            font = label.textItem.font()
+            font.setBold(index == current)
+            font.setPointSize(11 if index == current else 9)
+            label.setFont(font)
+
+    def clear_trail(self) -> None:
+        self.trail.clear()
+        self.trail_curve.setData([], [])
+        self.current.setData([], [])
+
+    def add_prediction(self, probabilities: list[float], quadrant: int) -> None:
+        if self.quadrants is None or len(probabilities) != len(self.quadrants):
+            return
+        position = plane_position(probabilities, self.quadrants)
+        self.trail.append(position)
+        xs, ys = zip(*self.trail, strict=True)
+        self.trail_curve.setData(list(xs), list(ys))
+        self.current.setData([position[0]], [position[1]])
+        self._colour_labels(quadrant)
+
+    def set_truth(self, truth: int | None, ratings: dict | None = None) -> None:
+        if truth is None or self.quadrants is None or not 0 <= truth < len(self.quadrants):
+            self.truth_box.setVisible(False)
+        else:
+            (v0, v1), (a0, a1) = QUADRANT_SPANS[self.quadrants[truth]]
+            self.truth_box.setRect(QtCore.QRectF(v0, a0, v1 - v0, a1 - a0))
+            self.truth_box.setVisible(True)
+        valence = (ratings or {}).get("valence")
+        arousal = (ratings or {}).get("arousal")
+        if valence is not None and arousal is not None:
+            self.rating_marker.setData([float(valence)], [float(arousal)])
+        else:
+            self.rating_marker.setData([], [])
+
+
+class ProbabilityHistory(pg.PlotWidget):
+    """One line per class: its probability for each prediction, over the last few minutes."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, keep: int = 300):
+        super().__init__(parent)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setMouseEnabled(x=False, y=False)
+        self.setYRange(0, 1, padding=0.02)
+        self.setLabel("bottom", "prediction time", units="s")
+        self.setLabel("left", "class probability")
+        self.setToolTip("probability of each class per prediction; colours as the quadrant names in the plane")
+        self.keep = keep
+        self.times: deque[float] = deque(maxlen=keep)
+        self.rows: deque[list[float]] = deque(maxlen=keep)
+        self.curves: list[pg.PlotDataItem] = []
+        self.class_names: list[str] = []
+        self.origin: float | None = None
+
+    def set_class_names(self, class_names: list[str]) -> None:
+        for curve in self.curves:
+            self.removeItem(curve)
+        self.class_names = list(class_names)
+        self.curves = [self.plot(pen=pg.mkPen(theme.CLASS_COLORS[i % len(theme.CLASS_COLORS)], width=2))
+                       for i, name in enumerate(self.class_names)]
+        self.times.clear()
+        self.rows.clear()
+        self.origin = None
+
+    def add_prediction(self, time: float, probabilities: list[float]) -> None:
+        if len(probabilities) != len(self.curves):
+            self.set_class_names([f"class {i}" for i in range(len(probabilities))])
+        if self.origin is None:
+            self.origin = time
+        self.times.append(time - self.origin)
+        self.rows.append(list(probabilities))
+        values = np.asarray(self.rows)
+        times = np.asarray(self.times)
+        for index, curve in enumerate(self.curves):
+            curve.setData(times, values[:, index])
+
+
+class AgreementCounter:
+    """Running agreement between predicted and true quadrants (replay only)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.matches = 0
+        self.total = 0
+
+    def add(self, predicted: int, truth: int | None) -> None:
+        if truth is None:
+            return
+        self.total += 1
+        self.matches += int(predicted == truth)
+
+    @property
+    def fraction(self) -> float | None:
+        return self.matches / self.total if self.total else None
+
+
+class EmotionView(QtWidgets.QWidget):
+    """The plane, the probability history and a one-line readout of the latest prediction."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.plane = ValenceArousalPlane()
+        self.history = ProbabilityHistory()
+        self.readout = QtWidgets.QLabel("waiting for the first prediction")
+        self.readout.setObjectName("predictionReadout")
+        self.readout.setWordWrap(True)
+        self.agreement = AgreementCounter()
+        self.agreement_label = QtWidgets.QLabel("")
+        self.agreement_label.setObjectName("agreement")
+        self.class_names: list[str] = list(QUADRANT_NAMES)
+        self.predictions_shown = 0
+        header = QtWidgets.QHBoxLayout()
+        header.addWidget(QtWidgets.QLabel("<b>Emotion</b>"))
+        header.addWidget(self.readout, 1)
+        header.addWidget(self.agreement_label)
+        plots = QtWidgets.QHBoxLayout()
+        plots.addWidget(self.plane, 2)
+        plots.addWidget(self.history, 3)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addLayout(plots, 1)
+        self.set_class_names(self.class_names)
+
+    def set_class_names(self, class_names: list[str]) -> None:
+        self.class_names = list(class_names)
+        self.plane.set_class_names(self.class_names)
+        self.history.set_class_names(self.class_names)
+
+    def reset(self) -> None:
+        """Forget the trail, history and agreement (new source or new trial)."""
+        self.set_class_names(self.class_names)
+        self.agreement.reset()
+        self.agreement_label.setText("")
+        self.readout.setText("waiting for the first prediction")
+
+    def set_truth(self, truth: int | None, ratings: dict | None = None) -> None:
+        """The replayed item's true quadrant; the agreement keeps running over the whole replay."""
+        self.plane.set_truth(truth, ratings)
+
+    def add_prediction(self, time: float, quadrant: int, label: str, probabilities: list[float],
+                       truth: int | None) -> None:
+        self.predictions_shown += 1
+        self.plane.add_prediction(probabilities, quadrant)
+        self.history.add_prediction(time, probabilities)
+        confidence = probabilities[quadrant] if 0 <= quadrant < len(probabilities) else float("nan")
+        self.readout.setText(f"<b style='color:{theme.CLASS_COLORS[quadrant % len(theme.CLASS_COLORS)]}'>"
+                             f"{label}</b> &nbsp; p = {confidence:.2f}")
+        if truth is not None:
+            self.agreement.add(quadrant, truth)
+            fraction = self.agreement.fraction
+            truth_name = self.class_names[truth] if 0 <= truth < len(self.class_names) else str(truth)
+            self.agreement_label.setText(f"truth {truth_name} · agreement {fraction:.0%} "
+                                         f"({self.agreement.matches}/{self.agreement.total})")

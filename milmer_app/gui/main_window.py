@@ -1,0 +1,289 @@
+"""The milmer-app main window: a view over the live engine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from milmer_app.gui import settings as stored
+from milmer_app.gui.bridge import EngineBridge
+from milmer_app.gui.controls import RecordControls, ReplayControls
+from milmer_app.gui.eeg_view import EegTraceView
+from milmer_app.gui.emotion_view import EmotionView
+from milmer_app.gui.face_view import FaceView
+from milmer_app.gui.selection import SourceSelection
+from milmer_app.gui.signal_quality import assess_channels
+from milmer_app.gui.sources_panel import SourcesPanel
+from milmer_app.gui.spectrum_view import SpectrumView
+from milmer_app.gui.status_bar import EngineStatusBar
+
+DRAW_INTERVAL_MS = 25       # traces and camera frame (40 Hz asked, so 30 Hz holds under load)
+SLOW_INTERVAL_MS = 500      # spectrum, channel flags, replay position, recording, stale status
+QUALITY_SECONDS = 4.0
+SOURCES_WIDTH = 290         # room for the widest sources page (LSL stream table, DEAP trial table)
+WINDOW_TITLE = "milmer — EEG + face emotion recognition"
+LOST_EVENT = "stream lost: "   # the engine's event text, followed by the stream name
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, settings: QtCore.QSettings, base_args: argparse.Namespace | None = None,
+                 parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(WINDOW_TITLE)
+        self.settings = settings
+        self.base_args = base_args
+        self.selection: SourceSelection | None = None
+        self.last_error: str | None = None
+        self.redraws = 0                       # fast-timer draws with data (bench and tests)
+        self._truth_key: tuple | None = None
+
+        self.bridge = EngineBridge(self)
+        self.sources = SourcesPanel()
+        self.eeg_view = EegTraceView()
+        self.spectrum_view = SpectrumView()
+        self.face_view = FaceView()
+        self.emotion_view = EmotionView()
+        self.replay_controls = ReplayControls()
+        self.record_controls = RecordControls(Path(stored.value(settings, "record/folder",
+                                                                str(stored.default_recording_folder()), str)))
+        self.status = EngineStatusBar()
+        self.setStatusBar(self.status)
+        self._build_layout()
+        self._restore_view_settings()
+
+        self.sources.connect_requested.connect(self.connect_to)
+        self.sources.disconnect_requested.connect(self.disconnect_engine)
+        self.bridge.started.connect(self._engine_started)
+        self.bridge.start_failed.connect(self._engine_failed)
+        self.bridge.stopped.connect(self._engine_stopped)
+        self.bridge.prediction_ready.connect(self._show_prediction)
+        self.bridge.status_ready.connect(self.status.set_streams)
+        self.bridge.event.connect(self._show_event)
+        self.record_controls.start_requested.connect(self._start_recording)
+        self.record_controls.stop_requested.connect(self._stop_recording)
+        self.replay_controls.trial_changed.connect(self.emotion_view.plane.clear_trail)
+
+        self.draw_timer = QtCore.QTimer(self)
+        self.draw_timer.setInterval(DRAW_INTERVAL_MS)
+        self.draw_timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.draw_timer.timeout.connect(self.draw_fast)
+        self.slow_timer = QtCore.QTimer(self)
+        self.slow_timer.setInterval(SLOW_INTERVAL_MS)
+        self.slow_timer.timeout.connect(self.draw_slow)
+        self.draw_timer.start()
+        self.slow_timer.start()
+
+    # layout ---------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        toolbar = QtWidgets.QToolBar("Controls")
+        toolbar.setObjectName("controls")
+        toolbar.setMovable(False)
+        self.addToolBar(toolbar)
+        dock = QtWidgets.QDockWidget("Sources", self)
+        dock.setObjectName("sourcesDock")
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.sources)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(SOURCES_WIDTH)
+        dock.setWidget(scroll)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.sources_dock = dock
+        sources_action = dock.toggleViewAction()
+        sources_action.setText("Sources")
+        toolbar.addAction(sources_action)
+        toolbar.addSeparator()
+        toolbar.addWidget(self.replay_controls)
+        toolbar.addSeparator()
+        toolbar.addWidget(self.record_controls)
+
+        left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        left.addWidget(self.eeg_view)
+        left.addWidget(self.spectrum_view)
+        left.setSizes([600, 150])
+        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        right.addWidget(self.face_view)
+        right.addWidget(self.emotion_view)
+        right.setSizes([330, 420])
+        self.main_splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.main_splitter.addWidget(left)
+        self.main_splitter.addWidget(right)
+        self.main_splitter.setStretchFactor(0, 5)
+        self.main_splitter.setStretchFactor(1, 4)
+        self.left_splitter, self.right_splitter = left, right
+        self.setCentralWidget(self.main_splitter)
+        self.resize(1280, 800)
+        self.resizeDocks([dock], [scroll.minimumWidth()], QtCore.Qt.Orientation.Horizontal)
+
+    def _restore_view_settings(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if isinstance(geometry, QtCore.QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        state = s.value("window/state")
+        if isinstance(state, QtCore.QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        self.eeg_view.set_span(stored.value(s, "eeg/span", 10.0, float))
+        scale = s.value("eeg/scale", "200")
+        self.eeg_view.set_scale(None if scale == "auto" else stored.value(s, "eeg/scale", 200.0, float))
+        self.eeg_view.set_filter_enabled(stored.value(s, "eeg/filter", True, bool))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("eeg/span", self.eeg_view.span_s)
+        s.setValue("eeg/scale", "auto" if self.eeg_view.scale_uv is None else self.eeg_view.scale_uv)
+        s.setValue("eeg/filter", self.eeg_view.filter_enabled)
+        s.setValue("record/folder", str(self.record_controls.folder))
+        if self.selection is not None:
+            stored.save_selection(s, self.selection)
+        s.sync()
+
+    # connection -----------------------------------------------------------------
+    @property
+    def engine(self):
+        return self.bridge.engine
+
+    def connect_to(self, selection: SourceSelection) -> None:
+        """Connect (or reconnect) to `selection`; the engine starts off the GUI thread."""
+        self.selection = selection
+        self.sources.set_selection(selection)
+        stored.save_selection(self.settings, selection)
+        self.last_error = None
+        self._clear_views()
+        self.setWindowTitle(f"{WINDOW_TITLE} — {selection.describe()}")
+        self.status.set_state("connecting…", "warning")
+        self.sources.set_connected(False, busy=True)
+        self.sources.show_message("connecting…")
+        self.bridge.connect_engine(selection.to_args(self.base_args))
+
+    def disconnect_engine(self) -> None:
+        self.status.set_state("disconnecting…", "warning")
+        self.sources.set_connected(False, busy=True)
+        self._clear_views()
+        self.bridge.disconnect_engine()
+
+    def _clear_views(self) -> None:
+        self.status.clearMessage()
+        self.eeg_view.clear()
+        self.replay_controls.bind(None)
+        self.record_controls.refresh(None)
+        self.status.clear_engine()
+        self.emotion_view.reset()
+        self.emotion_view.set_truth(None)
+        self.face_view.frame.clear()
+        self.face_view.strip.set_bag(None, [], [])
+        self._truth_key = None
+
+    def _engine_started(self, engine) -> None:
+        self.status.set_state("running", "good")
+        self.status.set_model(engine.model_name, str(engine.device), engine.is_demo_model)
+        self.sources.set_connected(True)
+        self.sources.show_message("connected")
+        self.emotion_view.set_class_names(list(engine.contract.class_names))
+        self.replay_controls.bind(engine.replay)
+        self.record_controls.refresh(engine.recording_status())
+
+    def _engine_failed(self, message: str) -> None:
+        self.last_error = message
+        self.status.set_state("not connected", "error")
+        self.status.show_event("error", message)
+        self.sources.set_connected(False)
+        self.sources.show_message(message, "error")
+
+    def _engine_stopped(self) -> None:
+        self.status.set_state("disconnected")
+        self.sources.set_connected(False)
+        self.sources.show_message("disconnected")
+
+    # engine signals ---------------------------------------------------------------
+    def _show_prediction(self, prediction) -> None:
+        self.emotion_view.add_prediction(prediction.window_end, prediction.quadrant, prediction.label,
+                                         list(prediction.probabilities), prediction.truth)
+        self.face_view.strip.set_bag(prediction.crops, list(prediction.instance_weights),
+                                     list(prediction.face_mask))
+        self.status.add_latency(prediction.latency)
+        if self.engine is not None and self.engine.contract is not None:
+            self.eeg_view.set_model_coverage(prediction.eeg_channels_used, len(self.engine.contract.eeg_channels))
+
+    def _show_event(self, level: str, message: str) -> None:
+        self.status.show_event(level, message)
+        if message.startswith(LOST_EVENT):
+            self.status.mark_lost(message[len(LOST_EVENT):].split(" (no data")[0])
+        if message.startswith("recording"):
+            self._refresh_recording()
+
+    def _start_recording(self, folder: Path) -> None:
+        engine = self.engine
+        if engine is None:
+            self.status.show_event("warning", "connect a source before recording")
+            self.record_controls.refresh(None)
+            return
+        try:
+            engine.start_recording(folder)
+        except Exception as exc:  # a full disk or bad folder must not take the window down
+            self.status.show_event("error", f"cannot record to {folder}: {exc}")
+        else:
+            self.status.show_event("info", f"recording to {folder}")
+        self._refresh_recording()
+
+    def _stop_recording(self) -> None:
+        if self.engine is not None:
+            self.engine.stop_recording()
+        self._refresh_recording()
+
+    def _refresh_recording(self) -> None:
+        self.record_controls.refresh(self.engine.recording_status() if self.engine is not None else None)
+
+    # drawing ----------------------------------------------------------------------
+    def draw_fast(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        data, timestamps, names, srate = engine.eeg_snapshot(self.eeg_view.history_seconds)
+        if data.shape[1] > 1:
+            self.eeg_view.draw(data, timestamps, names, srate)
+            self.redraws += 1
+        frame = engine.latest_frame()
+        if frame is not None:
+            self.face_view.frame.set_frame(*frame)
+
+    def draw_slow(self) -> None:
+        self.status.check_stale()
+        engine = self.engine
+        if engine is None:
+            return
+        data, _, names, srate = engine.eeg_snapshot(max(QUALITY_SECONDS, self.spectrum_view.seconds))
+        if data.shape[1] > 16:
+            self.spectrum_view.draw(data, srate)
+            self.eeg_view.set_flags(dict(zip(names, assess_channels(data), strict=True)))
+        replay = engine.replay
+        if replay is not None:
+            self.replay_controls.refresh()
+            key = (replay.description, replay.truth)
+            if key != self._truth_key:
+                self._truth_key = key
+                self.emotion_view.set_truth(replay.truth, replay.ratings)
+        self._refresh_recording()
+
+    # closing ----------------------------------------------------------------------
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.draw_timer.stop()
+        self.slow_timer.stop()
+        self.save_settings()
+        self.status.set_state("stopping…", "warning")
+        QtWidgets.QApplication.processEvents()
+        self.sources.runner.wait_all()
+        self.bridge.shutdown()
+        super().closeEvent(event)
+
+
+def grab_png(window: QtWidgets.QWidget, path: Path) -> bool:
+    """Save what the window shows (used for the README screenshot)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return window.grab().save(str(path), "PNG")
+

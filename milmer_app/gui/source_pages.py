@@ -1,0 +1,282 @@
+"""The pages of the sources panel: LSL discovery, BrainFlow board, DEAP trial browser, a folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6 import QtWidgets
+
+from milmer_app.gui import theme
+from milmer_app.gui.controls import browse_button
+from milmer_app.gui.workers import CallRunner
+from models.errors import MilmerError
+
+LSL_WAIT_S = 1.5
+
+
+@dataclass(frozen=True)
+class LslStreamEntry:
+    name: str
+    type: str
+    nominal_rate: float
+    channels: int
+    source_id: str
+    hostname: str
+
+    @property
+    def spec(self) -> str:
+        return f"lsl:source_id={self.source_id}" if self.source_id else f"lsl:name={self.name}"
+
+
+def discover_lsl_streams(wait_time: float = LSL_WAIT_S) -> list[LslStreamEntry]:
+    """Every LSL stream visible from here (blocking for `wait_time` seconds)."""
+    import pylsl
+
+    entries = [LslStreamEntry(info.name(), info.type(), info.nominal_srate(), info.channel_count(),
+                              info.source_id(), info.hostname())
+               for info in pylsl.resolve_streams(wait_time)]
+    return sorted(entries, key=lambda e: (e.type != "EEG", e.name))
+
+
+def brainflow_boards() -> list[tuple[str, int]]:
+    from brainflow.board_shim import BoardIds
+
+    boards = [(board.name.lower(), int(board.value)) for board in BoardIds if board.value >= -3]
+    return sorted(boards, key=lambda item: (item[1] != -1, item[0]))
+
+
+def browse_row(line: QtWidgets.QLineEdit, browse: QtWidgets.QPushButton) -> QtWidgets.QWidget:
+    row = QtWidgets.QWidget()
+    layout = QtWidgets.QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(line, 1)
+    layout.addWidget(browse)
+    return row
+
+
+class LslPage(QtWidgets.QWidget):
+    """Streams found on this network; a click picks one."""
+
+    def __init__(self, runner: CallRunner, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.runner = runner
+        self.searched = False
+        self.entries: list[LslStreamEntry] = []
+        self.table = QtWidgets.QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["name", "type", "Hz", "ch"])
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.itemSelectionChanged.connect(self._picked)
+        self.table.setMinimumHeight(90)
+        self.refresh_button = QtWidgets.QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.found_label = QtWidgets.QLabel("press Refresh to look for streams")
+        self.found_label.setStyleSheet(f"color: {theme.MUTED};")
+        self.spec_edit = QtWidgets.QLineEdit("lsl:type=EEG")
+        self.spec_edit.setToolTip("lsl:name=NAME | lsl:type=TYPE | lsl:source_id=ID")
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.refresh_button)
+        top.addWidget(self.found_label, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(QtWidgets.QLabel("stream"))
+        layout.addWidget(self.spec_edit)
+
+    def refresh(self) -> None:
+        if not self.refresh_button.isEnabled():   # a search is already running
+            return
+        self.searched = True
+        self.refresh_button.setEnabled(False)
+        self.found_label.setText("looking for streams…")
+        self.runner.start(discover_lsl_streams, "LSL discovery", self.set_entries, self._failed)
+
+    def set_entries(self, entries: list[LslStreamEntry]) -> None:
+        self.entries = list(entries)
+        self.table.setRowCount(len(self.entries))
+        for row, entry in enumerate(self.entries):
+            for column, value in enumerate((entry.name, entry.type, f"{entry.nominal_rate:g}", str(entry.channels))):
+                item = QtWidgets.QTableWidgetItem(value)
+                item.setToolTip(f"{entry.name} on {entry.hostname} (source_id {entry.source_id or '–'})")
+                self.table.setItem(row, column, item)
+        self.found_label.setText(f"{len(self.entries)} stream(s) found")
+        self.refresh_button.setEnabled(True)
+
+    def _failed(self, message: str) -> None:
+        self.found_label.setText(message)
+        self.refresh_button.setEnabled(True)
+
+    def _picked(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.spec_edit.setText(self.entries[rows[0].row()].spec)
+
+    def spec(self) -> str:
+        return self.spec_edit.text().strip()
+
+
+class BrainFlowPage(QtWidgets.QWidget):
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.board_box = QtWidgets.QComboBox()
+        for name, board_id in brainflow_boards():
+            self.board_box.addItem(f"{name} ({board_id})", board_id)
+        self.params_edit = QtWidgets.QLineEdit()
+        self.params_edit.setPlaceholderText("serial_port=/dev/ttyUSB0, ip_address=…, mac_address=…")
+        self.params_edit.setToolTip("BrainFlow input parameters as KEY=VALUE, comma separated")
+        layout = QtWidgets.QFormLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addRow("board", self.board_box)
+        layout.addRow("parameters", self.params_edit)
+
+    def spec(self) -> str:
+        board_id = self.board_box.currentData()
+        params = ",".join(p.strip() for p in self.params_edit.text().split(",") if p.strip())
+        if board_id == -1 and not params:
+            return "brainflow:synthetic"
+        return f"brainflow:board={board_id}" + (f",{params}" if params else "")
+
+    def set_spec(self, options: dict[str, str]) -> None:
+        board = options.get("board", "synthetic")
+        board_id = -1 if board == "synthetic" else int(board)
+        index = self.board_box.findData(board_id)
+        if index >= 0:
+            self.board_box.setCurrentIndex(index)
+        self.params_edit.setText(",".join(f"{k}={v}" for k, v in options.items() if k != "board"))
+
+
+class DeapPage(QtWidgets.QWidget):
+    """Folder chooser, subject and trial with its ratings and whether its face video is there."""
+
+    def __init__(self, runner: CallRunner, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.runner = runner
+        self.index = None
+        self.folder_edit = QtWidgets.QLineEdit()
+        self.folder_edit.setPlaceholderText("DEAP folder")
+        self.folder_edit.editingFinished.connect(self.scan)
+        browse = browse_button("choose a folder")
+        browse.clicked.connect(self._browse)
+        self.subject_box = QtWidgets.QComboBox()
+        self.subject_box.currentIndexChanged.connect(self._fill_trials)
+        self.trial_table = QtWidgets.QTableWidget(0, 6)
+        self.trial_table.setHorizontalHeaderLabels(["trial", "exp", "val", "aro", "lik", "video"])
+        self.trial_table.verticalHeader().setVisible(False)
+        self.trial_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.trial_table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.trial_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.trial_table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.trial_table.setMinimumHeight(110)
+        self.message = QtWidgets.QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet(f"color: {theme.MUTED};")
+        self._wanted: tuple[int, int] | None = None
+        self.trials: list = []
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(browse_row(self.folder_edit, browse))
+        subject_row = QtWidgets.QHBoxLayout()
+        subject_row.addWidget(QtWidgets.QLabel("subject"))
+        subject_row.addWidget(self.subject_box, 1)
+        layout.addLayout(subject_row)
+        layout.addWidget(self.trial_table, 1)
+        layout.addWidget(self.message)
+
+    def _browse(self) -> None:
+        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, "DEAP folder", self.folder_edit.text())
+        if chosen:
+            self.folder_edit.setText(chosen)
+            self.scan()
+
+    def scan(self) -> None:
+        folder = self.folder_edit.text().strip()
+        if not folder:
+            return
+        from training.deap import scan_deap
+
+        self.message.setText("scanning…")
+        self.runner.start(lambda: scan_deap(Path(folder)), f"DEAP scan of {folder}", self.set_index,
+                          self.message.setText)
+
+    def set_index(self, index) -> None:
+        self.index = index
+        wanted = self._wanted
+        self.subject_box.blockSignals(True)
+        self.subject_box.clear()
+        for subject in index.subjects:
+            self.subject_box.addItem(f"s{subject:02d}", subject)
+        self.subject_box.blockSignals(False)
+        if wanted is not None and self.subject_box.findData(wanted[0]) >= 0:
+            self.subject_box.setCurrentIndex(self.subject_box.findData(wanted[0]))
+        self._fill_trials()
+        problems = "; ".join(index.problems[:2])
+        self.message.setText(f"{len(index.subjects)} subjects, {len(index.trials)} trials" +
+                             (f" — {problems}" if problems else ""))
+
+    def _fill_trials(self) -> None:
+        subject = self.subject_box.currentData()
+        if self.index is None or subject is None:
+            self.trial_table.setRowCount(0)
+            return
+        trials = sorted(self.index.subject_trials(subject),
+                        key=lambda t: (t.presentation_trial is None, t.presentation_trial or t.experiment_id))
+        self.trials = [t for t in trials if t.presentation_trial is not None]
+        self.trial_table.setRowCount(len(self.trials))
+        for row, record in enumerate(self.trials):
+            values = (record.presentation_trial, record.experiment_id, f"{record.valence:.1f}",
+                      f"{record.arousal:.1f}", f"{record.liking:.1f}", "yes" if record.video else "no")
+            for column, value in enumerate(values):
+                self.trial_table.setItem(row, column, QtWidgets.QTableWidgetItem(str(value)))
+        wanted_trial = self._wanted[1] if self._wanted and self._wanted[0] == subject else 1
+        for row, record in enumerate(self.trials):
+            if record.presentation_trial == wanted_trial:
+                self.trial_table.selectRow(row)
+                break
+
+    def set_spec(self, folder: Path, subject: int, trial: int) -> None:
+        self._wanted = (subject, trial)
+        self.folder_edit.setText(str(folder))
+
+    def spec(self) -> str:
+        folder = self.folder_edit.text().strip()
+        if not folder:
+            raise MilmerError("choose a DEAP folder first")
+        rows = self.trial_table.selectionModel().selectedRows()
+        if rows and self.subject_box.currentData() is not None:
+            return f"deap:{folder}:{self.subject_box.currentData()}:{self.trials[rows[0].row()].presentation_trial}"
+        if self._wanted is not None:
+            return f"deap:{folder}:{self._wanted[0]}:{self._wanted[1]}"
+        raise MilmerError(f"{folder}: pick a subject and a trial")
+
+
+class FolderPage(QtWidgets.QWidget):
+    """A folder line with a Browse button (recordings)."""
+
+    def __init__(self, title: str, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.title = title
+        self.folder_edit = QtWidgets.QLineEdit()
+        self.folder_edit.setPlaceholderText(title)
+        browse = browse_button("choose a folder")
+        browse.clicked.connect(self._browse)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(browse_row(self.folder_edit, browse))
+        layout.addStretch(1)
+
+    def _browse(self) -> None:
+        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, self.title, self.folder_edit.text())
+        if chosen:
+            self.folder_edit.setText(chosen)
+
+    def folder(self) -> str:
+        folder = self.folder_edit.text().strip()
+        if not folder:
+            raise MilmerError(f"choose a folder: {self.title}")
+        return folder

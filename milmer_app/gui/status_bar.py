@@ -1,0 +1,142 @@
+"""Status bar: connection state, per-stream rates/gaps/loss, latency, device, model, DEMO MODEL."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+
+from PySide6 import QtWidgets
+
+from milmer_app.gui import theme
+
+STALE_AFTER_S = 1.5   # no status report from the engine for this long -> its streams count as lost
+NAME_CHARS = 28       # longer stream names are shortened in the bar (the tooltip has them whole)
+
+
+def short_name(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
+
+
+def stream_text(status) -> tuple[str, bool]:
+    """One stream's label text and whether it is shown as lost."""
+    kind = f"{status.kind.upper()} {short_name(status.name)}"
+    if not status.connected:
+        return f"{kind}: not connected", True
+    if getattr(status, "ended", False):
+        return f"{kind}: ended", False
+    if status.lost:
+        return f"{kind}: LOST ({status.seconds_since_last:.1f} s)", True
+    text = f"{kind}: {status.effective_rate:.1f}/{status.nominal_rate:g} Hz"
+    if status.gaps or status.dropped:
+        text += f" · gaps {status.gaps} · dropped {status.dropped}"
+    return text, False
+
+
+class EngineStatusBar(QtWidgets.QStatusBar):
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setSizeGripEnabled(False)
+        self.state_label = QtWidgets.QLabel("disconnected")
+        self.state_label.setObjectName("connectionState")
+        self.streams_box = QtWidgets.QWidget()
+        self.streams_layout = QtWidgets.QHBoxLayout(self.streams_box)
+        self.streams_layout.setContentsMargins(0, 0, 0, 0)
+        self.latency_label = QtWidgets.QLabel("latency –")
+        self.device_label = QtWidgets.QLabel("")
+        self.model_label = QtWidgets.QLabel("")
+        self.demo_badge = QtWidgets.QLabel("DEMO MODEL")
+        self.demo_badge.setObjectName("demoBadge")
+        self.demo_badge.setStyleSheet(theme.DEMO_BADGE)
+        self.demo_badge.setToolTip("the built-in demo model, trained on synthetic data: "
+                                   "it says nothing about real emotions")
+        self.demo_badge.setVisible(False)
+        self.addWidget(self.state_label)
+        self.addWidget(self.streams_box)
+        for widget in (self.latency_label, self.device_label, self.model_label, self.demo_badge):
+            self.addPermanentWidget(widget)
+        self.stream_labels: dict[tuple[str, str], QtWidgets.QLabel] = {}
+        self._latencies: deque[float] = deque(maxlen=30)
+        self._last_report: float | None = None
+        self._last_streams: list = []
+
+    # connection -----------------------------------------------------------------
+    def set_state(self, text: str, level: str = "info") -> None:
+        """A one-word connection state (what is connected is in the window title)."""
+        colour = {"info": theme.FOREGROUND, "good": theme.GOOD, "warning": theme.WARNING, "error": theme.ERROR}[level]
+        self.state_label.setText(text)
+        self.state_label.setStyleSheet(f"color: {colour}; font-weight: bold;")
+
+    def set_model(self, name: str, device: str, demo: bool) -> None:
+        self.model_label.setText(f"model {name}")
+        self.device_label.setText(f"device {device.upper()}")
+        self.demo_badge.setVisible(demo)
+
+    def clear_engine(self) -> None:
+        self.model_label.setText("")
+        self.device_label.setText("")
+        self.demo_badge.setVisible(False)
+        self.latency_label.setText("latency –")
+        self._latencies.clear()
+        self._last_report = None
+        self._last_streams = []
+        for label in self.stream_labels.values():
+            self.streams_layout.removeWidget(label)
+            label.deleteLater()
+        self.stream_labels.clear()
+
+    # streams ------------------------------------------------------------------
+    def set_streams(self, statuses: list, now: float | None = None) -> None:
+        self._last_report = time.monotonic() if now is None else now
+        self._last_streams = list(statuses)
+        for status in statuses:
+            text, lost = stream_text(status)
+            self._label_for(status).setText(text)
+            self._paint(self._label_for(status), lost)
+
+    def check_stale(self, now: float | None = None) -> None:
+        """Mark every stream lost when the engine has stopped reporting (called on a GUI timer)."""
+        if self._last_report is None:
+            return
+        silent = (time.monotonic() if now is None else now) - self._last_report
+        if silent > STALE_AFTER_S:
+            for status in self._last_streams:
+                label = self._label_for(status)
+                label.setText(f"{status.kind.upper()} {short_name(status.name)}: LOST (no report for {silent:.1f} s)")
+                self._paint(label, True)
+
+    def mark_lost(self, name: str) -> None:
+        """Show a stream as lost as soon as the engine's "stream lost" event arrives."""
+        for (_, label_name), label in self.stream_labels.items():
+            if label_name == name and "LOST" not in label.text():
+                label.setText(f"{label.text().rsplit(':', 1)[0]}: LOST")
+                self._paint(label, True)
+
+    def lost_streams(self) -> list[str]:
+        return [label.text() for label in self.stream_labels.values() if "LOST" in label.text()
+                or "not connected" in label.text()]
+
+    def _label_for(self, status) -> QtWidgets.QLabel:
+        key = (status.kind, status.name)
+        if key not in self.stream_labels:
+            label = QtWidgets.QLabel()
+            label.setObjectName(f"stream_{status.kind}")
+            label.setToolTip(f"{status.kind} stream {status.name}")
+            self.streams_layout.addWidget(label)
+            self.stream_labels[key] = label
+        return self.stream_labels[key]
+
+    @staticmethod
+    def _paint(label: QtWidgets.QLabel, lost: bool) -> None:
+        label.setStyleSheet(f"color: {theme.ERROR}; font-weight: bold;" if lost else f"color: {theme.FOREGROUND};")
+
+    # predictions --------------------------------------------------------------
+    def add_latency(self, seconds: float) -> None:
+        self._latencies.append(seconds)
+        median = statistics.median(self._latencies)
+        self.latency_label.setText(f"latency {1000 * median:.0f} ms")
+
+    def show_event(self, level: str, message: str) -> None:
+        colour = {"info": theme.FOREGROUND, "warning": theme.WARNING, "error": theme.ERROR}.get(level, theme.FOREGROUND)
+        self.setStyleSheet(f"QStatusBar {{ color: {colour}; }} QStatusBar QLabel {{ color: {theme.FOREGROUND}; }}")
+        self.showMessage(message, 10000 if level != "error" else 0)

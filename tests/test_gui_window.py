@@ -1,0 +1,248 @@
+"""The main window over the real engine (Qt offscreen, real LSL on loopback, real replay and recording)."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+from PySide6 import QtCore  # noqa: E402
+
+from milmer_app.gui.selection import SourceSelection  # noqa: E402
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_MS = 90_000   # first engine start in a process imports torch and may write the demo subject
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory):
+    """A private cache (demo subject) for the whole module; restored afterwards."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny-preset model with the DEAP contract: real inference, no meaning."""
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.config import MilmerConfig
+    from models.contract import InputContract
+    from models.milmer import Milmer
+
+    torch.manual_seed(0)
+    config = MilmerConfig.tiny()
+    tensors, _ = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", Milmer(config),
+                                 InputContract.for_deap(config))
+    return tensors
+
+
+@pytest.fixture
+def settings(tmp_path, qapp_offscreen, app_env):
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
+                             str(tmp_path / "config"))
+    from milmer_app.gui.settings import app_settings
+
+    return app_settings()
+
+
+def cli_args(**values) -> argparse.Namespace:
+    from milmer_app.cli import build_parser
+
+    args = build_parser().parse_args([])
+    for key, value in values.items():
+        setattr(args, key, value)
+    return args
+
+
+@pytest.fixture
+def open_window(qtbot, settings):
+    """Opens windows like `milmer-app` does and closes them (stopping their engines) at the end."""
+    from milmer_app.gui.app import open_window as open_app_window
+
+    windows = []
+
+    def opener(args: argparse.Namespace, window_settings=None):
+        window = open_app_window(args, window_settings or settings)
+        qtbot.addWidget(window)
+        windows.append(window)
+        return window
+
+    yield opener
+    for window in windows:
+        window.close()
+        assert window.engine is None
+    windows.clear()
+    # Collect the closed windows now, while no engine thread runs, rather than at a random later moment.
+    gc.collect()
+
+
+def wait_for_predictions(qtbot, window, count: int = 1, timeout: int = START_TIMEOUT_MS) -> None:
+    target = window.emotion_view.predictions_shown + count
+    qtbot.waitUntil(lambda: window.emotion_view.predictions_shown >= target or window.last_error is not None,
+                    timeout=timeout)
+    assert window.last_error is None, window.last_error
+
+
+def test_window_opens_on_the_demo_and_shows_predictions(qtbot, open_window):
+    window = open_window(cli_args(demo=True))
+    assert "connecting" in window.status.state_label.text()
+    wait_for_predictions(qtbot, window, 2)
+    assert not window.status.demo_badge.isHidden()
+    assert window.status.model_label.text() == "model demo"
+    assert window.replay_controls.play_button.isEnabled() and window.replay_controls.replay is not None
+    qtbot.waitUntil(lambda: window.redraws > 0 and window.face_view.frame.frame_time is not None, timeout=5000)
+    assert len(window.eeg_view.channel_names()) == 32
+    assert len(window.face_view.strip.weights) == window.engine.contract.num_instances
+    assert window.emotion_view.readout.text() != "waiting for the first prediction"
+    assert window.status.stream_labels and not window.status.lost_streams()
+
+
+class LslCap:
+    """A real 32-channel LSL outlet with Geneva labels, fed from a thread until `stop()`."""
+
+    def __init__(self, name: str):
+        import pylsl
+
+        from training.eeg import GENEVA_CHANNELS
+
+        info = pylsl.StreamInfo(name, "EEG", len(GENEVA_CHANNELS), 128.0, pylsl.cf_float32, f"{name}-id")
+        channels = info.desc().append_child("channels")
+        for label in GENEVA_CHANNELS:
+            channels.append_child("channel").append_child_value("label", label).append_child_value("unit", "microvolts")
+        self.outlet = pylsl.StreamOutlet(info)
+        self.source_id = f"{name}-id"
+        self.last_push = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import pylsl
+
+        rng = np.random.default_rng(0)
+        while not self._stop.is_set():
+            chunk = rng.normal(scale=10.0, size=(8, 32)).astype(np.float32)
+            self.last_push = pylsl.local_clock()
+            self.outlet.push_chunk(chunk.tolist(), self.last_push)
+            self._stop.wait(8 / 128.0)   # pacing at the nominal rate, not synchronisation
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.mark.lsl
+def test_sources_switch_live_and_a_lost_stream_shows(qtbot, open_window, tiny_checkpoint, lsl_config):
+    import pylsl
+
+    window = open_window(cli_args(eeg="demo", video="deap", checkpoint=str(tiny_checkpoint)))
+    wait_for_predictions(qtbot, window)
+    first_engine = window.engine
+    assert window.replay_controls.replay is not None
+
+    cap = LslCap("milmer-gui-cap")
+    try:
+        panel = window.sources
+        panel.set_selection(SourceSelection(False, f"lsl:source_id={cap.source_id}", "none", str(tiny_checkpoint)))
+        qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.engine is not None and window.engine is not first_engine, timeout=30000)
+        wait_for_predictions(qtbot, window, 1, timeout=30000)
+        assert window.replay_controls.replay is None                  # live source: replay controls off
+        assert window.selection.eeg == f"lsl:source_id={cap.source_id}"
+        labels = window.status.stream_labels
+        qtbot.waitUntil(lambda: any("milmer-gui-cap" in name for _, name in labels), timeout=5000)
+        label = next(label for (_, name), label in labels.items() if "milmer-gui-cap" in name)
+        qtbot.waitUntil(lambda: label.text().endswith("Hz"), timeout=5000)
+        assert window.status.lost_streams() == []
+        cap.stop()
+        qtbot.waitUntil(lambda: "LOST" in label.text(), timeout=5000)
+        shown_after = pylsl.local_clock() - cap.last_push
+        assert shown_after < 2.0, f"loss shown {shown_after:.2f} s after the last sample"   # the issue's limit
+        assert window.status.lost_streams() == [label.text()]
+    finally:
+        cap.stop()
+    qtbot.mouseClick(window.sources.disconnect_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.status.state_label.text() == "disconnected", timeout=15000)
+    assert window.engine is None and window.sources.connect_button.text() == "Connect"
+
+
+def test_record_then_replay_the_recording(qtbot, open_window, tiny_checkpoint, tmp_path):
+    window = open_window(cli_args(eeg="demo", video="deap", checkpoint=str(tiny_checkpoint)))
+    wait_for_predictions(qtbot, window)
+    controls = window.record_controls
+    controls.set_folder(tmp_path / "recordings")
+    qtbot.mouseClick(controls.record_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.engine.recording_status().active, timeout=5000)
+    folder = controls.last_path
+    wait_for_predictions(qtbot, window, 4, timeout=30000)             # a few seconds of EEG, frames, predictions
+    qtbot.waitUntil(lambda: controls.elapsed_label.text().startswith("REC"), timeout=2000)
+    qtbot.mouseClick(controls.record_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.engine.recording_status().active, timeout=10000)
+    assert window.engine.recording_status().error is None
+    assert folder.is_dir() and any(folder.iterdir())
+
+    window.connect_to(SourceSelection(False, f"recording:{folder}", f"recording:{folder}", str(tiny_checkpoint)))
+    wait_for_predictions(qtbot, window, 1, timeout=30000)
+    assert window.replay_controls.replay is not None
+    qtbot.waitUntil(lambda: window.face_view.frame.frame_time is not None and window.redraws > 0, timeout=5000)
+
+
+def test_settings_persist_across_a_restart_and_start_errors_are_shown(qtbot, open_window, settings, tmp_path):
+    missing = tmp_path / "no_such_model.safetensors"
+    chosen = SourceSelection(False, "brainflow:synthetic", "none", str(missing), "cpu", 0.5)
+    first = open_window(cli_args(eeg=chosen.eeg, video=chosen.video, checkpoint=chosen.checkpoint, device="cpu",
+                                 hop=0.5))
+    qtbot.waitUntil(lambda: first.last_error is not None, timeout=30000)
+    assert "no_such_model" in first.last_error                  # shown, not raised
+    assert "no_such_model" in first.sources.message.text()
+    first.eeg_view.set_span(4.0)
+    first.eeg_view.set_scale(None)
+    first.eeg_view.set_filter_enabled(False)
+    first.close()
+
+    second = open_window(cli_args())                             # no arguments: the last settings
+    assert second.selection == chosen
+    assert second.sources.selection() == chosen
+    assert (second.eeg_view.span_s, second.eeg_view.scale_uv, second.eeg_view.filter_enabled) == (4.0, None, False)
+    qtbot.waitUntil(lambda: second.last_error is not None, timeout=30000)
+
+
+def test_first_launch_is_the_demo(settings):
+    from milmer_app.gui.app import initial_selection
+
+    assert initial_selection(cli_args(), settings) == SourceSelection.demo_selection()
+
+
+def test_milmer_app_quit_after_closes_cleanly_and_saves_a_screenshot(tmp_path, tiny_checkpoint, app_env):
+    shot = tmp_path / "window.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               MILMER_SCREENSHOT=str(shot))
+    result = subprocess.run([sys.executable, "-m", "milmer_app.cli", "--eeg", "demo", "--video", "deap",
+                             "--checkpoint", str(tiny_checkpoint), "--quit-after", "8"],
+                            capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    assert (tmp_path / "config" / "milmer" / "milmer-app.ini").is_file()
+
+
+def test_no_display_is_a_clear_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "milmer_app.cli", "--demo"], capture_output=True, text=True,
+                            timeout=60, env=env, cwd=ROOT)
+    assert result.returncode == 2
+    assert "no display" in result.stderr and "--headless" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,226 @@
+"""milmer-train train / evaluate / ablate end to end on a small synthetic DEAP (tiny preset, CPU).
+
+One synthetic dataset and its prepared cache serve every test. Training runs use one
+thread (in-process via torch.set_num_threads, subprocesses via OMP_NUM_THREADS) so that
+runs in different processes compute bit-identical results, and so that two cores shared
+with other work are not oversubscribed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import cli
+
+pytestmark = pytest.mark.slow
+
+TRAIN = ["--protocol", "trial", "--folds", "2", "--preset", "tiny", "--epochs", "12", "--lr", "2e-3",
+         "--batch-size", "8", "--device", "cpu"]
+CHANCE = 0.25
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def deap(tmp_path_factory, single_thread) -> tuple[Path, Path]:
+    """A 4-subject x 8-trial x 15 s synthetic DEAP and a cache folder shared by the tests."""
+    root = tmp_path_factory.mktemp("train")
+    data = root / "deap"
+    assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "4", "--trials", "8", "--seconds", "15",
+                     "--strength", "3", "--seed", "1", "--video-size", "240x192"]) == 0
+    return data, root / "cache"
+
+
+def _train(deap: tuple[Path, Path], out: Path, *extra: str) -> dict:
+    data, cache = deap
+    assert cli.main(["-q", "train", "--deap", str(data), "--cache", str(cache), *TRAIN, *extra,
+                     "--out", str(out)]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _subprocess_env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def full_run(deap, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("runs") / "eeg_face"
+    return out, _train(deap, out)
+
+
+def test_full_model_learns_and_writes_the_run_directory(full_run):
+    out, metrics = full_run
+    assert metrics["protocol"] == "trial" and not metrics["leaky"]
+    assert metrics["mean_test_accuracy"] >= 0.5 > CHANCE
+    assert len(metrics["folds"]) == 2
+    for key in ("std_test_accuracy", "mean_test_macro_f1"):
+        assert isinstance(metrics[key], float)
+    for fold in metrics["folds"]:
+        for key in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy"):
+            assert 0.0 <= fold[key] <= 1.0
+        assert sum(map(sum, fold["confusion"])) == fold["windows"]["test"]
+        assert (out / fold["checkpoint"]).is_file()
+        assert (out / f"fold_{fold['fold']}" / "confusion.png").stat().st_size > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["lr"] == 2e-3 and config["model"]["preset"] == "tiny"
+    with (out / "epochs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 12
+    assert {"train_loss", "train_accuracy", "train_macro_f1", "val_loss", "val_accuracy", "val_macro_f1", "lr",
+            "seconds"} <= set(rows[0])
+    assert float(rows[-1]["lr"]) < float(rows[0]["lr"])  # cosine decay
+    assert (out / "learning_curves.png").stat().st_size > 0
+    assert not (out / "resume.json").exists()
+
+
+def test_trials_are_disjoint_within_and_across_folds(full_run):
+    _, metrics = full_run
+    as_set = lambda pairs: {tuple(pair) for pair in pairs}  # noqa: E731
+    tested = []
+    for fold in metrics["folds"]:
+        train, val, test = as_set(fold["train"]), as_set(fold["val"]), as_set(fold["test"])
+        assert train and val and test
+        assert not (train & val) and not (train & test) and not (val & test)
+        assert len(train | val | test) == 32
+        tested.append(test)
+    assert not (tested[0] & tested[1]) and len(tested[0] | tested[1]) == 32
+
+
+@pytest.mark.parametrize("modalities", ["eeg", "face"])
+def test_single_modality_runs_are_above_chance(deap, tmp_path, modalities):
+    metrics = _train(deap, tmp_path / modalities, "--modalities", modalities)
+    assert metrics["modalities"] == modalities
+    assert metrics["mean_test_accuracy"] >= 0.5 > CHANCE
+
+
+def test_evaluate_gives_the_training_test_accuracy(full_run, deap, tmp_path):
+    out, metrics = full_run
+    data, cache = deap
+    fold = metrics["folds"][1]
+    result = tmp_path / "evaluation.json"
+    assert cli.main(["-q", "evaluate", "--checkpoint", str(out / fold["checkpoint"]), "--deap", str(data),
+                     "--cache", str(cache), "--run", str(out), "--device", "cpu", "--out", str(result)]) == 0
+    evaluation = json.loads(result.read_text())
+    assert evaluation["trials"] == fold["test"]
+    assert evaluation["accuracy"] == fold["test_accuracy"]
+    assert evaluation["confusion"] == fold["confusion"]
+
+
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(full_run, deap, tmp_path):
+    reference_dir, reference = full_run
+    data, cache = deap
+    out = tmp_path / "resumed"
+    command = [sys.executable, "-m", "training.cli", "-q", "train", "--deap", str(data), "--cache", str(cache),
+               *TRAIN, "--out", str(out)]
+    # 15 epochs: fold 0 complete, fold 1 stopped after 3 of its 12 epochs.
+    stopped = subprocess.run([*command, "--stop-after-epochs", "15"], capture_output=True, text=True,
+                             env=_subprocess_env(), timeout=300)
+    assert stopped.returncode == 130, stopped.stderr
+    assert f"--resume {out}" in stopped.stderr
+    assert (out / "resume.json").is_file() and not (out / "metrics.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "training.cli", "-q", "train", "--resume", str(out)],
+                             capture_output=True, text=True, env=_subprocess_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("mean_test_accuracy", "std_test_accuracy", "mean_test_macro_f1"):
+        assert metrics[key] == reference[key]
+    for mine, theirs in zip(metrics["folds"], reference["folds"]):
+        assert mine["confusion"] == theirs["confusion"]
+        assert mine["best_epoch"] == theirs["best_epoch"]
+        assert mine["test_loss"] == pytest.approx(theirs["test_loss"], abs=1e-6)
+    columns = ("fold", "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+    def rows(path: Path) -> list[tuple]:
+        with path.open() as handle:
+            return [tuple(row[c] for c in columns) for row in csv.DictReader(handle)]
+
+    assert rows(out / "epochs.csv") == rows(reference_dir / "epochs.csv")
+    assert not (out / "resume.json").exists()
+
+
+def test_resume_of_a_finished_run_is_refused(full_run, capsys):
+    out, _ = full_run
+    assert cli.main(["train", "--resume", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "no resumable state" in error and "Traceback" not in error
+
+
+def test_an_existing_run_directory_is_not_overwritten(full_run, deap, capsys):
+    out, _ = full_run
+    assert cli.main(["train", "--deap", str(deap[0]), *TRAIN, "--out", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_paper_protocol_reports_the_leaky_best_over_epochs_beside_the_selected_model(deap, tmp_path):
+    metrics = _train(deap, tmp_path / "paper", "--protocol", "paper", "--epochs", "3", "--modalities", "face")
+    assert metrics["leaky"] and "leaky" in metrics["protocol_label"]
+    (fold,) = metrics["folds"]
+    assert set(map(tuple, fold["train"])) & set(map(tuple, fold["test"]))  # windows of one trial on both sides
+    assert fold["best_test_accuracy_over_epochs"] >= fold["test_accuracy"] - 1e-12
+    assert metrics["mean_best_test_accuracy_over_epochs"] == fold["best_test_accuracy_over_epochs"]
+    with (tmp_path / "paper" / "epochs.csv").open() as handle:
+        assert all(row["test_accuracy"] for row in csv.DictReader(handle))
+
+
+def test_loso_holds_out_one_whole_subject_per_fold(deap, tmp_path):
+    metrics = _train(deap, tmp_path / "loso", "--protocol", "loso", "--epochs", "1", "--modalities", "eeg")
+    assert metrics["num_folds"] == 4
+    held_out = []
+    for fold in metrics["folds"]:
+        test_subjects = {subject for subject, _ in fold["test"]}
+        assert len(test_subjects) == 1 and len(fold["test"]) == 8
+        assert not test_subjects & {subject for subject, _ in fold["train"] + fold["val"]}
+        held_out += test_subjects
+    assert sorted(held_out) == [1, 2, 3, 4]
+
+
+def test_ablate_runs_variants_and_reports_them(deap, tmp_path):
+    data, cache = deap
+    out = tmp_path / "ablation"
+    assert cli.main(["-q", "ablate", "--deap", str(data), "--cache", str(cache), "--protocol", "trial", "--folds", "2",
+                     "--preset", "tiny", "--epochs", "1", "--device", "cpu", "--only", "eeg,eeg+face_mean_cross_attention",
+                     "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir() if p.is_dir()} == {"eeg", "eeg+face_mean_cross_attention"}
+    report = (out / "report.md").read_text()
+    assert "| trial | eeg | — | — |" in report
+    assert "| trial | eeg,face | mean | cross_attention |" in report
+    assert "<table>" in (out / "report.html").read_text()
+
+
+def test_ddp_with_two_processes_agrees_with_one(deap, tmp_path):
+    data, cache = deap
+    config = tmp_path / "no_dropout.toml"
+    config.write_text("[model]\ndropout = 0.0\ncls_dropout = 0.0\n")
+    common = ["--deap", str(data), "--cache", str(cache), "--protocol", "trial", "--folds", "2", "--preset", "tiny",
+              "--epochs", "2", "--lr", "2e-3", "--batch-size", "8", "--device", "cpu", "--config", str(config)]
+    single = tmp_path / "single"
+    assert cli.main(["-q", "train", *common, "--out", str(single)]) == 0
+    double = tmp_path / "double"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "training.cli", "-q", "train", *common, "--out", str(double)],
+        capture_output=True, text=True, env=_subprocess_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one = json.loads((single / "metrics.json").read_text())
+    two = json.loads((double / "metrics.json").read_text())
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    # Same global batches and gradient means; only float summation order differs between the runs.
+    for a, b in zip(one["folds"], two["folds"]):
+        assert a["test"] == b["test"]
+        assert sum(map(sum, b["confusion"])) == a["windows"]["test"]  # every test window counted once
+        assert a["test_loss"] == pytest.approx(b["test_loss"], abs=1e-4)
+        assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 1 / a["windows"]["test"] + 1e-12

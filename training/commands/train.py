@@ -1,0 +1,191 @@
+"""milmer-train train: train Milmer under a protocol and write a run directory.
+
+Several GPUs or machines: torchrun --nproc_per_node N -m training.cli train ... (one process per GPU;
+--batch-size stays the global batch). Ctrl-C saves a resumable state; continue with --resume RUN_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.device import resolve_device
+from training.distributed import init_distributed, shutdown_distributed
+from training.resume import load_resume_state, resume_exists
+from training.run_dir import RunDir
+from training.train_config import PROTOCOLS, ConfigError, TrainConfig, read_config_file, resolve_config
+
+log = logging.getLogger(__name__)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by train and ablate; every default is None so that unset flags do not override a --config file."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--deap", metavar="DIR", help="DEAP folder (data_preprocessed_python, metadata_csv, face_video)")
+    data.add_argument("--cache", metavar="DIR",
+                      help="prepared-window cache folder (default ~/.cache/milmer/prepared); prepared on first use")
+    data.add_argument("--prepare-workers", type=int, help="processes that crop faces when preparing (default 1)")
+    data.add_argument("--subjects", metavar="LIST", type=_int_list, help="only these subjects, e.g. 1,2,5")
+    data.add_argument("--protocol", choices=PROTOCOLS,
+                      help="paper (leaky window split, as published), trial (trial-wise k-fold, default) or loso")
+    data.add_argument("--folds", type=int, metavar="K", help="folds of the trial protocol (default 5; paper is one split, loso one fold per subject)")
+    data.add_argument("--label", choices=("quadrant", "valence", "arousal"), help="label rule (default quadrant)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--preset", choices=("paper", "tiny"), help="model size (default paper)")
+    model.add_argument("--modalities", choices=("eeg,face", "eeg", "face"), metavar="eeg,face|eeg|face",
+                       help="inputs the model uses (default eeg,face)")
+    model.add_argument("--mil", choices=("first", "mean", "amil", "topk", "weighted_topk"),
+                       help="face-frame selection (default weighted_topk)")
+    model.add_argument("--fusion", choices=("cross_attention", "mlp", "none"),
+                       help="balancing of the selected image tokens (default cross_attention)")
+    model.add_argument("--backbone-weights", metavar="FILE",
+                       help="Swin weights (finetune-face or convert-backbone output) to start the face backbone from")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=int, help="epochs per fold (default 100)")
+    optim.add_argument("--batch-size", type=int, help="global batch size, split over DDP processes (default 14)")
+    optim.add_argument("--lr", type=float, help="AdamW learning rate, cosine decay to 0.1 x lr (default 1e-4)")
+    optim.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
+    optim.add_argument("--seed", type=int, help="seed of initialisation, shuffling and dropout (default 0)")
+    optim.add_argument("--select-metric", choices=("accuracy", "macro_f1", "loss"),
+                       help="validation metric that picks each fold's best epoch (default accuracy)")
+    hardware = parser.add_argument_group("hardware")
+    hardware.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    hardware.add_argument("--num-workers", type=int, help="data-loader workers (default -1: none on CPU, a few on GPU)")
+    hardware.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"),
+                          help="mixed precision on CUDA (auto: bf16 where supported)")
+    hardware.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    hardware.add_argument("--tensorboard", action="store_true", default=None,
+                          help="also write TensorBoard logs (needs the tensorboard package)")
+    parser.add_argument("--config", metavar="FILE", help="TOML or JSON file of settings (flags override it)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--out", metavar="RUN_DIR", help="run directory to create")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (its config is used)")
+    parser.add_argument("--export-best", metavar="STEM",
+                        help="also copy the checkpoint of the fold with the best validation score to STEM(.safetensors/.json)")
+    parser.add_argument("--export-provenance", metavar="JSON", type=_json_object,
+                        help="extra provenance facts (a JSON object) for the --export-best copy")
+    # For tests: raise the Ctrl-C path at an epoch boundary after N epochs.
+    parser.add_argument("--stop-after-epochs", type=int, help=argparse.SUPPRESS)
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig overrides given as flags (None where a flag was not used)."""
+    model = {key: getattr(args, key) for key in ("modalities", "mil", "fusion") if getattr(args, key) is not None}
+    return {
+        "deap": args.deap, "cache": args.cache, "subjects": args.subjects, "protocol": args.protocol,
+        "folds": args.folds, "preset": args.preset, "model": model or None,
+        "label": {"kind": args.label} if args.label else None, "backbone_weights": args.backbone_weights,
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
+        "seed": args.seed, "select_metric": args.select_metric, "device": args.device,
+        "num_workers": args.num_workers, "prepare_workers": args.prepare_workers, "amp": args.amp, "compile": args.compile, "tensorboard": args.tensorboard,
+    }
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    file_values = read_config_file(args.config) if args.config else None
+    config = resolve_config(file_values, flag_values(args), source=args.config or "command line")
+    if not config.deap:
+        raise ConfigError("no DEAP folder given", hint="pass --deap DIR (or set deap in the --config file)")
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    resume = None
+    if args.resume:
+        run_dir = RunDir(Path(args.resume))
+        config = config_of_run(run_dir)
+        resume = load_resume_state(run_dir.resume_stem)
+        log.info("resuming %s at fold %d, epoch %d", run_dir.root, resume.fold, resume.epoch + 1)
+    else:
+        if not args.out:
+            raise ConfigError("no run directory given", hint="pass --out RUN_DIR (or --resume RUN_DIR)")
+        config = config_from_args(args)
+        run_dir = RunDir(Path(args.out))
+        if run_dir.metrics.exists() or resume_exists(run_dir.resume_stem):
+            raise ConfigError(f"{run_dir.root}: already holds a run",
+                              hint=f"continue it with --resume {run_dir.root}, or choose another --out")
+    return train(config, run_dir, resume, args.stop_after_epochs, args.export_best, args.export_provenance)
+
+
+def train(config: TrainConfig, run_dir: RunDir, resume=None, stop_after_epochs: int | None = None,
+          export_best: str | None = None, export_provenance: dict | None = None) -> int:
+    # Imported here so that `milmer-train --help` does not load the training stack.
+    from training.run_data import open_window_data
+    from training.trainer import Trainer
+
+    device = resolve_device(config.device)
+    context = init_distributed(use_cuda=device.type == "cuda")
+    if context.enabled and device.type == "cuda":
+        import torch
+
+        device = torch.device("cuda", context.local_rank)
+    try:
+        data = open_window_data(config, context)
+        trainer = Trainer(config, run_dir, data, device, context, stop_after_epochs)
+        if resume is None:
+            run_dir.create()
+            trainer.write_config()
+        try:
+            metrics = trainer.run(resume)
+        except KeyboardInterrupt as exc:
+            if context.is_main:
+                print(f"milmer-train: interrupted ({exc or 'Ctrl-C'}); the state of the last finished epoch is saved",
+                      file=sys.stderr)
+                print(f"milmer-train: hint: continue with: milmer-train train --resume {run_dir.root}",
+                      file=sys.stderr)
+            return 130
+        if export_best and context.is_main:
+            export_best_checkpoint(run_dir, metrics, Path(export_best), export_provenance or {})
+    finally:
+        shutdown_distributed(context)
+    return 0
+
+
+def export_best_checkpoint(run_dir: RunDir, metrics: dict, stem: Path, extra: dict) -> None:
+    """Copy the best fold's checkpoint (by its selected validation score) with extra provenance."""
+    def score(fold: dict) -> tuple[float, float]:
+        val = fold.get("selected_val") or {}
+        return (val.get("accuracy", float("-inf")), -val.get("loss", float("inf")))
+
+    best = max(metrics["folds"], key=score)
+    loaded = load_checkpoint(run_dir.root / best["checkpoint"])
+    provenance = {**loaded.provenance, "run_dir": str(run_dir.root), "test_accuracy": best["test_accuracy"],
+                  "test_trials": best["test"], **extra}
+    provenance.pop("code_version", None)
+    save_checkpoint(stem, loaded.model, loaded.contract, provenance)
+    log.info("exported fold %d's checkpoint to %s", best["fold"], stem)
+
+
+def config_of_run(run_dir: RunDir) -> TrainConfig:
+    if not run_dir.config.is_file():
+        raise ConfigError(f"{run_dir.config}: not found; {run_dir.root} is not a run directory")
+    try:
+        data = json.loads(run_dir.config.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{run_dir.config}: not valid JSON ({exc})") from exc
+    return TrainConfig.from_dict(data.get("train", {}), source=str(run_dir.config))
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value

@@ -1,0 +1,380 @@
+"""The training loop: folds of a protocol, epochs, model selection on validation, one test pass per fold.
+
+One `Trainer.run()` trains every fold of the protocol in turn, writing the run
+directory described in `training.run_dir`. It runs alone or as one process of a
+torchrun group (see `training.distributed`); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.console import package_version
+from models.milmer import Milmer, count_parameters
+from training.batches import PlannedBatchSampler, amp_dtype, make_loader, model_logits, resolve_num_workers
+from training.distributed import (
+    DistributedContext,
+    barrier,
+    plan_train_batches,
+    reduce_accumulator,
+)
+from training.evaluation import evaluate_windows
+from training.metrics import ClassificationMetrics, MetricAccumulator
+from training.plots import plot_confusion, plot_learning_curves
+from training.resume import ResumeState, remove_resume_state, save_resume_state
+from training.run_dir import EpochLog, RunDir, read_epoch_rows, write_json
+from training.run_data import FoldSplit, WindowData, contract_for
+from training.seeding import derive_seed, seed_everything
+from training.train_config import ConfigError, TrainConfig
+
+log = logging.getLogger(__name__)
+
+# Purposes mixed into derived seeds, so that streams for different jobs never coincide.
+_INIT, _EPOCH, _SHUFFLE = 1, 2, 3
+PAPER_LEAKY_LABEL = "paper (leaky: windows of one trial in train and test)"
+
+
+class StopRequested(KeyboardInterrupt):
+    """Raised at an epoch boundary by ``stop_after_epochs``; handled exactly like Ctrl-C."""
+
+
+@dataclass
+class FoldProgress:
+    """Model-selection state of the fold in progress (kept in the resume state)."""
+
+    best_score: list[float] | None = None
+    best_epoch: int = -1
+    best_val: dict[str, Any] = field(default_factory=dict)
+    best_test_over_epochs: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "best_val": self.best_val,
+                "best_test_over_epochs": self.best_test_over_epochs}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FoldProgress:
+        return cls(**data) if data else cls()
+
+
+def selection_score(metrics: ClassificationMetrics, metric: str) -> list[float]:
+    """Larger is better, compared as a tuple: the chosen metric first, lower loss breaks ties."""
+    if metric == "loss":
+        return [-metrics.loss]
+    return [getattr(metrics, metric), -metrics.loss]
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: RunDir, data: WindowData, device: torch.device,
+                 context: DistributedContext | None = None, stop_after_epochs: int | None = None):
+        self.config = config
+        self.model_config = config.model_config()
+        self.run_dir = run_dir
+        self.data = data
+        self.device = device
+        self.context = context or DistributedContext()
+        self.stop_after_epochs = stop_after_epochs
+        self.amp = amp_dtype(config.amp, device)
+        self.num_workers = resolve_num_workers(config.num_workers, device)
+        self.contract = contract_for(config)
+        self.epoch_log = EpochLog(run_dir.epochs_csv)
+        self.epochs_run = 0  # by this process, for --stop-after-epochs and the ETA
+        self.epochs_done_before = 0  # by the interrupted process(es) this run resumes
+        self.total_epochs = 0
+        self.started = time.monotonic()
+        self.tensorboard = None
+
+    # ----------------------------------------------------------------- whole run
+    def write_config(self) -> None:
+        if not self.context.is_main:
+            return
+        write_json(self.run_dir.config, {
+            "train": self.config.to_dict(),
+            "model": self.model_config.to_dict(),
+            "contract": self.contract.to_dict(),
+            "milmer_version": package_version(),
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "world_size": self.context.world_size,
+            "device": str(self.device),
+        })
+
+    def run(self, resume: ResumeState | None = None) -> dict[str, Any]:
+        """Train every fold (continuing from ``resume``) and return the contents of metrics.json."""
+        splits = self.data.splits(self.config.protocol, self.config.folds, self.config.seed)
+        if self.context.is_main:
+            self.run_dir.create()
+            self.epoch_log.start(keep_before=(resume.fold, resume.epoch) if resume else None)
+            self._open_tensorboard()
+        completed = list(resume.completed_folds) if resume else []
+        self.total_epochs = len(splits) * self.config.epochs
+        self.epochs_done_before = (resume.fold * self.config.epochs + resume.epoch) if resume else 0
+        log.info("%s protocol: %d fold(s), %d windows, %s preset, device %s, %d process(es)",
+                 self.config.protocol, len(splits), len(self.data), self.model_config.preset, self.device,
+                 self.context.world_size)
+        try:
+            for fold_index, split in enumerate(splits):
+                if fold_index < len(completed):
+                    continue
+                fold_resume = resume if resume is not None and resume.fold == fold_index and resume.epoch > 0 else None
+                completed.append(self._run_fold(fold_index, split, fold_resume, completed))
+                if self.context.is_main and fold_index + 1 < len(splits):
+                    save_resume_state(self.run_dir.resume_stem, ResumeState(
+                        fold=fold_index + 1, epoch=0, model={}, optimizer={"state": {}, "param_groups": []},
+                        scheduler={}, completed_folds=completed))
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+        metrics = self._summarise(completed)
+        if self.context.is_main:
+            write_json(self.run_dir.metrics, metrics)
+            plot_learning_curves(read_epoch_rows(self.run_dir.epochs_csv), self.run_dir.learning_curves,
+                                 title=f"{self.config.protocol} protocol, {self.model_config.modalities}")
+            remove_resume_state(self.run_dir.resume_stem)
+            log.info("mean test accuracy %.4f (std %.4f), mean test macro-F1 %.4f over %d fold(s); wrote %s",
+                     metrics["mean_test_accuracy"], metrics["std_test_accuracy"], metrics["mean_test_macro_f1"],
+                     len(completed), self.run_dir.metrics)
+        barrier(self.context)
+        return metrics
+
+    def _open_tensorboard(self) -> None:
+        if not self.config.tensorboard:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ConfigError("TensorBoard logging was requested but the tensorboard package is not installed",
+                              hint="pip install tensorboard, or leave out --tensorboard") from exc
+        self.tensorboard = SummaryWriter(str(self.run_dir.tensorboard))
+
+    # ----------------------------------------------------------------- one fold
+    def _build_model(self, fold: int) -> Milmer:
+        torch.manual_seed(derive_seed(self.config.seed, fold, _INIT))
+        model = Milmer(self.model_config)
+        log.debug("model of %s parameters", f"{count_parameters(model):,}")
+        if self.config.backbone_weights:
+            from models.convert import load_backbone_weights
+
+            load_backbone_weights(model, self.config.backbone_weights)
+        return model.to(self.device)
+
+    def _run_fold(self, fold: int, split: FoldSplit, resume: ResumeState | None,
+                  completed: list[dict[str, Any]]) -> dict[str, Any]:
+        config = self.config
+        model = self._build_model(fold)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs, eta_min=config.lr * config.min_lr_ratio)
+        progress = FoldProgress()
+        start_epoch = 0
+        if resume is not None:
+            model.load_state_dict(resume.model)
+            optimizer.load_state_dict(resume.optimizer)
+            scheduler.load_state_dict(resume.scheduler)
+            progress = FoldProgress.from_dict(resume.fold_progress)
+            start_epoch = resume.epoch
+            log.info("resuming fold %d at epoch %d", fold, start_epoch + 1)
+        network: nn.Module = torch.compile(model) if config.compile else model
+        if self.context.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            network = DistributedDataParallel(network, device_ids=device_ids)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp is torch.float16)
+        if resume is not None and resume.scaler:
+            scaler.load_state_dict(resume.scaler)
+        sampler = PlannedBatchSampler()
+        loader = make_loader(self.data.dataset, sampler, self.num_workers, pin_memory=self.device.type == "cuda")
+        log.info("fold %d (%s): %d train, %d val, %d test windows", fold, split.name,
+                 len(split.train), len(split.val), len(split.test))
+        if not len(split.val):
+            log.warning("fold %d has no validation windows: the last epoch's model is kept", fold)
+        best_stem = self.run_dir.best_checkpoint(fold)
+
+        for epoch in range(start_epoch, config.epochs):
+            epoch_started = time.monotonic()
+            seed_everything(derive_seed(config.seed, fold, epoch, _EPOCH, self.context.rank))
+            plan = plan_train_batches(len(split.train), config.batch_size,
+                                      derive_seed(config.seed, fold, epoch, _SHUFFLE), self.context)
+            sampler.plan = [[int(split.train[i]) for i in batch.indices] for batch in plan]
+            lr = optimizer.param_groups[0]["lr"]
+            train = self._train_epoch(network, optimizer, scaler, loader, [b.weight for b in plan],
+                                      f"fold {fold} epoch {epoch + 1}/{config.epochs}")
+            val = self._evaluate(model, split.val) if len(split.val) else None
+            test = self._evaluate(model, split.test) if config.protocol == "paper" else None
+            scheduler.step()
+
+            improved = val is None or progress.best_score is None or \
+                selection_score(val, config.select_metric) > progress.best_score
+            if improved:
+                progress.best_score = selection_score(val, config.select_metric) if val else None
+                progress.best_epoch = epoch
+                progress.best_val = val.to_dict() if val else {}
+                if self.context.is_main:
+                    save_checkpoint(best_stem, model, self.contract, self._provenance(fold, split, epoch, val))
+            if test is not None:
+                progress.best_test_over_epochs = max(progress.best_test_over_epochs or 0.0, test.accuracy)
+            seconds = time.monotonic() - epoch_started
+            self.epochs_run += 1
+            if self.context.is_main:
+                self._log_epoch(fold, epoch, lr, train, val, test, seconds)
+                save_resume_state(self.run_dir.resume_stem, ResumeState(
+                    fold=fold, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), fold_progress=progress.to_dict(),
+                    completed_folds=completed))
+            barrier(self.context)
+            if self.stop_after_epochs is not None and self.epochs_run >= self.stop_after_epochs:
+                raise StopRequested(f"stopped after {self.epochs_run} epoch(s) as requested")
+
+        barrier(self.context)
+        best = load_checkpoint(best_stem, device=self.device).model
+        test = self._evaluate(best, split.test)
+        result = self._fold_result(fold, split, progress, test)
+        if self.context.is_main:
+            plot_confusion(test.confusion, self.contract.class_names, self.run_dir.confusion_plot(fold),
+                           title=f"fold {fold} test: accuracy {test.accuracy:.3f}")
+            log.info("fold %d: best epoch %d, test accuracy %.4f, macro-F1 %.4f", fold, progress.best_epoch + 1,
+                     test.accuracy, test.macro_f1)
+        return result
+
+    def _train_epoch(self, network: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                     loader, weights: list[float], description: str) -> ClassificationMetrics:
+        network.train()
+        accumulator = MetricAccumulator(self.model_config.num_classes)
+        bar = tqdm(total=len(weights), desc=description, unit="batch", leave=False,
+                   disable=None if self.context.is_main else True)
+        for batch, weight in zip(loader, weights, strict=True):
+            logits = model_logits(network, self.model_config, batch, self.device, self.amp)
+            labels = batch.labels.to(logits.device)
+            per_sample = nn.functional.cross_entropy(logits, labels, reduction="none")
+            loss = per_sample.sum() * weight
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if weight > 0:
+                accumulator.update(logits, labels, per_sample.sum().item())
+            bar.update(1)
+        bar.close()
+        reduce_accumulator(accumulator, self.context)
+        return accumulator.result()
+
+    def _evaluate(self, model: nn.Module, indices: np.ndarray) -> ClassificationMetrics:
+        return evaluate_windows(model, self.model_config, self.data.dataset, indices, self.device,
+                                self.config.batch_size, self.context, self.num_workers, self.amp)
+
+    # ----------------------------------------------------------------- records
+    def _provenance(self, fold: int, split: FoldSplit, epoch: int, val: ClassificationMetrics | None) -> dict:
+        return {
+            "dataset": self.data.description,
+            "protocol": self.config.protocol,
+            "fold": fold,
+            "fold_name": split.name,
+            "epoch": epoch,
+            "val_accuracy": val.accuracy if val else None,
+            "val_macro_f1": val.macro_f1 if val else None,
+            "seed": self.config.seed,
+            "train_config": self.config.to_dict(),
+        }
+
+    def _log_epoch(self, fold: int, epoch: int, lr: float, train: ClassificationMetrics,
+                   val: ClassificationMetrics | None, test: ClassificationMetrics | None, seconds: float) -> None:
+        row = {
+            "fold": fold, "epoch": epoch, "lr": lr,
+            "train_loss": train.loss, "train_accuracy": train.accuracy, "train_macro_f1": train.macro_f1,
+            "val_loss": val.loss if val else None, "val_accuracy": val.accuracy if val else None,
+            "val_macro_f1": val.macro_f1 if val else None,
+            "test_accuracy": test.accuracy if test else None, "seconds": round(seconds, 3),
+        }
+        self.epoch_log.append(row)
+        if self.tensorboard is not None:
+            step = fold * self.config.epochs + epoch
+            for key, value in row.items():
+                if key not in ("fold", "epoch") and value is not None:
+                    self.tensorboard.add_scalar(f"fold_{fold}/{key}", value, step)
+        done = self.epochs_done_before + self.epochs_run
+        elapsed = time.monotonic() - self.started
+        remaining = elapsed / max(1, self.epochs_run) * (self.total_epochs - done)
+        val_text = f", val acc {val.accuracy:.3f} loss {val.loss:.3f}" if val else ""
+        log.info("fold %d epoch %d/%d: train loss %.4f acc %.3f%s, %.1fs (%d/%d epochs, ETA %s)", fold, epoch + 1,
+                 self.config.epochs, train.loss, train.accuracy, val_text, seconds, done, self.total_epochs,
+                 _duration(remaining))
+
+    def _fold_result(self, fold: int, split: FoldSplit, progress: FoldProgress,
+                     test: ClassificationMetrics) -> dict[str, Any]:
+        result = {
+            "fold": fold,
+            "name": split.name,
+            "test_accuracy": test.accuracy,
+            "test_macro_f1": test.macro_f1,
+            "test_balanced_accuracy": test.balanced_accuracy,
+            "test_loss": test.loss,
+            "confusion": test.confusion,
+            "best_epoch": progress.best_epoch,
+            "selected_val": progress.best_val,
+            "windows": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "checkpoint": str(self.run_dir.best_checkpoint(fold).relative_to(self.run_dir.root)) + ".safetensors",
+            "trials": {name: self.data.trials_of(getattr(split, name)) for name in ("train", "val", "test")},
+        }
+        if self.config.protocol == "paper":
+            result["best_test_accuracy_over_epochs"] = progress.best_test_over_epochs
+        return result
+
+    def _summarise(self, folds: list[dict[str, Any]]) -> dict[str, Any]:
+        def stats(key: str) -> tuple[float, float]:
+            values = np.array([fold[key] for fold in folds], dtype=np.float64)
+            return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+        accuracy, accuracy_std = stats("test_accuracy")
+        macro_f1, macro_f1_std = stats("test_macro_f1")
+        balanced, _ = stats("test_balanced_accuracy")
+        summary: dict[str, Any] = {
+            "protocol": self.config.protocol,
+            "protocol_label": PAPER_LEAKY_LABEL if self.config.protocol == "paper" else self.config.protocol,
+            "leaky": self.config.protocol == "paper",
+            "preset": self.model_config.preset,
+            "modalities": self.model_config.modalities,
+            "mil": self.model_config.mil,
+            "fusion": self.model_config.fusion,
+            "label_rule": self.config.label_rule().to_dict(),
+            "class_names": list(self.contract.class_names),
+            "dataset": self.data.description,
+            "seed": self.config.seed,
+            "epochs": self.config.epochs,
+            "world_size": self.context.world_size,
+            "num_folds": len(folds),
+            "mean_test_accuracy": accuracy,
+            "std_test_accuracy": accuracy_std,
+            "mean_test_macro_f1": macro_f1,
+            "std_test_macro_f1": macro_f1_std,
+            "mean_test_balanced_accuracy": balanced,
+            "std_kind": "sample standard deviation over folds (ddof=1)",
+            "selection": f"best validation {self.config.select_metric}; the test split is evaluated once per fold",
+        }
+        if self.config.protocol == "paper":
+            best = [fold["best_test_accuracy_over_epochs"] for fold in folds]
+            summary["mean_best_test_accuracy_over_epochs"] = float(np.mean(best))
+            summary["best_test_accuracy_over_epochs_note"] = (
+                "maximum of the per-epoch test accuracy, as the published figure was made; optimistic by "
+                "construction (the test split selects the epoch); mean_test_accuracy is the honest figure")
+        summary["folds"] = [
+            {**{k: v for k, v in fold.items() if k != "trials"}, **fold["trials"]} for fold in folds
+        ]
+        return summary
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -134,7 +134,7 @@ class Engine:
         self.replay: ReplayControl | None = None
         self.eeg_source: EEGSource | None = None
         self.video_source: VideoSource | None = None
-        self.finished = threading.Event()     # set when a replayed source has played to its end
+        self.finished = threading.Event()     # set when a replayed source has played to its end or a source failed
         self.worker: InferenceWorker | None = None
         self._listeners = _Listeners()
         self._stop = threading.Event()
@@ -272,6 +272,11 @@ class Engine:
     def sources(self) -> list[Source]:
         return [s for s in (self.eeg_source, self.video_source) if s is not None]
 
+    @property
+    def source_errors(self) -> list[str]:
+        """Why sources stopped delivering, for those whose worker failed (a live source only ends so)."""
+        return [s.error for s in self.sources if s.error is not None]
+
     # -- threads ---------------------------------------------------------------------------
     def _schedule(self) -> None:
         """Every hop: a bag of the latest window. In between: crop and prefetch settled frames."""
@@ -325,7 +330,7 @@ class Engine:
                 if source.finished.is_set() and source.name not in ended:
                     ended.add(source.name)
                     self._event("info", f"stream ended: {source.name}")
-                    if source.replay is not None or isinstance(source, VideoSource):
+                    if source.replay is not None or isinstance(source, VideoSource) or source.error is not None:
                         self.finished.set()
                 report, transition = source.monitor.check()
                 if transition and not paused and source.name not in ended:

@@ -10,6 +10,7 @@ import threading
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.prediction import Prediction
+from models.errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,14 @@ def run(args: argparse.Namespace) -> int:
     engine.add_prediction_listener(tally)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    engine.start()
-    started = local_clock()
     try:
+        engine.start()
+        started = local_clock()
         while not stop.wait(0.1):
             if args.duration is not None and local_clock() - started >= args.duration:
                 break
             if engine.finished.is_set():
-                log.info("the replay has ended")
+                log.info("a source has ended")
                 break
     except KeyboardInterrupt:
         log.info("interrupted")
@@ -70,4 +71,7 @@ def run(args: argparse.Namespace) -> int:
     status = engine.recording_status()
     if status.error:
         print(f"milmer-app: recording stopped early: {status.error}")
+    errors = engine.source_errors
+    if errors:
+        raise SourceError(errors[0])
     return 0

@@ -194,6 +194,9 @@ class Recorder:
             self._fail(f"{getattr(exc, 'filename', None) or self.folder}: {exc.strerror or exc}")
         except DataError as exc:
             self._fail(str(exc))
+        except Exception as exc:  # anything else would end the writer silently while producers still queue
+            log.exception("recorder: writing failed")
+            self._fail(f"{self.folder}: writing failed ({type(exc).__name__}: {exc})")
         else:
             self._active = False
             self._ended_at = local_clock()

@@ -34,8 +34,17 @@ class SourceSpec:
 
     @property
     def min_fraction(self) -> float | None:
-        value = self.options.get("min_channels")
-        return float(value) if value is not None else None
+        return self.number("min_channels")
+
+    def number(self, key: str, kind: type[int] | type[float] = float) -> float | None:
+        """Option `key` as a number (None when absent); SourceError naming the spec when it is not one."""
+        value = self.options.get(key)
+        if value is None:
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise SourceError(f"source spec '{self.text}': {key} must be a number, got '{value}'") from None
 
 
 def _options(text: str, spec: str) -> dict[str, str]:
@@ -55,6 +64,16 @@ def _int(value: str, what: str, spec: str) -> int:
         raise SourceError(f"source spec '{spec}': {what} must be a number, got '{value}'") from None
 
 
+def _checked(spec: SourceSpec) -> SourceSpec:
+    """The spec, once its numeric options are known to be numbers (so a typo fails before any model loads)."""
+    for key in ("timeout", "width", "height", "fps"):
+        spec.number(key)
+    fraction = spec.min_fraction
+    if fraction is not None and not 0 < fraction <= 1:
+        raise SourceError(f"source spec '{spec.text}': min_channels must be a fraction in (0, 1], got {fraction:g}")
+    return spec
+
+
 def parse_eeg_spec(spec: str) -> SourceSpec:
     kind, _, rest = spec.partition(":")
     kind = kind.strip().lower()
@@ -65,15 +84,17 @@ def parse_eeg_spec(spec: str) -> SourceSpec:
         if not {"name", "type", "source_id"} & options.keys():
             raise SourceError(f"EEG spec '{spec}': LSL needs name=, type= or source_id=",
                               hint="e.g. --eeg lsl:type=EEG")
-        return SourceSpec("lsl", spec, options)
+        return _checked(SourceSpec("lsl", spec, options))
     if kind == "brainflow":
-        if rest.strip().lower() == "synthetic":
-            return SourceSpec("brainflow", spec, {"board": "synthetic"})
-        options = _options(rest, spec)
+        board, _, more = rest.partition(",")
+        if board.strip().lower() == "synthetic":
+            options = {"board": "synthetic", **_options(more, spec)}
+        else:
+            options = _options(rest, spec)
         if "board" not in options:
             raise SourceError(f"EEG spec '{spec}': BrainFlow needs 'synthetic' or board=ID",
                               hint="e.g. --eeg brainflow:synthetic or brainflow:board=0,serial_port=/dev/ttyUSB0")
-        return SourceSpec("brainflow", spec, options)
+        return _checked(SourceSpec("brainflow", spec, options))
     if kind == "deap":
         parts = rest.rsplit(":", 2)
         if len(parts) != 3 or not parts[0]:
@@ -97,7 +118,7 @@ def parse_video_spec(spec: str) -> SourceSpec:
         index, _, more = rest.partition(",")
         options = _options(more, spec)
         options["index"] = str(_int(index or "0", "webcam index", spec))
-        return SourceSpec("webcam", spec, options)
+        return _checked(SourceSpec("webcam", spec, options))
     if kind in ("file", "recording"):
         if not rest:
             raise SourceError(f"video spec '{spec}': expected {kind}:PATH")

@@ -5,43 +5,26 @@ from __future__ import annotations
 import queue
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-import torch
+from live_support import save_tiny_checkpoint, write_face_video
 
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
-from models.checkpoint import save_checkpoint
-from models.config import MilmerConfig
-from models.contract import InputContract
-from models.milmer import Milmer
 from training.synth import TrialVideoComposer, face_box
 
 pytestmark = pytest.mark.slow
 
-FPS = 10.0
-
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = MilmerConfig.tiny()
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    save_checkpoint(path, Milmer(config), InputContract.for_deap(config))
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory) -> tuple[Path, TrialVideoComposer]:
     """12 s of a synthetic face at 10 fps, 320 x 240, MJPG."""
     path = tmp_path_factory.mktemp("video") / "camera.avi"
-    composer = TrialVideoComposer(quadrant=2, strength=1.0, size=(320, 240), rng=np.random.default_rng(3))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (320, 240))
-    for i in range(int(12 * FPS)):
-        writer.write(composer.frame(i / FPS))
-    writer.release()
-    return path, composer
+    return path, write_face_video(path, quadrant=2, seconds=12.0, seed=3)
 
 
 def test_synthetic_board_and_video_file_camera_end_to_end(tiny_checkpoint, face_video):
@@ -62,7 +45,7 @@ def test_synthetic_board_and_video_file_camera_end_to_end(tiny_checkpoint, face_
     for p in got:
         assert p.window_end - p.window_start == pytest.approx(3.0 - 1 / 250, abs=0.05)
         # BrainFlow's wall-clock stamps were moved onto the LSL clock.
-        assert started < p.window_start and p.window_end <= p.emitted < p.window_end + 1.0
+        assert started < p.window_start and p.window_end <= p.emitted < p.window_end + 2.0
         # Fz C3 Cz C4 Pz Oz F7 F3 F4 F8 of the board's 16 labels are model channels.
         assert p.eeg_channels_used == 10
         assert sum(p.face_mask) >= 3 and p.crops.shape == (4, 64, 64, 3)

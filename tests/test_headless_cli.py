@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from live_support import save_tiny_checkpoint
 
 from milmer_app import cli as app_cli
 from models.checkpoint import save_checkpoint
@@ -19,11 +19,7 @@ from training.synth import write_synthetic_deap
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = MilmerConfig.tiny()
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    save_checkpoint(path, Milmer(config), InputContract.for_deap(config))
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 def _error_line(capsys) -> str:
@@ -47,7 +43,9 @@ def test_bad_specs_and_checkpoints(tiny_checkpoint, tmp_path, capsys):
         (["--eeg", "brainflow:synthetic", "--video", "file:/no/such.avi"], "/no/such.avi: video file not found"),
         (["--eeg", f"deap:{tmp_path}:1:1"], "DEAP replay"),
         (["--eeg", "brainflow:board=nonsense"], "unknown BrainFlow board 'nonsense'"),
-        (["--eeg", "recording:/no/such/recording"], "not a recording"),
+        (["--eeg", "recording:/no/such/recording"], "/no/such/recording: not a recording"),
+        (["--eeg", "brainflow:board=synthetic,ip_port=x"], "ip_port must be a number, got 'x'"),
+        (["--eeg", "brainflow:synthetic", "--video", "webcam:0,fps=x"], "fps must be a number, got 'x'"),
     ]
     for args, expected in cases:
         assert app_cli.main(["--headless", *args, "--checkpoint", str(tiny_checkpoint)]) == 2, args

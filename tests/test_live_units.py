@@ -97,6 +97,13 @@ def test_specs_parse_and_reject():
             parse_eeg_spec(bad)
     with pytest.raises(SourceError):
         parse_video_spec("camera:0")
+    synthetic = parse_eeg_spec("brainflow:synthetic,min_channels=0.3,map=position")
+    assert synthetic.options["board"] == "synthetic" and synthetic.min_fraction == 0.3 and synthetic.by_position
+    # A typo in a numeric option is a SourceError naming the spec, not a ValueError from deep inside a source.
+    for parse, bad in ((parse_eeg_spec, "lsl:name=X,timeout=abc"), (parse_eeg_spec, "lsl:type=EEG,min_channels=2"),
+                       (parse_eeg_spec, "brainflow:synthetic,min_channels=x"), (parse_video_spec, "webcam:0,fps=x")):
+        with pytest.raises(SourceError, match=f"source spec '{bad}'"):
+            parse(bad)
 
 
 def test_preprocessing_maps_resamples_and_references():
@@ -200,3 +207,31 @@ def test_settled_frames_are_the_frames_later_bags_use():
     assert bag is not None and bag.face_mask.all()
     assert set(bag.frame_keys) <= set(prefetched[-6:])
     assert bag.window_end - bag.window_start == pytest.approx(3.0)
+
+
+def test_the_bag_takes_its_faces_from_the_span_of_its_eeg_window():
+    from types import SimpleNamespace
+
+    from milmer_app.bags import BagAssembler, CropCache
+    from training.faces import FaceCropper
+    from training.synth import TrialVideoComposer
+
+    contract = InputContract.for_deap(MilmerConfig.tiny())       # 3 s windows, 4 instances
+    mapping = map_channels(list(contract.eeg_channels), list(contract.eeg_channels), "s")
+    eeg = SimpleNamespace(buffer=SampleBuffer(32, 128 * 20), segment_start=float("-inf"), replay=None, name="eeg")
+    eeg.buffer.write(np.zeros((32, 128 * 10), np.float32), 1000.0 + np.arange(128 * 10) / 128.0)
+    # The camera runs 5 s ahead of the EEG (its frames arrive sooner): the bag must still use the EEG's span.
+    video = SimpleNamespace(buffer=FrameBuffer(400), fps=10.0, replay=None)
+    composer = TrialVideoComposer(quadrant=0, strength=1.0, size=(240, 180), rng=np.random.default_rng(2))
+    stamps = {}
+    for i in range(150):
+        stamps[(3, i)] = 1000.0 + i / 10
+        video.buffer.write(Frame(composer.frame(i / 10), stamps[(3, i)], (3, i)))
+    assembler = BagAssembler(contract, eeg, EEGPreprocessor(contract, mapping, 128.0), video,
+                             CropCache(FaceCropper(64)))
+    bag = assembler.assemble()
+    assert bag is not None and bag.face_mask.all()
+    assert bag.window_end == pytest.approx(1010.0 - 1 / 128) and bag.window_start == pytest.approx(1007.0)
+    used = sorted(stamps[key] for key in bag.frame_keys)
+    assert bag.window_start - 0.05 <= used[0] and used[-1] <= bag.window_end + 0.05, used
+    assert used[-1] - used[0] >= 2.0                                  # spread over the window, not bunched

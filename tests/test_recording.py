@@ -9,46 +9,31 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-import cv2
 import mne
 import numpy as np
 import pytest
-import torch
+from live_support import save_tiny_checkpoint, write_face_video
 
 from milmer_app import cli as app_cli
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.recording import Recorder, RecordingReader
-from models.checkpoint import save_checkpoint
-from models.config import MilmerConfig
-from models.contract import InputContract
 from models.errors import DataError
-from models.milmer import Milmer
-from training.synth import TrialVideoComposer
-
-FPS = 10.0
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = MilmerConfig.tiny()
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    save_checkpoint(path, Milmer(config), InputContract.for_deap(config))
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("video") / "camera.avi"
-    composer = TrialVideoComposer(quadrant=1, strength=1.0, size=(320, 240), rng=np.random.default_rng(5))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (320, 240))
-    for i in range(int(30 * FPS)):
-        writer.write(composer.frame(i / FPS))
-    writer.release()
+    write_face_video(path, quadrant=1, seconds=30.0, seed=5)
     return path
 
 
@@ -100,6 +85,18 @@ def test_recorder_refuses_a_disk_without_room_or_a_used_folder(out_dir: Path):
     ok.stop()
     with pytest.raises(DataError, match="already holds a recording"):
         Recorder(out_dir / "b", None, None).start()
+
+
+def test_an_unexpected_writer_failure_stops_the_recording_with_a_message(out_dir: Path):
+    stopped = threading.Event()
+    messages = []
+    recorder = Recorder(out_dir / "bad", None, {"source": "test", "fps": 10.0},
+                        on_stopped=lambda error: (messages.append(error), stopped.set()))
+    recorder.start()
+    recorder.add_frame(Frame(np.zeros((0, 0, 3), np.uint8), 1.0, (1, 1)))   # OpenCV raises on an empty image
+    assert stopped.wait(timeout=10), "the writer died without stopping the recording"
+    recorder.stop()
+    assert not recorder.active and recorder.error == messages[0] and "writing failed" in recorder.error
 
 
 def _headless(args: list[str], **kwargs) -> subprocess.Popen:

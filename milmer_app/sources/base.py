@@ -29,6 +29,7 @@ class Source(ABC):
         self.name = name
         self.connected = False
         self.finished = threading.Event()      # set when a finite source (replay, file) has no more data
+        self.error: str | None = None          # why the worker stopped, when it failed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._events: list[EventSink] = []
@@ -53,6 +54,7 @@ class Source(ABC):
         self._prepare()
         self._stop.clear()
         self.finished.clear()
+        self.error = None
         self._thread = threading.Thread(target=self._loop, name=f"source:{self.name}", daemon=True)
         self.connected = True
         self._thread.start()
@@ -76,18 +78,21 @@ class Source(ABC):
         while not self._stop.is_set():
             try:
                 more = self._pull()
-            except SourceError as exc:
-                self.emit_event("error", f"{self.name}: {exc}")
-                self.finished.set()
+            except SourceError as exc:  # its message names the stream already
+                self._fail(str(exc))
                 return
             except Exception as exc:  # a worker thread must report, not vanish
                 log.exception("%s: source worker failed", self.name)
-                self.emit_event("error", f"{self.name}: source failed: {exc}")
-                self.finished.set()
+                self._fail(f"{self.name}: source failed: {exc}")
                 return
             if more is False:
                 self.finished.set()
                 return
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.emit_event("error", message)
+        self.finished.set()
 
     @abstractmethod
     def _open(self) -> None: ...

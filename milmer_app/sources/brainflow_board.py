@@ -68,7 +68,7 @@ class BrainFlowSource(EEGSource):
         params = BrainFlowInputParams()
         for key, value in spec.options.items():
             if key in _PARAMS:
-                setattr(params, key, int(value) if key in _INT_PARAMS else value)
+                setattr(params, key, spec.number(key, int) if key in _INT_PARAMS else value)
         self._params = params
         self._board = None
         self._eeg_rows: list[int] = []
@@ -78,6 +78,7 @@ class BrainFlowSource(EEGSource):
     def _open(self) -> None:
         board_shim = _brainflow()
         BoardShim, BrainFlowError = board_shim.BoardShim, board_shim.BrainFlowError
+        board = None
         try:
             self.srate = float(BoardShim.get_sampling_rate(self.board_id))
             self._eeg_rows = list(BoardShim.get_eeg_channels(self.board_id))
@@ -86,6 +87,8 @@ class BrainFlowSource(EEGSource):
             board.prepare_session()
             board.start_stream(int(self.srate * 60))
         except BrainFlowError as exc:
+            if board is not None and board.is_prepared():   # the stream failed to start: free the device
+                board.release_session()
             raise SourceError(f"{self.name}: cannot start the board: {exc}",
                               hint="check the board id, serial port or address, "
                                    "and that no other program holds the board") from exc

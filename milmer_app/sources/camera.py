@@ -22,7 +22,7 @@ class WebcamSource(VideoSource):
     def __init__(self, spec: SourceSpec):
         self.index = int(spec.options.get("index", "0"))
         super().__init__(f"webcam {self.index}")
-        self.requested = {key: float(spec.options[key]) for key in ("width", "height", "fps") if key in spec.options}
+        self.requested = {key: spec.number(key) for key in ("width", "height", "fps") if key in spec.options}
         self._capture: cv2.VideoCapture | None = None
         self._failing = False
 

@@ -37,7 +37,8 @@ class LSLSource(EEGSource):
         self.query = _first_query(spec.options)
         super().__init__(f"LSL {self.query[0]}={self.query[1]}")
         self.spec = spec
-        self.resolve_timeout = float(spec.options.get("timeout", resolve_timeout))
+        timeout = spec.number("timeout")
+        self.resolve_timeout = resolve_timeout if timeout is None else timeout
         self.units: list[str] = []
         self.source_id = ""
         self._inlet: pylsl.StreamInlet | None = None
@@ -85,7 +86,11 @@ class LSLSource(EEGSource):
             raise SourceError(f"no LSL stream with {self.query[0]}={self.query[1]} "
                               f"found within {self.resolve_timeout:g} s",
                               hint="check that the stream is running on this machine or network (LSLAPICFG)")
-        self._open_inlet(info)
+        try:
+            self._open_inlet(info)
+        except (TimeoutError, LostError) as exc:
+            raise SourceError(f"{self.name}: stream '{info.name()}' went away while it was being opened ({exc})",
+                              hint="start again once the stream is steady") from exc
         # Keeps listening for the stream, so that it can be reopened quickly after a loss.
         self._resolver = pylsl.ContinuousResolver(prop=self.query[0], value=self.query[1], forget_after=1.0)
         log.info("%s: %d channels at %g Hz (source_id %r)", self.name, len(self.channel_names), self.srate,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +25,8 @@ class RecordingReplay:
     def __init__(self, folder: Path, speed: float = 1.0):
         try:
             self.reader = RecordingReader(folder)
-        except DataError as exc:
-            raise SourceError(f"recording {folder}: {exc}") from exc
+        except DataError as exc:  # its message already names the folder
+            raise SourceError(str(exc), hint=exc.hint) from exc
         self.folder = Path(folder)
         self.eeg, self.eeg_times = self.reader.eeg()
         self.frames = self.reader.frame_index()
@@ -47,7 +50,51 @@ class RecordingReplay:
             self.control.description = f"recording {self.folder.name}: {text.removeprefix('replay: ')}"
 
 
-class RecordingEEGSource(EEGSource):
+class _RecordedStream(ABC):
+    """Emits a recorded stream's items as the shared replay clock reaches their media times.
+
+    A subclass sets `_media_times` (seconds from the recording's origin, ascending) and
+    `_poll`, and implements `_emit(first, stop, to_lsl, position)` for items first..stop-1.
+    """
+
+    replay: ReplayControl
+    segment_start: float
+    _stop: threading.Event
+    _media_times: np.ndarray
+    _poll: float
+    _generation = -1
+    _next = 0
+
+    def _open(self) -> None:
+        return None
+
+    def _pull(self) -> bool:
+        generation, anchor_lsl, anchor_pos, speed, paused = self.replay.snapshot()
+        position = self.replay.position_at(local_clock())
+        times = self._media_times
+        if generation != self._generation:
+            # A seek or a speed change: carry on from the new position.
+            self._generation = generation
+            self._next = int(np.searchsorted(times, position, side="left"))
+            if self._next < len(times):
+                self.segment_start = anchor_lsl + (times[self._next] - anchor_pos) / speed
+        target = int(np.searchsorted(times, position, side="right"))
+        if target > self._next:
+            self._emit(self._next, target, lambda media: anchor_lsl + (media - anchor_pos) / speed, position)
+            self._next = target
+        if self._next >= len(times) and not paused:
+            return False
+        self._stop.wait(self._poll)
+        return True
+
+    @abstractmethod
+    def _emit(self, first: int, stop: int, to_lsl: Callable[[np.ndarray], np.ndarray], position: float) -> None:
+        """Push items first..stop-1; `to_lsl` maps media times to LSL times."""
+
+
+class RecordingEEGSource(_RecordedStream, EEGSource):
+    _poll = 0.02
+
     def __init__(self, replay: RecordingReplay):
         super().__init__(f"recording {replay.folder.name}")
         if not replay.reader.channel_names or replay.eeg.shape[1] == 0:
@@ -60,34 +107,16 @@ class RecordingEEGSource(EEGSource):
         filtered = eeg_meta.get("already_filtered")
         self.already_filtered = tuple(filtered) if filtered else None
         self.already_referenced = bool(eeg_meta.get("already_referenced", False))
-        self._generation = -1
-        self._next = 0
+        self._media_times = replay.eeg_times - replay.origin
 
-    def _open(self) -> None:
-        return None
-
-    def _pull(self) -> bool:
-        generation, anchor_lsl, anchor_pos, speed, paused = self.replay.snapshot()
-        position = self.replay.position_at(local_clock())
-        media_times = self.rec.eeg_times - self.rec.origin
-        if generation != self._generation:
-            self._generation = generation
-            self._next = int(np.searchsorted(media_times, position, side="left"))
-            if self._next < len(media_times):
-                self.segment_start = anchor_lsl + (media_times[self._next] - anchor_pos) / speed
-        target = int(np.searchsorted(media_times, position, side="right"))
-        if target > self._next:
-            times = anchor_lsl + (media_times[self._next:target] - anchor_pos) / speed
-            self.push(self.rec.eeg[:, self._next:target], times)
-            self._next = target
-            self.rec.follow_items(position)
-        if self._next >= len(media_times) and not paused:
-            return False
-        self._stop.wait(0.02)
-        return True
+    def _emit(self, first: int, stop: int, to_lsl: Callable[[np.ndarray], np.ndarray], position: float) -> None:
+        self.push(self.rec.eeg[:, first:stop], to_lsl(self._media_times[first:stop]))
+        self.rec.follow_items(position)
 
 
-class RecordingVideoSource(VideoSource):
+class RecordingVideoSource(_RecordedStream, VideoSource):
+    _poll = 0.01
+
     def __init__(self, replay: RecordingReplay):
         super().__init__(f"recording {replay.folder.name} video")
         if len(replay.frames) == 0:
@@ -96,26 +125,10 @@ class RecordingVideoSource(VideoSource):
         self.replay = replay.control
         stamps = replay.frames[:, 0]
         self.fps = float((len(stamps) - 1) / (stamps[-1] - stamps[0])) if len(stamps) > 1 else 1.0
-        self._generation = -1
-        self._next = 0
+        self._media_times = stamps - replay.origin
 
-    def _open(self) -> None:
-        return None
-
-    def _pull(self) -> bool:
-        generation, anchor_lsl, anchor_pos, speed, paused = self.replay.snapshot()
-        position = self.replay.position_at(local_clock())
-        media_times = self.rec.frames[:, 0] - self.rec.origin
-        if generation != self._generation:
-            self._generation = generation
-            self._next = int(np.searchsorted(media_times, position, side="left"))
-        target = int(np.searchsorted(media_times, position, side="right"))
-        if target > self._next:
-            rows = self.rec.frames[self._next:target]
-            for stamp, image in self.rec.reader.read_frames(rows[-max(1, int(self.fps)):]):
-                self.push(image, anchor_lsl + (stamp - self.rec.origin - anchor_pos) / speed)
-            self._next = target
-        if self._next >= len(media_times) and not paused:
-            return False
-        self._stop.wait(0.01)
-        return True
+    def _emit(self, first: int, stop: int, to_lsl: Callable[[np.ndarray], np.ndarray], position: float) -> None:
+        rows = self.rec.frames[first:stop]
+        # More than a second due at once (a slow disk or a seek): only the last second is decoded.
+        for stamp, image in self.rec.reader.read_frames(rows[-max(1, int(self.fps)):]):
+            self.push(image, float(to_lsl(np.float64(stamp - self.rec.origin))))

@@ -182,6 +182,22 @@ def test_frame_view_paints_the_face_box(qtbot):
     assert colour_pixels(view, theme.GOOD) > 200
 
 
+def test_frame_view_holds_the_face_box_between_face_searches(qtbot):
+    view = FrameView(box_hold_s=1.5)
+    qtbot.addWidget(view)
+    frame = np.full((240, 320, 3), 40, np.uint8)
+    box = (100, 60, 80, 100)
+    view.set_frame(frame, 10.0, box)
+    for later in (10.5, 11.2, 11.5):                    # frames without a box of their own
+        view.set_frame(frame, later, None)
+        assert view.face_box == box, later
+    view.set_frame(frame, 11.6, None)                   # older than the hold: gone, not a stale box
+    assert view.face_box is None
+    view.set_frame(frame, 12.0, box)
+    view.set_frame(frame, 4.0, None)                    # the replay jumped back: not this frame's face
+    assert view.face_box is None
+
+
 def test_crop_strip_highlights_the_heaviest_present_crops(qtbot):
     strip = CropStrip(highlight=3)
     qtbot.addWidget(strip)
@@ -193,6 +209,8 @@ def test_crop_strip_highlights_the_heaviest_present_crops(qtbot):
     strip.set_bag(crops, weights, mask)
     assert strip.used_instances() == [3, 5, 6]
     assert colour_pixels(strip, theme.GOOD) > 100
+    strip.set_bag(crops[:4], [0.0, 0.5, 0.5, 0.0], [True] * 4)
+    assert strip.used_instances() == [1, 2]             # weightless crops are not "used", even in the top 3
 
 
 # -- emotion ------------------------------------------------------------------------------
@@ -244,6 +262,10 @@ def test_status_bar_shows_rates_loss_staleness_and_demo(qtbot):
     for latency in (0.05, 0.07, 0.5):
         bar.add_latency(latency)
     assert bar.latency_label.text() == "latency 70 ms"
+    bar.show()
+    bar.show_event("warning", "stream lost: cam")
+    assert bar.currentMessage() == "stream lost: cam"
+    assert bar.stream_labels[("video", "cam")].isVisible() and bar.state_label.isVisible()   # not hidden by it
 
 
 def test_replay_controls_drive_a_replay_clock(qtbot):
@@ -286,6 +308,7 @@ def test_sources_panel_builds_and_shows_selections(qtbot, tmp_path):
     panel = SourcesPanel()
     qtbot.addWidget(panel)
     assert panel.selection() == SourceSelection.demo_selection()
+    assert panel.video_kind.currentData() == "deap" and not panel.video_kind.isEnabled()   # the demo's own video
     chosen = [
         SourceSelection(False, "brainflow:synthetic", "webcam:2", "demo", "cpu", 0.5),
         SourceSelection(False, "brainflow:board=0,serial_port=/dev/ttyUSB0", "none"),

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import resources
@@ -74,25 +75,30 @@ def schedule_quit(window: MainWindow, seconds: float, screenshot: Path | None) -
     QtCore.QTimer.singleShot(int(seconds * 1000), quit_now)
 
 
-def close_on_interrupt(window: MainWindow) -> QtCore.QTimer:
+def close_on_interrupt(window: MainWindow) -> None:
     """Ctrl+C in the terminal closes the window cleanly (Qt's loop would otherwise hold the signal back)."""
     signal.signal(signal.SIGINT, lambda *_: window.close())
     wake = QtCore.QTimer(window)
     wake.timeout.connect(lambda: None)   # returns to Python now and then so the handler can run
     wake.start(250)
-    return wake
 
 
 def run(args: argparse.Namespace) -> int:
     app = application()
     window = open_window(args)
     close_on_interrupt(window)
+    app.aboutToQuit.connect(window.close)   # a quit by any other path still stops the engine first
     quit_after = getattr(args, "quit_after", None)
     if quit_after is not None:
         shot = os.environ.get(SCREENSHOT_ENV)
         schedule_quit(window, float(quit_after), Path(shot) if shot else None)
     app.exec()
-    if window.last_error:
-        log.error("%s", window.last_error)
+    error = window.last_error
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Destroy the window's Qt objects now, while the QApplication exists: closures (the SIGINT
+    # handler, the quit timer) hold Python references that would otherwise outlive it.
+    shiboken6.delete(window)
+    if error:
+        log.error("%s", error)
         return 2
     return 0

@@ -26,49 +26,72 @@ class EngineBridge(QtCore.QObject):
     started = QtCore.Signal(object)              # the started Engine
     start_failed = QtCore.Signal(str)
     stopped = QtCore.Signal()
+    # Engine threads emit these with their engine's generation; the GUI thread checks it again on
+    # delivery, so what an old engine queued just before a reconnect never reaches the new views.
+    _engine_prediction = QtCore.Signal(int, object)
+    _engine_status = QtCore.Signal(int, object)
+    _engine_event = QtCore.Signal(int, str, str)
 
     def __init__(self, parent: QtCore.QObject | None = None):
         super().__init__(parent)
         self.engine = None
-        self._runner = CallRunner(self)
+        self.runner = CallRunner(self)
         self._generation = 0          # callbacks of a replaced engine are dropped
+        self._closed = False
         self._lock = threading.Lock()  # one start/stop sequence at a time, in order
+        # Every engine started and not yet stopped, whether or not the GUI thread has adopted it
+        # as `self.engine` yet: a start can finish just before a disconnect or a close, and its
+        # engine must still be stopped (guarded by `_lock`).
+        self._live: list = []
+        self._engine_prediction.connect(self._deliver_prediction)
+        self._engine_status.connect(self._deliver_status)
+        self._engine_event.connect(self._deliver_event)
 
     @property
     def busy(self) -> bool:
-        return self._runner.busy()
+        return self.runner.busy()
 
     def connect_engine(self, args: argparse.Namespace) -> None:
         """Stop the running engine (if any) and start one configured from `args`, off the GUI thread."""
+        if self._closed:
+            return
         self._generation += 1
         generation = self._generation
-        previous, self.engine = self.engine, None
-        self._runner.start(lambda: self._replace(previous, args, generation), "starting the engine",
-                           lambda engine: self._on_started(engine, generation), self._on_failed)
+        self.engine = None
+        self.runner.start(lambda: self._replace(args, generation), "starting the engine",
+                          lambda engine: self._on_started(engine, generation), self._on_failed)
 
     def disconnect_engine(self) -> None:
+        if self._closed:
+            return
         self._generation += 1
-        previous, self.engine = self.engine, None
-        self._runner.start(lambda: self._stop(previous), "stopping the engine", lambda _: self.stopped.emit(),
-                           self._on_failed)
+        self.engine = None
+        self.runner.start(self._stop_all, "stopping the engine", lambda _: self.stopped.emit(), self._on_failed)
 
-    def shutdown(self, timeout_ms: int = 30000) -> None:
-        """Stop everything and wait (used when the window closes)."""
+    def shutdown(self) -> None:
+        """Stop every engine and wait for every background call (used when the window closes).
+
+        After this no engine thread calls back and no QThread of the bridge runs, so the
+        window's Qt objects can be destroyed safely.
+        """
+        self._closed = True
         self._generation += 1
-        self._runner.wait_all(timeout_ms)
-        previous, self.engine = self.engine, None
-        self._stop(previous)
+        self.runner.wait_all()
+        self.engine = None
+        self._stop_all()
 
     # worker-thread side ---------------------------------------------------------
-    def _replace(self, previous, args: argparse.Namespace, generation: int):
+    def _replace(self, args: argparse.Namespace, generation: int):
         with self._lock:
-            self._stop_engine(previous)
+            self._stop_live()
+            if generation != self._generation:   # superseded before it began
+                return None
             from milmer_app.engine import Engine, EngineConfig
 
             engine = Engine(EngineConfig.from_args(args))
-            engine.add_prediction_listener(lambda p: self._forward(generation, self.prediction_ready, p))
-            engine.add_status_listener(lambda s: self._forward(generation, self.status_ready, s))
-            engine.add_event_listener(lambda level, message: self._forward_event(generation, level, message))
+            engine.add_prediction_listener(lambda p: self._engine_prediction.emit(generation, p))
+            engine.add_status_listener(lambda s: self._engine_status.emit(generation, s))
+            engine.add_event_listener(lambda level, message: self._engine_event.emit(generation, level, message))
             try:
                 engine.start()
             except BaseException:
@@ -77,31 +100,33 @@ class EngineBridge(QtCore.QObject):
             if generation != self._generation:   # superseded while starting
                 engine.stop()
                 return None
+            self._live.append(engine)
             return engine
 
-    def _stop(self, engine) -> None:
+    def _stop_all(self) -> None:
         with self._lock:
-            self._stop_engine(engine)
+            self._stop_live()
 
-    @staticmethod
-    def _stop_engine(engine) -> None:
-        if engine is not None:
-            engine.stop()
+    def _stop_live(self) -> None:
+        while self._live:
+            self._live.pop().stop()
 
-    def _forward(self, generation: int, signal: QtCore.SignalInstance, value) -> None:
+    # GUI-thread side ------------------------------------------------------------
+    def _deliver_prediction(self, generation: int, prediction) -> None:
         if generation == self._generation:
-            signal.emit(value)
+            self.prediction_ready.emit(prediction)
 
-    def _forward_event(self, generation: int, level: str, message: str) -> None:
+    def _deliver_status(self, generation: int, statuses) -> None:
+        if generation == self._generation:
+            self.status_ready.emit(statuses)
+
+    def _deliver_event(self, generation: int, level: str, message: str) -> None:
         if generation == self._generation:
             self.event.emit(level, message)
 
-    # GUI-thread side ------------------------------------------------------------
     def _on_started(self, engine, generation: int) -> None:
-        if engine is None:
-            return
-        if generation != self._generation:
-            self._runner.start(lambda: self._stop(engine), "stopping a superseded engine")
+        # A superseded engine is stopped by the call (or the shutdown) that superseded it.
+        if engine is None or generation != self._generation:
             return
         self.engine = engine
         self.started.emit(engine)

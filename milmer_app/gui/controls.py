@@ -75,6 +75,7 @@ class ReplayControls(QtWidgets.QWidget):
         for widget in (self.play_button, self.speed_box, self.seek_slider, self.next_button):
             widget.setEnabled(replay is not None)
         if replay is None:
+            self.play_button.setText("Play")
             self.position_label.setText("–")
             self.description_label.setText("live source")
             self.seek_slider.setValue(0)

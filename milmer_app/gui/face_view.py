@@ -31,13 +31,20 @@ def _fit(source: QtCore.QSize, target: QtCore.QRect) -> QtCore.QRect:
 
 
 class FrameView(QtWidgets.QWidget):
-    """Paints the latest frame scaled to fit, with the detected face box."""
+    """Paints the latest frame scaled to fit, with the detected face box.
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    Faces are searched once per prediction, not on every frame, so most frames come without
+    a box: the last box stays up for `box_hold_s` seconds of frame time after the last frame
+    that came with one (the window sets it to one prediction interval).
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, box_hold_s: float = 1.0):
         super().__init__(parent)
         self.setMinimumSize(160, 120)
+        self.box_hold_s = box_hold_s
         self._image: QtGui.QImage | None = None
         self._box: tuple[int, int, int, int] | None = None
+        self._box_time: float | None = None
         self.frame_time: float | None = None
         self.placeholder = "no video"
 
@@ -45,12 +52,15 @@ class FrameView(QtWidgets.QWidget):
         if timestamp == self.frame_time:
             return
         self._image = bgr_image(frame_bgr)
-        self._box = box
+        if box is not None:
+            self._box, self._box_time = box, timestamp
+        elif self._box_time is not None and not 0.0 <= timestamp - self._box_time <= self.box_hold_s:
+            self._box, self._box_time = None, None      # too old, or the replay jumped back
         self.frame_time = timestamp
         self.update()
 
     def clear(self, placeholder: str = "no video") -> None:
-        self._image, self._box, self.frame_time = None, None, None
+        self._image, self._box, self._box_time, self.frame_time = None, None, None, None
         self.placeholder = placeholder
         self.update()
 
@@ -100,8 +110,10 @@ class CropStrip(QtWidgets.QWidget):
         self.update()
 
     def used_instances(self) -> list[int]:
-        """Indices of the highlighted (highest-weight, face present) crops."""
-        candidates = [i for i in range(len(self._weights)) if self._mask[i]]
+        """Indices of the highlighted crops: the heaviest with a face, at most `highlight` of them,
+        leaving out those with less than half a uniform share of the weight (the model ignored those)."""
+        floor = 0.5 / max(len(self._weights), 1)
+        candidates = [i for i in range(len(self._weights)) if self._mask[i] and self._weights[i] >= floor]
         candidates.sort(key=lambda i: self._weights[i], reverse=True)
         return sorted(candidates[: self.highlight])
 

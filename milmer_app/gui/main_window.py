@@ -183,7 +183,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status.set_state("running", "good")
         self.status.set_model(engine.model_name, str(engine.device), engine.is_demo_model)
         self.sources.set_connected(True)
-        self.sources.show_message("connected")
+        self.sources.show_message(connected_text(engine))
         self.emotion_view.set_class_names(list(engine.contract.class_names))
         self.replay_controls.bind(engine.replay)
         self.record_controls.refresh(engine.recording_status())
@@ -250,6 +250,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.redraws += 1
         frame = engine.latest_frame()
         if frame is not None:
+            speed = engine.replay.speed if engine.replay is not None else 1.0
+            self.face_view.frame.box_hold_s = engine.config.hop * speed   # one face search, in frame time
             self.face_view.frame.set_frame(*frame)
 
     def draw_slow(self) -> None:
@@ -276,10 +278,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.slow_timer.stop()
         self.save_settings()
         self.status.set_state("stopping…", "warning")
-        QtWidgets.QApplication.processEvents()
+        self.status.state_label.repaint()   # not processEvents(): no queued engine signal may run mid-close
         self.sources.runner.wait_all()
         self.bridge.shutdown()
         super().closeEvent(event)
+
+
+def connected_text(engine) -> str:
+    """What the engine actually opened, for the sources panel."""
+    eeg = engine.eeg_source.name if engine.eeg_source is not None else "none"
+    video = engine.video_source.name if engine.video_source is not None else "none"
+    return f"connected · EEG {eeg} · video {video}"
 
 
 def grab_png(window: QtWidgets.QWidget, path: Path) -> bool:

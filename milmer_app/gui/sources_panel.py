@@ -184,7 +184,6 @@ class SourcesPanel(QtWidgets.QWidget):
         self.hop_box.setValue(selection.hop)
         if selection.demo:
             self._select(self.eeg_kind, "demo")
-            self._select(self.video_kind, "none")
             return
         try:
             eeg = parse_eeg_spec(selection.eeg)
@@ -230,7 +229,9 @@ class SourcesPanel(QtWidgets.QWidget):
     def _eeg_kind_changed(self) -> None:
         kind = self.eeg_kind.currentData()
         self._show_page(self.eeg_pages, self._eeg_page_of[kind])
-        if kind == "demo":
+        if kind == "demo":   # the demo replays its trials with their own face videos
+            self._select(self.video_kind, "deap")
+        elif kind != "deap" and self.video_kind.currentData() == "deap":   # only a DEAP trial has that video
             self._select(self.video_kind, "none")
         self.video_kind.setEnabled(kind != "demo")
 

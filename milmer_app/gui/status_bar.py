@@ -51,9 +51,10 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.demo_badge.setToolTip("the built-in demo model, trained on synthetic data: "
                                    "it says nothing about real emotions")
         self.demo_badge.setVisible(False)
-        self.addWidget(self.state_label)
-        self.addWidget(self.streams_box)
-        for widget in (self.latency_label, self.device_label, self.model_label, self.demo_badge):
+        # All permanent: a QStatusBar hides its normal widgets while a message shows, and the
+        # stream rates and losses must stay visible next to an event message.
+        for widget in (self.state_label, self.streams_box, self.latency_label, self.device_label,
+                       self.model_label, self.demo_badge):
             self.addPermanentWidget(widget)
         self.stream_labels: dict[tuple[str, str], QtWidgets.QLabel] = {}
         self._latencies: deque[float] = deque(maxlen=30)

@@ -59,8 +59,11 @@ class CallRunner(QtCore.QObject):
     def busy(self) -> bool:
         return any(call.isRunning() for call in self._running)
 
-    def wait_all(self, timeout_ms: int = 30000) -> bool:
-        return all(call.wait(timeout_ms) for call in list(self._running))
+    def wait_all(self) -> None:
+        """Block until every call has returned: a QThread must never be destroyed while it runs,
+        so there is no time-out after which the window could go on closing without them."""
+        for call in list(self._running):
+            call.wait()
 
     def _forget_finished(self) -> None:
         call = self.sender()

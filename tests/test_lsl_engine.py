@@ -184,4 +184,4 @@ def test_a_stream_that_comes_back_with_other_channels_ends_a_headless_run_with_a
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("milmer-app: error:")]
     assert code == 2 and len(lines) == 1, err
-    assert f"LSL name={name}: stream came back with different channels or rate (8 ch at 256.0 Hz)" in lines[0]
+    assert f"LSL {name}: stream came back with different channels or rate (8 ch at 256.0 Hz)" in lines[0]

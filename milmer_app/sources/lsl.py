@@ -78,6 +78,8 @@ class LSLSource(EEGSource):
         self.units = units
         self.srate = float(full.nominal_srate())
         self.source_id = full.source_id()
+        # Show the stream's own name from now on, not the query that found it.
+        self.name = f"LSL {full.name()}"
         self._scale = np.array([_UNIT_SCALE.get(u.strip().lower(), 1.0) for u in units], dtype=np.float32)[:, None]
 
     def _open(self) -> None:

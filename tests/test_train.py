@@ -11,18 +11,24 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from models.checkpoint import load_checkpoint
 from training import cli
+from training.commands.train import export_best_checkpoint
+from training.run_dir import RunDir
 
 pytestmark = pytest.mark.slow
 
-TRAIN = ["--protocol", "trial", "--folds", "2", "--preset", "tiny", "--epochs", "12", "--lr", "2e-3",
+EPOCHS = 12
+TRAIN = ["--protocol", "trial", "--folds", "2", "--preset", "tiny", "--epochs", str(EPOCHS), "--lr", "2e-3",
          "--batch-size", "8", "--device", "cpu"]
 CHANCE = 0.25
 
@@ -79,7 +85,7 @@ def test_full_model_learns_and_writes_the_run_directory(full_run):
     assert config["train"]["lr"] == 2e-3 and config["model"]["preset"] == "tiny"
     with (out / "epochs.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 2 * 12
+    assert len(rows) == 2 * EPOCHS
     assert {"train_loss", "train_accuracy", "train_macro_f1", "val_loss", "val_accuracy", "val_macro_f1", "lr",
             "seconds"} <= set(rows[0])
     assert float(rows[-1]["lr"]) < float(rows[0]["lr"])  # cosine decay
@@ -100,11 +106,18 @@ def test_trials_are_disjoint_within_and_across_folds(full_run):
     assert not (tested[0] & tested[1]) and len(tested[0] | tested[1]) == 32
 
 
-@pytest.mark.parametrize("modalities", ["eeg", "face"])
-def test_single_modality_runs_are_above_chance(deap, tmp_path, modalities):
-    metrics = _train(deap, tmp_path / modalities, "--modalities", modalities)
-    assert metrics["modalities"] == modalities
-    assert metrics["mean_test_accuracy"] >= 0.5 > CHANCE
+@pytest.fixture(scope="module")
+def eeg_run(deap, tmp_path_factory) -> tuple[Path, dict]:
+    """EEG only, with small batches: many cheap steps per epoch (the interruption test needs epochs that last)."""
+    out = tmp_path_factory.mktemp("runs") / "eeg"
+    return out, _train(deap, out, "--modalities", "eeg", "--batch-size", "4")
+
+
+def test_single_modality_runs_are_above_chance(eeg_run, deap, tmp_path):
+    runs = {"eeg": eeg_run[1], "face": _train(deap, tmp_path / "face", "--modalities", "face")}
+    for modalities, metrics in runs.items():
+        assert metrics["modalities"] == modalities
+        assert metrics["mean_test_accuracy"] >= 0.5 > CHANCE
 
 
 def test_evaluate_gives_the_training_test_accuracy(full_run, deap, tmp_path):
@@ -120,25 +133,39 @@ def test_evaluate_gives_the_training_test_accuracy(full_run, deap, tmp_path):
     assert evaluation["confusion"] == fold["confusion"]
 
 
-def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(full_run, deap, tmp_path):
-    reference_dir, reference = full_run
+def _wait_for_rows(csv_path: Path, rows: int, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Return once the run's epoch log holds ``rows`` rows; fail if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not (csv_path.is_file() and len(csv_path.read_text().splitlines()) > rows):
+        assert process.poll() is None, f"the run ended (status {process.returncode}) before epoch row {rows}"
+        assert time.monotonic() < deadline, f"no epoch row {rows} after {timeout} s"
+        time.sleep(0.01)
+
+
+def test_ctrl_c_saves_a_state_that_resumes_to_the_uninterrupted_result(eeg_run, deap, tmp_path):
+    reference_dir, reference = eeg_run
     data, cache = deap
-    out = tmp_path / "resumed"
+    out, log = tmp_path / "resumed", tmp_path / "stderr.txt"
     command = [sys.executable, "-m", "training.cli", "-q", "train", "--deap", str(data), "--cache", str(cache),
-               *TRAIN, "--out", str(out)]
-    # 15 epochs: fold 0 complete, fold 1 stopped after 3 of its 12 epochs.
-    stopped = subprocess.run([*command, "--stop-after-epochs", "15"], capture_output=True, text=True,
-                             env=_subprocess_env(), timeout=300)
-    assert stopped.returncode == 130, stopped.stderr
-    assert f"--resume {out}" in stopped.stderr
+               *TRAIN, "--modalities", "eeg", "--batch-size", "4", "--out", str(out)]
+    with log.open("w") as stderr_file, subprocess.Popen(command, stderr=stderr_file, env=_subprocess_env()) as process:
+        # A real Ctrl-C once fold 1 has begun, wherever in an epoch it lands: the run must continue exactly.
+        try:
+            _wait_for_rows(out / "epochs.csv", EPOCHS + 1, process)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=300)
+        finally:
+            process.kill()
+    stderr = log.read_text()
+    assert process.returncode == 130, stderr
+    assert f"--resume {out}" in stderr and "Traceback" not in stderr
     assert (out / "resume.json").is_file() and not (out / "metrics.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "training.cli", "-q", "train", "--resume", str(out)],
-                             capture_output=True, text=True, env=_subprocess_env(), timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+
+    assert cli.main(["-q", "train", "--resume", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("mean_test_accuracy", "std_test_accuracy", "mean_test_macro_f1"):
         assert metrics[key] == reference[key]
-    for mine, theirs in zip(metrics["folds"], reference["folds"]):
+    for mine, theirs in zip(metrics["folds"], reference["folds"], strict=True):
         assert mine["confusion"] == theirs["confusion"]
         assert mine["best_epoch"] == theirs["best_epoch"]
         assert mine["test_loss"] == pytest.approx(theirs["test_loss"], abs=1e-6)
@@ -150,6 +177,18 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(full_run, de
 
     assert rows(out / "epochs.csv") == rows(reference_dir / "epochs.csv")
     assert not (out / "resume.json").exists()
+
+
+def test_exported_best_checkpoint_names_no_local_path(full_run, tmp_path):
+    out, metrics = full_run
+    stem = tmp_path / "exported"
+    export_best_checkpoint(RunDir(out), metrics, stem, {"note": "test"}, "accuracy")
+    loaded = load_checkpoint(stem)
+    best = max(metrics["folds"], key=lambda fold: (fold["selected_val"]["accuracy"], -fold["selected_val"]["loss"]))
+    assert loaded.provenance["fold"] == best["fold"] and loaded.provenance["test_trials"] == best["test"]
+    assert loaded.provenance["note"] == "test" and loaded.provenance["train_config"]["lr"] == 2e-3
+    text = stem.with_suffix(".json").read_text()
+    assert str(out.parent.parent) not in text and "/tmp" not in text and "cache" not in loaded.provenance["dataset"]
 
 
 def test_resume_of_a_finished_run_is_refused(full_run, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -11,7 +12,14 @@ import torch
 from models.errors import CheckpointError
 from training.distributed import DistributedContext, plan_train_batches, shard_for_evaluation
 from training.metrics import MetricAccumulator, metrics_from_confusion
-from training.resume import ResumeState, load_resume_state, remove_resume_state, resume_exists, save_resume_state
+from training.resume import (
+    ResumeState,
+    interrupts_deferred,
+    load_resume_state,
+    remove_resume_state,
+    resume_exists,
+    save_resume_state,
+)
 from training.run_dir import EpochLog, read_epoch_rows
 from training.train_config import ConfigError, TrainConfig, read_config_file, resolve_config
 
@@ -98,6 +106,18 @@ def test_resume_state_from_two_different_saves_is_rejected(tmp_path):
     (tmp_path / "resume.json").write_text(old_json)
     with pytest.raises(CheckpointError, match="do not belong together"):
         load_resume_state(stem)
+
+
+def test_ctrl_c_while_saving_takes_effect_once_the_files_are_written(tmp_path):
+    stem = tmp_path / "resume"
+    state = ResumeState(fold=0, epoch=1, model={"w": torch.zeros(2)}, optimizer={"state": {}, "param_groups": []},
+                        scheduler={})
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            save_resume_state(stem, state)
+    assert load_resume_state(stem).epoch == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_epoch_log_keeps_rows_before_the_resume_point(tmp_path):

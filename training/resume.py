@@ -1,16 +1,21 @@
 """Resumable training state as safetensors (tensors) + JSON (everything else); no pickles.
 
 The state is written at every epoch boundary, so Ctrl-C (or a crash) loses at
-most the epoch in progress; resuming re-runs that epoch from its start. Random
+most the epoch in progress; resuming re-runs that epoch from its start. Ctrl-C
+during the writing is held back until the files are complete (`interrupts_deferred`). Random
 streams need no saving: the trainer reseeds every generator at the start of each
 epoch from (seed, fold, epoch, rank), so the epoch number fixes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,29 @@ class ResumeState:
     scaler: dict[str, Any] = field(default_factory=dict)  # fp16 loss scaling (empty when unused)
     fold_progress: dict[str, Any] = field(default_factory=dict)
     completed_folds: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back while files that belong together are written; it takes effect right after.
+
+    A KeyboardInterrupt between writing a checkpoint's tensors and its JSON would leave a pair that
+    cannot be loaded. Python runs signal handlers in the main thread only, so swapping the handler
+    there covers a signal delivered to any thread (data-loader and BLAS threads included).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):
+        previous(signal.SIGINT, None)
+    elif received and previous == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)
 
 
 def _paths(stem: Path) -> tuple[Path, Path]:

@@ -7,11 +7,13 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.config import MilmerConfig
 from models.errors import MilmerError
-from training.labels import LabelRule
+
+if TYPE_CHECKING:
+    from training.labels import LabelRule
 
 PROTOCOLS = ("paper", "trial", "loso")
 PRESETS = ("paper", "tiny")
@@ -57,14 +59,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.protocol not in PROTOCOLS:
-            problems.append(f"protocol={self.protocol!r} (expected one of {', '.join(PROTOCOLS)})")
-        if self.preset not in PRESETS:
-            problems.append(f"preset={self.preset!r} (expected one of {', '.join(PRESETS)})")
-        if self.amp not in AMP_MODES:
-            problems.append(f"amp={self.amp!r} (expected one of {', '.join(AMP_MODES)})")
-        if self.select_metric not in SELECT_METRICS:
-            problems.append(f"select_metric={self.select_metric!r} (expected one of {', '.join(SELECT_METRICS)})")
+        for name, allowed in (("protocol", PROTOCOLS), ("preset", PRESETS), ("amp", AMP_MODES),
+                              ("select_metric", SELECT_METRICS)):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name}={getattr(self, name)!r} (expected one of {', '.join(allowed)})")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             problems.append(f"device={self.device!r} (expected auto, cpu or cuda)")
         for name in ("folds", "epochs", "batch_size"):
@@ -78,6 +76,9 @@ class TrainConfig:
         self.model_config()
 
     def label_rule(self) -> LabelRule:
+        # Imported here: training.labels needs numpy, and the milmer-train parser imports this module.
+        from training.labels import LabelRule
+
         return LabelRule.from_dict(self.label)
 
     def model_config(self) -> MilmerConfig:
@@ -87,7 +88,7 @@ class TrainConfig:
         unknown = sorted(set(self.model) - known)
         if unknown:
             raise ConfigError(f"unknown model settings {unknown}", hint=f"known: {', '.join(sorted(known))}")
-        changes = {**self.model, "num_classes": LabelRule.from_dict(self.label).num_classes}
+        changes = {**self.model, "num_classes": self.label_rule().num_classes}
         try:
             return base.replace(**changes)
         except (TypeError, ValueError) as exc:

@@ -11,6 +11,7 @@ import logging
 import math
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from training.distributed import (
 from training.evaluation import evaluate_windows
 from training.metrics import ClassificationMetrics, MetricAccumulator
 from training.plots import plot_confusion, plot_learning_curves
-from training.resume import ResumeState, remove_resume_state, save_resume_state
+from training.resume import ResumeState, interrupts_deferred, remove_resume_state, save_resume_state
 from training.run_dir import EpochLog, RunDir, read_epoch_rows, write_json
 from training.run_data import FoldSplit, WindowData, contract_for
 from training.seeding import derive_seed, seed_everything
@@ -44,10 +45,6 @@ log = logging.getLogger(__name__)
 # Purposes mixed into derived seeds, so that streams for different jobs never coincide.
 _INIT, _EPOCH, _SHUFFLE = 1, 2, 3
 PAPER_LEAKY_LABEL = "paper (leaky: windows of one trial in train and test)"
-
-
-class StopRequested(KeyboardInterrupt):
-    """Raised at an epoch boundary by ``stop_after_epochs``; handled exactly like Ctrl-C."""
 
 
 @dataclass
@@ -68,28 +65,30 @@ class FoldProgress:
         return cls(**data) if data else cls()
 
 
-def selection_score(metrics: ClassificationMetrics, metric: str) -> list[float]:
-    """Larger is better, compared as a tuple: the chosen metric first, lower loss breaks ties."""
+def selection_score(metrics: Mapping[str, Any], metric: str) -> list[float]:
+    """Larger is better, compared as a list: the chosen metric first, lower loss breaks ties.
+
+    ``metrics`` is a `ClassificationMetrics.to_dict()` (as kept in ``selected_val`` of metrics.json).
+    """
     if metric == "loss":
-        return [-metrics.loss]
-    return [getattr(metrics, metric), -metrics.loss]
+        return [-metrics["loss"]]
+    return [metrics[metric], -metrics["loss"]]
 
 
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: RunDir, data: WindowData, device: torch.device,
-                 context: DistributedContext | None = None, stop_after_epochs: int | None = None):
+                 context: DistributedContext | None = None):
         self.config = config
         self.model_config = config.model_config()
         self.run_dir = run_dir
         self.data = data
         self.device = device
         self.context = context or DistributedContext()
-        self.stop_after_epochs = stop_after_epochs
         self.amp = amp_dtype(config.amp, device)
         self.num_workers = resolve_num_workers(config.num_workers, device)
         self.contract = contract_for(config)
         self.epoch_log = EpochLog(run_dir.epochs_csv)
-        self.epochs_run = 0  # by this process, for --stop-after-epochs and the ETA
+        self.epochs_run = 0  # by this process, for the ETA
         self.epochs_done_before = 0  # by the interrupted process(es) this run resumes
         self.total_epochs = 0
         self.started = time.monotonic()
@@ -130,9 +129,10 @@ class Trainer:
                 fold_resume = resume if resume is not None and resume.fold == fold_index and resume.epoch > 0 else None
                 completed.append(self._run_fold(fold_index, split, fold_resume, completed))
                 if self.context.is_main and fold_index + 1 < len(splits):
-                    save_resume_state(self.run_dir.resume_stem, ResumeState(
-                        fold=fold_index + 1, epoch=0, model={}, optimizer={"state": {}, "param_groups": []},
-                        scheduler={}, completed_folds=completed))
+                    with interrupts_deferred():
+                        save_resume_state(self.run_dir.resume_stem, ResumeState(
+                            fold=fold_index + 1, epoch=0, model={}, optimizer={"state": {}, "param_groups": []},
+                            scheduler={}, completed_folds=completed))
         finally:
             if self.tensorboard is not None:
                 self.tensorboard.close()
@@ -214,26 +214,25 @@ class Trainer:
             scheduler.step()
 
             improved = val is None or progress.best_score is None or \
-                selection_score(val, config.select_metric) > progress.best_score
+                selection_score(val.to_dict(), config.select_metric) > progress.best_score
             if improved:
-                progress.best_score = selection_score(val, config.select_metric) if val else None
+                progress.best_score = selection_score(val.to_dict(), config.select_metric) if val else None
                 progress.best_epoch = epoch
                 progress.best_val = val.to_dict() if val else {}
-                if self.context.is_main:
-                    save_checkpoint(best_stem, model, self.contract, self._provenance(fold, split, epoch, val))
             if test is not None:
                 progress.best_test_over_epochs = max(progress.best_test_over_epochs or 0.0, test.accuracy)
             seconds = time.monotonic() - epoch_started
             self.epochs_run += 1
             if self.context.is_main:
-                self._log_epoch(fold, epoch, lr, train, val, test, seconds)
-                save_resume_state(self.run_dir.resume_stem, ResumeState(
-                    fold=fold, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), fold_progress=progress.to_dict(),
-                    completed_folds=completed))
+                with interrupts_deferred():
+                    if improved:
+                        save_checkpoint(best_stem, model, self.contract, self._provenance(fold, split, epoch, val))
+                    self._log_epoch(fold, epoch, lr, train, val, test, seconds)
+                    save_resume_state(self.run_dir.resume_stem, ResumeState(
+                        fold=fold, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                        fold_progress=progress.to_dict(), completed_folds=completed))
             barrier(self.context)
-            if self.stop_after_epochs is not None and self.epochs_run >= self.stop_after_epochs:
-                raise StopRequested(f"stopped after {self.epochs_run} epoch(s) as requested")
 
         barrier(self.context)
         best = load_checkpoint(best_stem, device=self.device).model

@@ -13,7 +13,6 @@ from pathlib import Path
 from training.ablation import ablation_grid
 from training.commands.train import add_config_arguments, config_from_args, config_of_run, train
 from training.report import find_runs, write_report
-from training.resume import load_resume_state, resume_exists
 from training.run_dir import RunDir
 from training.train_config import ConfigError
 
@@ -30,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.resume import load_resume_state, resume_exists
+
     variants = ablation_grid(full_grid=args.full_grid)
     if args.list:
         for variant in variants:

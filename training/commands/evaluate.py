@@ -12,12 +12,8 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from models.checkpoint import load_checkpoint
-from models.device import resolve_device
 from models.errors import DataError
-from training.labels import LabelRule
+from training.commands.train import int_list
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="NAME(.safetensors) with NAME.json beside it")
     parser.add_argument("--deap", required=True, metavar="DIR", help="DEAP-layout folder")
     parser.add_argument("--cache", metavar="DIR", help="prepared-window cache folder (default ~/.cache/milmer/prepared)")
-    parser.add_argument("--subjects", metavar="LIST", help="only these subjects, e.g. 1,2,5")
+    parser.add_argument("--subjects", metavar="LIST", type=int_list, help="only these subjects, e.g. 1,2,5")
     parser.add_argument("--run", metavar="RUN_DIR", help="evaluate on the test trials of a training run's fold")
     parser.add_argument("--fold", type=int, metavar="K", help="which fold of --run (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -36,15 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from models.checkpoint import load_checkpoint
+    from models.device import resolve_device
     from training.evaluation import evaluate_windows
+    from training.labels import LabelRule
     from training.run_data import open_windows
 
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint, device=device)
     contract = checkpoint.contract
     rule = LabelRule.from_dict(contract.label_rule)
-    subjects = [int(s) for s in args.subjects.split(",") if s.strip()] if args.subjects else None
-    data = open_windows(args.deap, args.cache, contract, rule, subjects, workers=args.prepare_workers)
+    data = open_windows(args.deap, args.cache, contract, rule, args.subjects, workers=args.prepare_workers)
     positions = np.arange(len(data))
     scope = "all windows"
     if args.run:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-from models.device import resolve_device
-from training.finetune_face import FinetuneConfig, finetune_face
-
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.device import resolve_device
+    from training.finetune_face import FinetuneConfig, finetune_face
+
     config = FinetuneConfig(
         images=args.images, out=args.out, preset=args.preset, init_weights=args.init_weights, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, val_fraction=args.val_fraction,

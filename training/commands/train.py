@@ -1,7 +1,9 @@
 """milmer-train train: train Milmer under a protocol and write a run directory.
 
 Several GPUs or machines: torchrun --nproc_per_node N -m training.cli train ... (one process per GPU;
---batch-size stays the global batch). Ctrl-C saves a resumable state; continue with --resume RUN_DIR.
+--batch-size stays the global batch; on several machines RUN_DIR and the cache must be on a shared
+filesystem, since rank 0 writes the checkpoints every rank reads). Ctrl-C saves a resumable state;
+continue with --resume RUN_DIR.
 """
 
 from __future__ import annotations
@@ -13,10 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.device import resolve_device
-from training.distributed import init_distributed, shutdown_distributed
-from training.resume import load_resume_state, resume_exists
 from training.run_dir import RunDir
 from training.train_config import PROTOCOLS, ConfigError, TrainConfig, read_config_file, resolve_config
 
@@ -30,7 +28,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--cache", metavar="DIR",
                       help="prepared-window cache folder (default ~/.cache/milmer/prepared); prepared on first use")
     data.add_argument("--prepare-workers", type=int, help="processes that crop faces when preparing (default 1)")
-    data.add_argument("--subjects", metavar="LIST", type=_int_list, help="only these subjects, e.g. 1,2,5")
+    data.add_argument("--subjects", metavar="LIST", type=int_list, help="only these subjects, e.g. 1,2,5")
     data.add_argument("--protocol", choices=PROTOCOLS,
                       help="paper (leaky window split, as published), trial (trial-wise k-fold, default) or loso")
     data.add_argument("--folds", type=int, metavar="K", help="folds of the trial protocol (default 5; paper is one split, loso one fold per subject)")
@@ -72,8 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also copy the checkpoint of the fold with the best validation score to STEM(.safetensors/.json)")
     parser.add_argument("--export-provenance", metavar="JSON", type=_json_object,
                         help="extra provenance facts (a JSON object) for the --export-best copy")
-    # For tests: raise the Ctrl-C path at an epoch boundary after N epochs.
-    parser.add_argument("--stop-after-epochs", type=int, help=argparse.SUPPRESS)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,6 +94,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.resume import load_resume_state, resume_exists
+
     resume = None
     if args.resume:
         run_dir = RunDir(Path(args.resume))
@@ -112,12 +110,14 @@ def run(args: argparse.Namespace) -> int:
         if run_dir.metrics.exists() or resume_exists(run_dir.resume_stem):
             raise ConfigError(f"{run_dir.root}: already holds a run",
                               hint=f"continue it with --resume {run_dir.root}, or choose another --out")
-    return train(config, run_dir, resume, args.stop_after_epochs, args.export_best, args.export_provenance)
+    return train(config, run_dir, resume, args.export_best, args.export_provenance)
 
 
-def train(config: TrainConfig, run_dir: RunDir, resume=None, stop_after_epochs: int | None = None,
-          export_best: str | None = None, export_provenance: dict | None = None) -> int:
-    # Imported here so that `milmer-train --help` does not load the training stack.
+def train(config: TrainConfig, run_dir: RunDir, resume=None, export_best: str | None = None,
+          export_provenance: dict | None = None) -> int:
+    # Imported here, as in every command module, so that `milmer-train --help` loads no torch.
+    from models.device import resolve_device
+    from training.distributed import init_distributed, shutdown_distributed
     from training.run_data import open_window_data
     from training.trainer import Trainer
 
@@ -129,39 +129,64 @@ def train(config: TrainConfig, run_dir: RunDir, resume=None, stop_after_epochs: 
         device = torch.device("cuda", context.local_rank)
     try:
         data = open_window_data(config, context)
-        trainer = Trainer(config, run_dir, data, device, context, stop_after_epochs)
+        trainer = Trainer(config, run_dir, data, device, context)
         if resume is None:
             run_dir.create()
             trainer.write_config()
         try:
             metrics = trainer.run(resume)
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt:
             if context.is_main:
-                print(f"milmer-train: interrupted ({exc or 'Ctrl-C'}); the state of the last finished epoch is saved",
-                      file=sys.stderr)
-                print(f"milmer-train: hint: continue with: milmer-train train --resume {run_dir.root}",
-                      file=sys.stderr)
+                _report_interruption(run_dir)
             return 130
         if export_best and context.is_main:
-            export_best_checkpoint(run_dir, metrics, Path(export_best), export_provenance or {})
+            export_best_checkpoint(run_dir, metrics, Path(export_best), export_provenance or {}, config.select_metric)
     finally:
         shutdown_distributed(context)
     return 0
 
 
-def export_best_checkpoint(run_dir: RunDir, metrics: dict, stem: Path, extra: dict) -> None:
-    """Copy the best fold's checkpoint (by its selected validation score) with extra provenance."""
-    def score(fold: dict) -> tuple[float, float]:
-        val = fold.get("selected_val") or {}
-        return (val.get("accuracy", float("-inf")), -val.get("loss", float("inf")))
+def _report_interruption(run_dir: RunDir) -> None:
+    from training.resume import resume_exists
+
+    if resume_exists(run_dir.resume_stem):
+        print("milmer-train: interrupted (Ctrl-C); the state of the last finished epoch is saved", file=sys.stderr)
+        print(f"milmer-train: hint: continue with: milmer-train train --resume {run_dir.root}", file=sys.stderr)
+    else:
+        print("milmer-train: interrupted (Ctrl-C) before the first epoch finished; nothing to resume",
+              file=sys.stderr)
+
+
+def export_best_checkpoint(run_dir: RunDir, metrics: dict, stem: Path, extra: dict, select_metric: str) -> None:
+    """Copy the checkpoint of the fold with the best selected validation score, with portable provenance."""
+    from models.checkpoint import load_checkpoint, save_checkpoint
+    from training.trainer import selection_score
+
+    def score(fold: dict) -> list[float]:
+        return selection_score(fold["selected_val"], select_metric) if fold.get("selected_val") else [float("-inf")]
 
     best = max(metrics["folds"], key=score)
     loaded = load_checkpoint(run_dir.root / best["checkpoint"])
-    provenance = {**loaded.provenance, "run_dir": str(run_dir.root), "test_accuracy": best["test_accuracy"],
+    provenance = {**portable_provenance(loaded.provenance), "test_accuracy": best["test_accuracy"],
                   "test_trials": best["test"], **extra}
-    provenance.pop("code_version", None)
     save_checkpoint(stem, loaded.model, loaded.contract, provenance)
     log.info("exported fold %d's checkpoint to %s", best["fold"], stem)
+
+
+def portable_provenance(provenance: dict) -> dict:
+    """Provenance without this machine's paths (data, cache and run folders), for a checkpoint that is shipped.
+
+    The backbone weights keep their file name, which says what they were without saying where they lay.
+    """
+    portable = {key: value for key, value in provenance.items() if key not in ("run_dir", "code_version")}
+    if isinstance(portable.get("train_config"), dict):
+        train_config = {k: v for k, v in portable["train_config"].items() if k not in ("deap", "cache")}
+        if train_config.get("backbone_weights"):
+            train_config["backbone_weights"] = Path(train_config["backbone_weights"]).name
+        portable["train_config"] = train_config
+    if isinstance(portable.get("dataset"), dict):
+        portable["dataset"] = {k: v for k, v in portable["dataset"].items() if k not in ("root", "cache")}
+    return portable
 
 
 def config_of_run(run_dir: RunDir) -> TrainConfig:
@@ -174,7 +199,8 @@ def config_of_run(run_dir: RunDir) -> TrainConfig:
     return TrainConfig.from_dict(data.get("train", {}), source=str(run_dir.config))
 
 
-def _int_list(text: str) -> list[int]:
+def int_list(text: str) -> list[int]:
+    """An argparse type: "1,2,5" -> [1, 2, 5]."""
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:

@@ -8,7 +8,6 @@ import sys
 
 from models.commands import add_verbosity, verbosity
 from models.console import package_version, run_cli, setup_logging
-from models.errors import NotBuiltError
 
 SPEC_HELP = (
     "lsl:name=NAME | lsl:type=EEG | lsl:source_id=ID | brainflow:synthetic | "
@@ -41,13 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _delegate(module: str, args: argparse.Namespace) -> int:
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            raise NotBuiltError(f"{module} is not built yet in this version") from exc
-        raise
-    return int(mod.run(args) or 0)
+    # Imported on demand: the window, the engine and torch are heavy, and --help must start at once.
+    return int(importlib.import_module(module).run(args) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
-"""A small registry of lazily imported subcommands, shared by both command-line tools.
+"""Subcommands of the command-line tools, each in its own module.
 
-Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
-``run(args) -> int``. The CLI lists every subcommand in ``--help`` even before its
-module exists; invoking one that is not built yet exits non-zero saying so.
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and keeps its
+top-level imports light (argparse level): heavy libraries are imported inside ``run`` so that
+``--help`` starts at once.
 """
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 from dataclasses import dataclass
-from types import ModuleType
-
-from models.errors import NotBuiltError
 
 
 @dataclass(frozen=True)
@@ -22,33 +19,17 @@ class Subcommand:
     help: str
 
 
-def _import(module: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-
-
 def add_subcommands(parser: argparse.ArgumentParser, commands: list[Subcommand]) -> None:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in commands:
-        module = _import(command.module)
-        built = module is not None and hasattr(module, "run")
-        help_text = command.help if built else f"{command.help} (not built yet)"
-        p = sub.add_parser(command.name, help=help_text, description=command.help)
-        if built and hasattr(module, "add_arguments"):
-            module.add_arguments(p)
-        p.set_defaults(_command=command, _run=module.run if built else None)
+        module = importlib.import_module(command.module)
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    run = getattr(args, "_run", None)
-    command: Subcommand = args._command
-    if run is None:
-        raise NotBuiltError(f"'{command.name}' is not built yet in this version")
-    return int(run(args) or 0)
+    return int(args._run(args) or 0)
 
 
 def add_verbosity(parser: argparse.ArgumentParser) -> None:

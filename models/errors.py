@@ -24,7 +24,3 @@ class DataError(MilmerError):
 
 class SourceError(MilmerError):
     """A live source (LSL, BrainFlow, camera, file) that cannot be opened or read."""
-
-
-class NotBuiltError(MilmerError):
-    """A command or option that exists in the interface but is not implemented yet."""

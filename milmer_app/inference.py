@@ -47,9 +47,6 @@ class EmbeddingCache:
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
-    def clear(self) -> None:
-        self._items.clear()
-
 
 class Predictor:
     """Runs the model on bags (synchronously); the worker thread and the bench share it."""

@@ -243,8 +243,9 @@ class Recorder:
         self._active = False
         self._ended_at = local_clock()
         self._close_files()
-        log.error("recording stopped: %s", message)
-        if self.on_stopped is not None:
+        if self.on_stopped is None:
+            log.error("recording stopped: %s", message)
+        else:  # the listener (the engine) reports it
             self.on_stopped(message)
 
     def _close_files(self) -> None:

@@ -43,8 +43,10 @@ class Source(ABC):
         self._events.append(sink)
 
     def emit_event(self, level: str, message: str) -> None:
-        getattr(log, "error" if level == "error" else level if level == "warning" else "info")(message)
-        for sink in list(self._events):
+        sinks = list(self._events)
+        if not sinks:  # a listener (the engine) logs the event itself
+            getattr(log, "error" if level == "error" else level if level == "warning" else "info")(message)
+        for sink in sinks:
             sink(level, message)
 
     def connect(self) -> None:
@@ -145,7 +147,6 @@ class VideoSource(Source):
     def __init__(self, name: str):
         super().__init__(name)
         self.fps: float = 0.0
-        self.frame_size: tuple[int, int] | None = None  # (width, height)
         self.buffer: FrameBuffer | None = None
         with VideoSource._epoch_lock:
             VideoSource._epochs += 1

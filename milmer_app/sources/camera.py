@@ -18,6 +18,16 @@ from models.errors import SourceError
 log = logging.getLogger(__name__)
 
 
+def open_video_file(path: Path) -> tuple[cv2.VideoCapture, float]:
+    """An open capture of a video file and its frame rate; a clear error if OpenCV cannot read it."""
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    if not capture.isOpened() or not fps or fps <= 0:
+        capture.release()
+        raise SourceError(f"{path}: OpenCV cannot read this video (or it has no frame rate)")
+    return capture, float(fps)
+
+
 class WebcamSource(VideoSource):
     def __init__(self, spec: SourceSpec):
         self.index = int(spec.options.get("index", "0"))
@@ -37,9 +47,9 @@ class WebcamSource(VideoSource):
             if key in self.requested:
                 capture.set(prop, self.requested[key])
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0) or self.requested.get("fps", 30.0)
-        self.frame_size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._capture = capture
-        log.info("webcam %d: %dx%d at %g fps", self.index, *self.frame_size, self.fps)
+        log.info("webcam %d: %dx%d at %g fps", self.index, int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), self.fps)
 
     def _pull(self) -> bool:
         assert self._capture is not None
@@ -76,14 +86,7 @@ class VideoFileSource(VideoSource):
     def _open(self) -> None:
         if not self.path.is_file():
             raise SourceError(f"{self.path}: video file not found")
-        capture = cv2.VideoCapture(str(self.path))
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        if not capture.isOpened() or not fps or fps <= 0:
-            capture.release()
-            raise SourceError(f"{self.path}: OpenCV cannot read this video (or it has no frame rate)")
-        self.fps = float(fps)
-        self.frame_size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self._capture = capture
+        self._capture, self.fps = open_video_file(self.path)
         self._start = local_clock()
         self._index = 0
 

@@ -19,6 +19,7 @@ import numpy as np
 from milmer_app.clock import local_clock
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, VideoSource
+from milmer_app.sources.camera import open_video_file
 from models.contract import GENEVA_CHANNELS
 from models.errors import DataError, SourceError
 from training.deap import DeapIndex, TrialRecord, load_subject, scan_deap
@@ -165,15 +166,8 @@ class DeapVideoSource(VideoSource):
         self._generation = item.generation
         if item.video is None:
             return
-        capture = cv2.VideoCapture(str(item.video))
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        if not capture.isOpened() or not fps or fps <= 0:
-            capture.release()
-            raise SourceError(f"{item.video}: OpenCV cannot read this video (or it has no frame rate)")
-        self._capture = capture
-        self._video_fps = float(fps)
+        self._capture, self._video_fps = open_video_file(item.video)
         self.fps = self.fps or self._video_fps
-        self.frame_size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._seek_to_position()
 
     def _seek_to_position(self) -> None:

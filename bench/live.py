@@ -30,7 +30,6 @@ from pathlib import Path
 
 os.environ.setdefault("LSLAPICFG", str(Path(__file__).resolve().parents[1] / "resources" / "lsl_api.cfg"))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -38,10 +37,10 @@ from milmer_app.clock import local_clock  # noqa: E402
 from milmer_app.engine import Engine, EngineConfig  # noqa: E402
 from milmer_app.lsl_player import LslPlayer  # noqa: E402
 from models.checkpoint import save_checkpoint  # noqa: E402
-from models.config import MilmerConfig  # noqa: E402
 from models.contract import GENEVA_CHANNELS, InputContract  # noqa: E402
+from models.factory import preset_config  # noqa: E402
 from models.milmer import Milmer  # noqa: E402
-from training.synth import TrialVideoComposer  # noqa: E402
+from training.synth import TrialVideoComposer, write_trial_video  # noqa: E402
 
 EEG_RATE = 128.0
 CAMERA_FPS = 30.0
@@ -49,10 +48,7 @@ CAMERA_FPS = 30.0
 
 def write_camera_video(path: Path, seconds: float) -> None:
     composer = TrialVideoComposer(quadrant=0, strength=1.0, size=(640, 480), rng=np.random.default_rng(0))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), CAMERA_FPS, (640, 480))
-    for i in range(int(seconds * CAMERA_FPS)):
-        writer.write(composer.frame(i / CAMERA_FPS))
-    writer.release()
+    write_trial_video(path, composer, seconds, CAMERA_FPS)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -122,7 +118,7 @@ def main() -> int:
         print(header)
         try:
             for preset in args.presets:
-                config = MilmerConfig.paper() if preset == "paper" else MilmerConfig.tiny()
+                config = preset_config(preset)
                 torch.manual_seed(0)
                 checkpoint = tmp_path / preset
                 save_checkpoint(checkpoint, Milmer(config), InputContract.for_deap(config))

@@ -49,3 +49,24 @@ def qapp_offscreen(qapp):
     """pytest-qt's QApplication, guaranteed to run on the offscreen platform."""
     assert qapp.platformName() in {"offscreen", "xcb", "minimal"}, qapp.platformName()
     return qapp
+
+
+@pytest.fixture
+def settings(tmp_path: Path, qapp_offscreen):
+    """The app's QSettings, kept in this test's own folder."""
+    from PySide6 import QtCore
+
+    from milmer_app.gui.settings import app_settings
+
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
+                             str(tmp_path / "config"))
+    return app_settings()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny-preset model with the DEAP contract: real inference, no meaning."""
+    # Imported here so that collecting tests that need no model does not import torch.
+    from live_support import save_tiny_checkpoint
+
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -12,7 +11,7 @@ from models.checkpoint import save_checkpoint
 from models.config import MilmerConfig
 from models.contract import InputContract
 from models.milmer import Milmer
-from training.synth import TrialVideoComposer
+from training.synth import TrialVideoComposer, write_trial_video
 
 
 def save_tiny_checkpoint(folder: Path) -> Path:
@@ -28,8 +27,5 @@ def write_face_video(path: Path, quadrant: int, seconds: float, seed: int, fps: 
                      size: tuple[int, int] = (320, 240)) -> TrialVideoComposer:
     """An MJPG video of a synthetic face; returns the composer that drew it."""
     composer = TrialVideoComposer(quadrant=quadrant, strength=1.0, size=size, rng=np.random.default_rng(seed))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(int(seconds * fps)):
-        writer.write(composer.frame(i / fps))
-    writer.release()
+    write_trial_video(path, composer, seconds, fps)
     return composer

@@ -6,18 +6,13 @@ import queue
 from pathlib import Path
 
 import pytest
-from live_support import save_tiny_checkpoint, write_face_video
+from live_support import write_face_video
 
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from training.synth import TrialVideoComposer, face_box
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from milmer_app.gui.controls import RecordControls, ReplayControls  # noqa: E402
 from milmer_app.gui.eeg_view import EegTraceView  # noqa: E402
 from milmer_app.gui.emotion_view import (  # noqa: E402
     QUADRANT_CENTRES,
-    QUADRANT_NAMES,
     EmotionView,
     plane_position,
     quadrant_names,
@@ -30,6 +29,7 @@ from milmer_app.gui.spectra import display_filter, power_spectrum, relative_band
 from milmer_app.gui.spectrum_view import SpectrumView  # noqa: E402
 from milmer_app.gui.status_bar import STALE_AFTER_S, EngineStatusBar  # noqa: E402
 from milmer_app.replay import ReplayControl  # noqa: E402
+from models.contract import QUADRANT_CLASSES  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -52,14 +52,6 @@ def colour_pixels(widget, colour: str) -> int:
     pixels = pixels[:, : image.width() * 3].reshape(image.height(), image.width(), 3)
     target = QtGui.QColor(colour)
     return int(np.all(pixels == (target.red(), target.green(), target.blue()), axis=2).sum())
-
-
-@pytest.fixture
-def settings(tmp_path, qapp_offscreen):
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path))
-    from milmer_app.gui.settings import app_settings
-
-    return app_settings()
 
 
 # -- numeric helpers ----------------------------------------------------------------------
@@ -215,11 +207,11 @@ def test_crop_strip_highlights_the_heaviest_present_crops(qtbot):
 
 # -- emotion ------------------------------------------------------------------------------
 def test_plane_position_and_quadrant_names():
-    for index, name in enumerate(QUADRANT_NAMES):
+    for index, name in enumerate(QUADRANT_CLASSES):
         one_hot = [0.0] * 4
         one_hot[index] = 1.0
-        assert plane_position(one_hot, QUADRANT_NAMES) == QUADRANT_CENTRES[name]
-    assert plane_position([0.25] * 4, QUADRANT_NAMES) == (5.0, 5.0)
+        assert plane_position(one_hot, QUADRANT_CLASSES) == QUADRANT_CENTRES[name]
+    assert plane_position([0.25] * 4, QUADRANT_CLASSES) == (5.0, 5.0)
     assert quadrant_names(["lalv", "hahv", "lahv", "halv"]) == ["LALV", "HAHV", "LAHV", "HALV"]
     assert quadrant_names(["low", "high"]) is None
 
@@ -231,7 +223,7 @@ def test_emotion_view_trail_history_truth_and_agreement(qtbot):
     assert view.plane.truth_box.isVisible()
     predictions = [(0, [0.7, 0.1, 0.1, 0.1]), (1, [0.1, 0.7, 0.1, 0.1]), (1, [0.1, 0.6, 0.2, 0.1])]
     for step, (quadrant, probabilities) in enumerate(predictions):
-        view.add_prediction(100.0 + step, quadrant, QUADRANT_NAMES[quadrant], probabilities, truth=1)
+        view.add_prediction(100.0 + step, quadrant, QUADRANT_CLASSES[quadrant], probabilities, truth=1)
     assert len(view.plane.trail) == 3
     x, y = view.history.curves[1].getData()
     assert list(x) == [0.0, 1.0, 2.0] and list(y) == [0.1, 0.7, 0.6]

@@ -24,41 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_MS = 90_000   # first engine start in a process imports torch and may write the demo subject
 
 
-@pytest.fixture(scope="module")
-def app_env(tmp_path_factory):
-    """A private cache (demo subject) for the whole module; restored afterwards."""
-    cache = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(cache))
-        yield cache
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """An untrained tiny-preset model with the DEAP contract: real inference, no meaning."""
-    import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.config import MilmerConfig
-    from models.contract import InputContract
-    from models.milmer import Milmer
-
-    torch.manual_seed(0)
-    config = MilmerConfig.tiny()
-    tensors, _ = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", Milmer(config),
-                                 InputContract.for_deap(config))
-    return tensors
-
-
-@pytest.fixture
-def settings(tmp_path, qapp_offscreen, app_env):
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
-                             str(tmp_path / "config"))
-    from milmer_app.gui.settings import app_settings
-
-    return app_settings()
-
-
 def cli_args(**values) -> argparse.Namespace:
     from milmer_app.cli import build_parser
 
@@ -265,7 +230,7 @@ def test_first_launch_is_the_demo(settings):
     assert initial_selection(cli_args(), settings) == SourceSelection.demo_selection()
 
 
-def test_milmer_app_quit_after_closes_cleanly_and_saves_a_screenshot(tmp_path, tiny_checkpoint, app_env):
+def test_milmer_app_quit_after_closes_cleanly_and_saves_a_screenshot(tmp_path, tiny_checkpoint):
     shot = tmp_path / "window.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
                MILMER_SCREENSHOT=str(shot))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from live_support import save_tiny_checkpoint
 
 from milmer_app import cli as app_cli
 from models.checkpoint import save_checkpoint
@@ -15,11 +13,6 @@ from models.contract import InputContract
 from models.errors import MilmerError
 from models.milmer import Milmer
 from training.synth import write_synthetic_deap
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 def _error_line(capsys) -> str:

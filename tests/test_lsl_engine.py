@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import queue
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
-from live_support import save_tiny_checkpoint
 
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
@@ -20,11 +18,6 @@ from models.errors import SourceError
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 
 RATE = 256.0
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 def _foreign_labels() -> list[str]:

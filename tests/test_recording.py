@@ -15,7 +15,7 @@ from pathlib import Path
 import mne
 import numpy as np
 import pytest
-from live_support import save_tiny_checkpoint, write_face_video
+from live_support import write_face_video
 
 from milmer_app import cli as app_cli
 from milmer_app.buffers import Frame
@@ -23,11 +23,6 @@ from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.recording import Recorder, RecordingReader
 from models.errors import DataError
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +95,7 @@ def test_an_unexpected_writer_failure_stops_the_recording_with_a_message(out_dir
 
 
 def _headless(args: list[str], **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", "/tmp")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "milmer_app.cli", "--headless", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 

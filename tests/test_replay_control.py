@@ -6,15 +6,10 @@ import queue
 from pathlib import Path
 
 import pytest
-import torch
 
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.replay import ReplayControl
-from models.checkpoint import save_checkpoint
-from models.config import MilmerConfig
-from models.contract import InputContract
-from models.milmer import Milmer
 from training.synth import write_synthetic_deap
 
 
@@ -39,12 +34,9 @@ def test_replay_clock_maps_positions_monotonically():
 
 
 @pytest.mark.slow
-def test_engine_replay_controls(tmp_path: Path):
-    torch.manual_seed(0)
-    config = MilmerConfig.tiny()
-    save_checkpoint(tmp_path / "tiny", Milmer(config), InputContract.for_deap(config))
+def test_engine_replay_controls(tmp_path: Path, tiny_checkpoint: Path):
     data = write_synthetic_deap(tmp_path / "deap", subjects=1, trials=3, seconds=6.0, seed=11)
-    engine = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", video="deap", checkpoint=str(tmp_path / "tiny"),
+    engine = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", video="deap", checkpoint=str(tiny_checkpoint),
                                  device="cpu"))
     events: queue.Queue = queue.Queue()
     engine.add_event_listener(lambda level, message: events.put(message))

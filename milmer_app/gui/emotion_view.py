@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from milmer_app.gui import theme
+from models.contract import QUADRANT_CLASSES
 
-# The quadrant order of the label rule (reference notes): 0 HAHV, 1 LAHV, 2 LALV, 3 HALV.
-QUADRANT_NAMES = ["HAHV", "LAHV", "LALV", "HALV"]
 QUADRANT_CENTRES = {"HAHV": (7.0, 7.0), "LAHV": (7.0, 3.0), "LALV": (3.0, 3.0), "HALV": (3.0, 7.0)}
-QUADRANT_SPANS = {"HAHV": ((5, 9), (5, 9)), "LAHV": ((5, 9), (1, 5)), "LALV": ((1, 5), (1, 5)),
-                  "HALV": ((1, 5), (5, 9))}
+# Each quadrant spans its centre +- 2 on both axes of the 1-9 scale.
+QUADRANT_HALF_WIDTH = 2.0
 TRAIL_LENGTH = 20
 
 
 def quadrant_names(class_names: list[str]) -> list[str] | None:
     """The quadrant each class stands for, or None for a model whose classes are not quadrants."""
     upper = [name.upper() for name in class_names]
-    if sorted(upper) == sorted(QUADRANT_NAMES):
+    if sorted(upper) == sorted(QUADRANT_CLASSES):
         return upper
     if len(class_names) == 4:
-        return list(QUADRANT_NAMES)
+        return list(QUADRANT_CLASSES)
     return None
 
 
-def plane_position(probabilities: list[float], quadrants: list[str]) -> tuple[float, float]:
+def plane_position(probabilities: Sequence[float], quadrants: Sequence[str]) -> tuple[float, float]:
     """The probability-weighted mean of the quadrant centres: (valence, arousal) on the 1-9 scale."""
     weights = np.asarray(probabilities, dtype=float)
     total = weights.sum()
@@ -72,7 +72,7 @@ class ValenceArousalPlane(pg.PlotWidget):
         self.current = pg.ScatterPlotItem(size=16, brush=pg.mkBrush(theme.ACCENT), pen=pg.mkPen("w", width=1.5))
         self.addItem(self.current)
         self.trail: deque[tuple[float, float]] = deque(maxlen=TRAIL_LENGTH)
-        self.quadrants: list[str] | None = list(QUADRANT_NAMES)
+        self.quadrants: list[str] | None = list(QUADRANT_CLASSES)
 
     def _fix_range(self) -> None:
         self.plotItem.vb.setRange(xRange=(1, 9), yRange=(1, 9), padding=0.02)
@@ -116,8 +116,10 @@ class ValenceArousalPlane(pg.PlotWidget):
         if truth is None or self.quadrants is None or not 0 <= truth < len(self.quadrants):
             self.truth_box.setVisible(False)
         else:
-            (v0, v1), (a0, a1) = QUADRANT_SPANS[self.quadrants[truth]]
-            self.truth_box.setRect(QtCore.QRectF(v0, a0, v1 - v0, a1 - a0))
+            valence, arousal = QUADRANT_CENTRES[self.quadrants[truth]]
+            side = 2 * QUADRANT_HALF_WIDTH
+            self.truth_box.setRect(QtCore.QRectF(valence - QUADRANT_HALF_WIDTH, arousal - QUADRANT_HALF_WIDTH,
+                                                 side, side))
             self.truth_box.setVisible(True)
         valence = (ratings or {}).get("valence")
         arousal = (ratings or {}).get("arousal")
@@ -203,7 +205,7 @@ class EmotionView(QtWidgets.QWidget):
         self.agreement = AgreementCounter()
         self.agreement_label = QtWidgets.QLabel("")
         self.agreement_label.setObjectName("agreement")
-        self.class_names: list[str] = list(QUADRANT_NAMES)
+        self.class_names: list[str] = list(QUADRANT_CLASSES)
         self.predictions_shown = 0
         header = QtWidgets.QHBoxLayout()
         header.addWidget(QtWidgets.QLabel("<b>Emotion</b>"))

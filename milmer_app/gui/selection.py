@@ -12,6 +12,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 
+def as_bool(raw: object) -> bool:
+    """A stored flag as a bool: INI settings hand back strings such as "true" or "1"."""
+    return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
+
+
 @dataclass(frozen=True)
 class SourceSelection:
     demo: bool = True
@@ -85,7 +90,7 @@ class SourceSelection:
             raw = values[field.name]
             try:
                 if isinstance(default, bool):
-                    changes[field.name] = raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
+                    changes[field.name] = as_bool(raw)
                 elif isinstance(default, float):
                     changes[field.name] = float(raw)
                 else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6 import QtCore
 
-from milmer_app.gui.selection import SourceSelection
+from milmer_app.gui.selection import SourceSelection, as_bool
 
 ORGANISATION = "milmer"
 APPLICATION = "milmer-app"
@@ -49,7 +49,7 @@ def value(settings: QtCore.QSettings, key: str, default, kind: type):
     raw = settings.value(key, default)
     try:
         if kind is bool:
-            return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
+            return as_bool(raw)
         return kind(raw)
     except (TypeError, ValueError):
         return default

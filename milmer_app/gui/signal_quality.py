@@ -42,9 +42,9 @@ def assess_channels(data: np.ndarray, thresholds: QualityThresholds | None = Non
     spread = np.zeros(channels)
     spread[present] = robust_spread(data[present])
     # A channel with identical samples has zero MAD and zero range.
+    finite_only = np.where(finite, data, np.nan)
     with np.errstate(all="ignore"):
-        peak_to_peak = np.where(present, np.nanmax(np.where(finite, data, np.nan), axis=1)
-                                - np.nanmin(np.where(finite, data, np.nan), axis=1), 0.0)
+        peak_to_peak = np.where(present, np.nanmax(finite_only, axis=1) - np.nanmin(finite_only, axis=1), 0.0)
     reference = float(np.median(spread[present]))
     for index in np.flatnonzero(present):
         if peak_to_peak[index] == 0.0 or spread[index] <= thresholds.flat_ratio * reference:

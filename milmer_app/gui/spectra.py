@@ -51,10 +51,12 @@ def relative_band_powers(freqs: np.ndarray, psd: np.ndarray) -> tuple[list[str],
 
 
 @lru_cache(maxsize=16)
-def _display_sos(srate: float, low: float, high: float) -> np.ndarray:
+def _display_sos(srate: float, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """The display band-pass as second-order sections, and its unit-step initial state."""
     nyquist = srate / 2.0
     high = min(high, 0.9 * nyquist)
-    return signal.butter(4, [low / nyquist, high / nyquist], btype="bandpass", output="sos")
+    sos = signal.butter(4, [low / nyquist, high / nyquist], btype="bandpass", output="sos")
+    return sos, signal.sosfilt_zi(sos)
 
 
 def display_filter(data: np.ndarray, srate: float, band: tuple[float, float] = (1.0, 40.0)) -> np.ndarray:
@@ -63,9 +65,9 @@ def display_filter(data: np.ndarray, srate: float, band: tuple[float, float] = (
     Non-finite samples are filtered as zeros and put back as NaN so gaps stay visible.
     """
     finite = np.isfinite(data)
-    sos = _display_sos(float(srate), float(band[0]), float(band[1]))
+    sos, step_zi = _display_sos(float(srate), float(band[0]), float(band[1]))
     clean = np.where(finite, data, 0.0)
     # Start the filter from the first sample's value to avoid a step transient.
-    zi = np.broadcast_to(signal.sosfilt_zi(sos)[:, None, :], (sos.shape[0], data.shape[0], 2)) * clean[None, :, :1]
+    zi = np.broadcast_to(step_zi[:, None, :], (sos.shape[0], data.shape[0], 2)) * clean[None, :, :1]
     filtered, _ = signal.sosfilt(sos, clean, axis=1, zi=zi)
     return np.where(finite, filtered, np.nan).astype(np.float32)

@@ -23,10 +23,11 @@ import time
 import torch
 from torch import nn
 
-from models.config import MilmerConfig
+from models.config import MilmerConfig, preset_config
 from models.contract import IMAGENET_MEAN, IMAGENET_STD
+from models.device import autocast
 from models.milmer import Milmer, count_parameters
-from training.batches import amp_dtype, autocast_context
+from training.batches import amp_dtype
 
 
 def published_loop_logits(model: Milmer, eeg: torch.Tensor, faces_host: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ def measure(config: MilmerConfig, device: torch.device, batch_size: int, steps: 
 
     def step(forward) -> float:
         started = time.perf_counter()
-        with autocast_context(device, dtype):
+        with autocast(device, dtype):
             logits = forward(model, eeg, faces)
         loss = nn.functional.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -99,7 +100,7 @@ def main() -> None:
     print(f"{'preset':6} {'device':6} {'batch':>5} {'params':>12} {'loop samples/s':>15} {'batched samples/s':>18} "
           f"{'ratio':>6}")
     for preset in args.presets.split(","):
-        config = MilmerConfig.tiny() if preset == "tiny" else MilmerConfig.paper()
+        config = preset_config(preset)
         for device_name in args.devices.split(","):
             device = torch.device(device_name)
             on_cpu = device.type == "cpu"

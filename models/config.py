@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,3 +159,13 @@ class MilmerConfig:
             return cls(**data)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"model config is invalid: {exc}") from exc
+
+
+PRESETS: dict[str, Callable[[], MilmerConfig]] = {"paper": MilmerConfig.paper, "tiny": MilmerConfig.tiny}
+
+
+def preset_config(name: str) -> MilmerConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}") from None

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from timm.models.swin_transformer import SwinTransformer
 from torch import nn
 
-from models.checkpoint import load_state_checked
+from models.checkpoint import load_state_checked, save_safetensors_atomic
 from models.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -224,15 +224,22 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _read_timm_state(source: str | os.PathLike) -> tuple[dict[str, torch.Tensor], list[str], str,
+                                                        dict[str, Any] | None]:
+    """A HF or timm Swin checkpoint under timm key names: (mapped, unused keys, source format, HF config.json)."""
+    state, hf_config = read_state(source)
+    source_format = detect_format(state, source)
+    mapped, unused = hf_to_timm(state) if source_format.startswith("hf") else timm_keys(state)
+    return mapped, unused, source_format, hf_config
+
+
 def convert_swin(source: str | os.PathLike, keep_head: bool = True) -> ConversionReport:
     """Read a HF (folder or file) or timm Swin checkpoint and return it under timm key names, shape-checked.
 
     Keys that do not map are returned in `unused` (and logged); keys the timm model needs that
     the source lacks raise CheckpointError naming them.
     """
-    state, hf_config = read_state(source)
-    source_format = detect_format(state, source)
-    mapped, unused = hf_to_timm(state) if source_format.startswith("hf") else timm_keys(state)
+    mapped, unused, source_format, hf_config = _read_timm_state(source)
     try:
         kwargs = infer_swin_kwargs(mapped)
     except CheckpointError as exc:
@@ -256,10 +263,7 @@ def write_timm_safetensors(report: ConversionReport, out: str | os.PathLike) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "timm-swin", "source_format": report.source_format,
                 "swin_kwargs": json.dumps(report.swin_kwargs), "num_classes": str(report.num_classes)}
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(report.state, str(tmp), metadata=metadata)
-    os.replace(tmp, out)
-    return out
+    return save_safetensors_atomic(report.state, out, metadata=metadata)
 
 
 def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
@@ -268,9 +272,7 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
     backbone = getattr(model, "backbone", None)
     if backbone is None:
         raise CheckpointError(f"{path}: this model has no face backbone to load weights into")
-    state, _ = read_state(path)
-    source_format = detect_format(state, path)
-    mapped, unused = hf_to_timm(state) if source_format.startswith("hf") else timm_keys(state)
+    mapped, unused, source_format, _ = _read_timm_state(path)
     mapped = {k: v for k, v in mapped.items() if not k.startswith("head.")}
     if unused:
         log.warning("%s: %d tensors are not Swin backbone weights and were ignored: %s",

@@ -36,9 +36,15 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 
 @contextlib.contextmanager
-def autocast(device: torch.device) -> Iterator[None]:
-    """Mixed precision on CUDA, a no-op elsewhere."""
-    dtype = autocast_dtype(device)
+def autocast(device: torch.device, dtype: torch.dtype | None | str = "auto") -> Iterator[None]:
+    """Mixed precision in ``dtype``; a no-op where ``dtype`` is None.
+
+    The default, "auto", is `autocast_dtype(device)`: mixed precision on CUDA, a no-op elsewhere.
+    """
+    if isinstance(dtype, str):
+        if dtype != "auto":
+            raise ValueError(f"autocast dtype {dtype!r}: expected a torch.dtype, None or 'auto'")
+        dtype = autocast_dtype(device)
     if dtype is None:
         yield
         return

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from models.config import MilmerConfig
+from models.config import PRESETS, MilmerConfig, preset_config
 from models.milmer import Milmer
 
-PRESETS: dict[str, Callable[[], MilmerConfig]] = {"paper": MilmerConfig.paper, "tiny": MilmerConfig.tiny}
-
-
-def preset_config(name: str) -> MilmerConfig:
-    try:
-        return PRESETS[name]()
-    except KeyError:
-        raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}") from None
+__all__ = ["PRESETS", "create_model", "preset_config"]
 
 
 def create_model(config: MilmerConfig | str) -> Milmer:

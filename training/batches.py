@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from models.config import MilmerConfig
+from models.device import autocast, autocast_dtype
 
 
 @dataclass
@@ -89,13 +89,7 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if mode == "fp16":
         return torch.float16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return autocast_dtype(device)
 
 
 def model_logits(model: nn.Module, config: MilmerConfig, batch: WindowBatch, device: torch.device,
@@ -106,6 +100,6 @@ def model_logits(model: nn.Module, config: MilmerConfig, batch: WindowBatch, dev
     eeg_mask = batch.eeg_mask.to(device, non_blocking=non_blocking) if config.uses_eeg else None
     faces = batch.faces.to(device, non_blocking=non_blocking) if config.uses_face else None
     face_mask = batch.face_mask.to(device, non_blocking=non_blocking) if config.uses_face else None
-    with autocast_context(device, dtype):
+    with autocast(device, dtype):
         output = model(eeg, faces, eeg_mask, face_mask)
     return output.logits.float()

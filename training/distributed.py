@@ -86,15 +86,6 @@ def reduce_accumulator(accumulator: MetricAccumulator, context: DistributedConte
     accumulator.loss_sum = loss_sum.cpu()
 
 
-def broadcast_flag(value: bool, context: DistributedContext) -> bool:
-    """Rank 0's boolean, on every process (used to stop all ranks together)."""
-    if not context.enabled:
-        return value
-    flag = torch.tensor([1 if value else 0], dtype=torch.int64, device=_communication_device(context))
-    dist.broadcast(flag, src=0)
-    return bool(flag.item())
-
-
 @dataclass(frozen=True)
 class LocalBatch:
     """This process's part of one global batch.

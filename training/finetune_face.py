@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
-from models.config import MilmerConfig
+from models.checkpoint import save_safetensors_atomic
+from models.config import MilmerConfig, preset_config
 from models.contract import IMAGENET_MEAN, IMAGENET_STD
 from models.convert import load_backbone_weights
+from models.device import autocast
 from models.errors import DataError
 from models.milmer import build_backbone
-from training.batches import amp_dtype, autocast_context, resolve_num_workers
-from training.metrics import MetricAccumulator, metrics_from_confusion
+from training.batches import amp_dtype, resolve_num_workers
+from training.metrics import MetricAccumulator
 from training.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def _open_image_folder(root: Path, size: int, train: bool) -> datasets.ImageFold
 
 
 def finetune_face(config: FinetuneConfig, device: torch.device) -> FinetuneResult:
-    model_config = MilmerConfig.tiny() if config.preset == "tiny" else MilmerConfig.paper()
+    model_config = preset_config(config.preset)
     size = model_config.image_size
     root = Path(config.images)
     train_view = _open_image_folder(root, size, train=True)
@@ -147,7 +147,7 @@ def finetune_face(config: FinetuneConfig, device: torch.device) -> FinetuneResul
         for images, labels in tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                                    disable=None):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            with autocast_context(device, dtype):
+            with autocast(device, dtype):
                 logits = model(images).float()
             loss = nn.functional.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
@@ -176,10 +176,10 @@ def _evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: to
     accumulator = MetricAccumulator(num_classes)
     for images, labels in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        with autocast_context(device, dtype):
+        with autocast(device, dtype):
             logits = model(images).float()
         accumulator.update(logits, labels, nn.functional.cross_entropy(logits, labels, reduction="sum").item())
-    return metrics_from_confusion(accumulator.confusion.numpy(), float(accumulator.loss_sum))
+    return accumulator.result()
 
 
 def _save(model: ExpressionClassifier, out: Path, config: FinetuneConfig, classes: list[str], epoch: int,
@@ -197,7 +197,5 @@ def _save(model: ExpressionClassifier, out: Path, config: FinetuneConfig, classe
         "finetune_config": json.dumps(asdict(config)),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    os.replace(temporary, out)
+    save_safetensors_atomic(tensors, out, metadata=metadata)
     log.info("saved backbone weights of epoch %d (val accuracy %.3f) to %s", epoch + 1, val_accuracy, out)

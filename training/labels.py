@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from models.contract import QUADRANT_CLASSES
 from models.errors import DataError
 
-QUADRANT_NAMES = ("HAHV", "LAHV", "LALV", "HALV")
 _KINDS = ("quadrant", "valence", "arousal")
 
 
@@ -32,7 +32,7 @@ class LabelRule:
     @property
     def class_names(self) -> tuple[str, ...]:
         if self.kind == "quadrant":
-            return QUADRANT_NAMES
+            return QUADRANT_CLASSES
         return (f"low {self.kind}", f"high {self.kind}")
 
     @property

@@ -392,8 +392,9 @@ def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: Prepare
 
     summary = summarise(cache, index, subjects, failures, mismatches)
     (cache / "summary.json").write_text(json.dumps(summary, indent=1))
-    (cache / "summary.txt").write_text(format_summary(summary))
-    log.info("prepared cache %s\n%s", cache, format_summary(summary))
+    summary_text = format_summary(summary)
+    (cache / "summary.txt").write_text(summary_text)
+    log.info("prepared cache %s\n%s", cache, summary_text)
     return PrepareResult(cache=cache, key=key, summary=summary)
 
 

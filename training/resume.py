@@ -22,8 +22,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from models.checkpoint import checkpoint_paths, save_safetensors_atomic
 from models.errors import CheckpointError
 
 FORMAT = "milmer-resume/1"
@@ -66,17 +67,13 @@ def interrupts_deferred() -> Iterator[None]:
         signal.raise_signal(signal.SIGINT)
 
 
-def _paths(stem: Path) -> tuple[Path, Path]:
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-
-
 def resume_exists(stem: Path) -> bool:
-    return all(path.exists() for path in _paths(stem))
+    return all(path.exists() for path in checkpoint_paths(stem))
 
 
 def save_resume_state(stem: Path, state: ResumeState) -> None:
     """Write both files through temporaries; the JSON, written last, names the tensors file it belongs to."""
-    tensor_path, json_path = _paths(stem)
+    tensor_path, json_path = checkpoint_paths(stem)
     state_id = uuid.uuid4().hex
     tensors = {f"model/{name}": value.detach().cpu().contiguous().clone() for name, value in state.model.items()}
     optimizer_state: dict[str, dict[str, Any]] = {}
@@ -88,9 +85,7 @@ def save_resume_state(stem: Path, state: ResumeState) -> None:
             else:
                 plain[key] = value
         optimizer_state[str(param_id)] = plain
-    temporary_tensors = tensor_path.with_name(tensor_path.name + ".tmp")
-    save_file(tensors, str(temporary_tensors), metadata={"format": FORMAT, "state_id": state_id})
-    os.replace(temporary_tensors, tensor_path)
+    save_safetensors_atomic(tensors, tensor_path, metadata={"format": FORMAT, "state_id": state_id})
     document = {
         "format": FORMAT,
         "state_id": state_id,
@@ -108,7 +103,7 @@ def save_resume_state(stem: Path, state: ResumeState) -> None:
 
 
 def load_resume_state(stem: Path) -> ResumeState:
-    tensor_path, json_path = _paths(stem)
+    tensor_path, json_path = checkpoint_paths(stem)
     if not resume_exists(stem):
         raise CheckpointError(f"{json_path.parent}: no resumable state (resume.json + resume.safetensors)",
                               hint="the run finished already, or was never started in this directory")
@@ -143,5 +138,5 @@ def load_resume_state(stem: Path) -> ResumeState:
 
 
 def remove_resume_state(stem: Path) -> None:
-    for path in _paths(stem):
+    for path in checkpoint_paths(stem):
         path.unlink(missing_ok=True)

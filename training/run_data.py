@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -51,10 +52,6 @@ class WindowData:
 
     def __len__(self) -> int:
         return len(self.dataset)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.dataset.labels
 
     def splits(self, protocol: str, folds: int, seed: int) -> list[Split]:
         return make_splits(self.dataset.meta, protocol, folds=folds, seed=seed)
@@ -113,8 +110,8 @@ def contract_for(config: TrainConfig) -> InputContract:
     """The DEAP input contract of a run: the model's windows and crops, the run's label rule and class names."""
     rule = config.label_rule()
     contract = InputContract.for_deap(config.model_config())
-    return InputContract.from_dict({**contract.to_dict(), "class_names": list(rule.class_names),
-                                    "label_rule": rule.to_dict()})
+    # replace() runs __post_init__ again, which normalises class_names to a tuple.
+    return dataclasses.replace(contract, class_names=tuple(rule.class_names), label_rule=rule.to_dict())
 
 
 def open_window_data(config: TrainConfig, context: DistributedContext | None = None) -> WindowData:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import DataError
+from training.train_config import PROTOCOLS
 
-PROTOCOLS = ("paper", "trial", "loso")
+PAPER_LEAKY_LABEL = "paper (leaky: windows of one trial in train and test)"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def paper_split(meta: np.ndarray, seed: int = 0, val_fraction: float = 0.1, test
         val.append(rest[:n_val])
         train.append(rest[n_val:])
         test.append(tst)
-    return [Split("paper (leaky: windows of one trial in train and test)", np.sort(np.concatenate(train)),
+    return [Split(PAPER_LEAKY_LABEL, np.sort(np.concatenate(train)),
                   np.sort(np.concatenate(val)), np.sort(np.concatenate(test)), leaky=True)]
 
 

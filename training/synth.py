@@ -19,6 +19,7 @@ Planted information (scaled by ``strength``):
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -155,7 +156,9 @@ def _peripheral(samples: int, rng: np.random.Generator) -> np.ndarray:
     return np.vstack([eog, emg, gsr, respiration, pleth, temperature])
 
 
+@functools.lru_cache(maxsize=1)
 def _portrait_bgr() -> np.ndarray:
+    """The 200 x 200 portrait, read once per process (callers only read it: paint_cue returns a new array)."""
     from skimage import data
 
     x, y, w, h = _PORTRAIT_BOX

@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.config import MilmerConfig
+from models.config import PRESETS as MODEL_PRESETS
+from models.config import MilmerConfig, preset_config
 from models.errors import MilmerError
 
 if TYPE_CHECKING:
     from training.labels import LabelRule
 
 PROTOCOLS = ("paper", "trial", "loso")
-PRESETS = ("paper", "tiny")
+PRESETS = tuple(MODEL_PRESETS)
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 SELECT_METRICS = ("accuracy", "macro_f1", "loss")
 
@@ -83,7 +84,7 @@ class TrainConfig:
 
     def model_config(self) -> MilmerConfig:
         """The preset with the ``model`` overrides and the label rule's class count applied."""
-        base = MilmerConfig.tiny() if self.preset == "tiny" else MilmerConfig.paper()
+        base = preset_config(self.preset)
         known = {f.name for f in dataclasses.fields(MilmerConfig)}
         unknown = sorted(set(self.model) - known)
         if unknown:

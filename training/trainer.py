@@ -38,13 +38,13 @@ from training.resume import ResumeState, interrupts_deferred, remove_resume_stat
 from training.run_dir import EpochLog, RunDir, read_epoch_rows, write_json
 from training.run_data import FoldSplit, WindowData, contract_for
 from training.seeding import derive_seed, seed_everything
+from training.splits import PAPER_LEAKY_LABEL
 from training.train_config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 
 # Purposes mixed into derived seeds, so that streams for different jobs never coincide.
 _INIT, _EPOCH, _SHUFFLE = 1, 2, 3
-PAPER_LEAKY_LABEL = "paper (leaky: windows of one trial in train and test)"
 
 
 @dataclass
@@ -194,6 +194,9 @@ class Trainer:
             scaler.load_state_dict(resume.scaler)
         sampler = PlannedBatchSampler()
         loader = make_loader(self.data.dataset, sampler, self.num_workers, pin_memory=self.device.type == "cuda")
+        # One evaluation loader per fold: its workers persist while each evaluation sets its own plan.
+        eval_loader = make_loader(self.data.dataset, PlannedBatchSampler(), self.num_workers,
+                                  pin_memory=self.device.type == "cuda")
         log.info("fold %d (%s): %d train, %d val, %d test windows", fold, split.name,
                  len(split.train), len(split.val), len(split.test))
         if not len(split.val):
@@ -209,14 +212,14 @@ class Trainer:
             lr = optimizer.param_groups[0]["lr"]
             train = self._train_epoch(network, optimizer, scaler, loader, [b.weight for b in plan],
                                       f"fold {fold} epoch {epoch + 1}/{config.epochs}")
-            val = self._evaluate(model, split.val) if len(split.val) else None
-            test = self._evaluate(model, split.test) if config.protocol == "paper" else None
+            val = self._evaluate(model, split.val, eval_loader) if len(split.val) else None
+            test = self._evaluate(model, split.test, eval_loader) if config.protocol == "paper" else None
             scheduler.step()
 
-            improved = val is None or progress.best_score is None or \
-                selection_score(val.to_dict(), config.select_metric) > progress.best_score
+            score = selection_score(val.to_dict(), config.select_metric) if val else None
+            improved = val is None or progress.best_score is None or score > progress.best_score
             if improved:
-                progress.best_score = selection_score(val.to_dict(), config.select_metric) if val else None
+                progress.best_score = score
                 progress.best_epoch = epoch
                 progress.best_val = val.to_dict() if val else {}
             if test is not None:
@@ -236,7 +239,7 @@ class Trainer:
 
         barrier(self.context)
         best = load_checkpoint(best_stem, device=self.device).model
-        test = self._evaluate(best, split.test)
+        test = self._evaluate(best, split.test, eval_loader)
         result = self._fold_result(fold, split, progress, test)
         if self.context.is_main:
             plot_confusion(test.confusion, self.contract.class_names, self.run_dir.confusion_plot(fold),
@@ -255,21 +258,22 @@ class Trainer:
             logits = model_logits(network, self.model_config, batch, self.device, self.amp)
             labels = batch.labels.to(logits.device)
             per_sample = nn.functional.cross_entropy(logits, labels, reduction="none")
-            loss = per_sample.sum() * weight
+            loss_sum = per_sample.sum()
+            loss = loss_sum * weight
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             if weight > 0:
-                accumulator.update(logits, labels, per_sample.sum().item())
+                accumulator.update(logits, labels, loss_sum.item())
             bar.update(1)
         bar.close()
         reduce_accumulator(accumulator, self.context)
         return accumulator.result()
 
-    def _evaluate(self, model: nn.Module, indices: np.ndarray) -> ClassificationMetrics:
+    def _evaluate(self, model: nn.Module, indices: np.ndarray, loader=None) -> ClassificationMetrics:
         return evaluate_windows(model, self.model_config, self.data.dataset, indices, self.device,
-                                self.config.batch_size, self.context, self.num_workers, self.amp)
+                                self.config.batch_size, self.context, self.num_workers, self.amp, loader=loader)
 
     # ----------------------------------------------------------------- records
     def _provenance(self, fold: int, split: FoldSplit, epoch: int, val: ClassificationMetrics | None) -> dict:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 
+from training.train_config import AMP_MODES, PRESETS
+
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", metavar="DIR", required=True, help="one subfolder of face images per class")
     parser.add_argument("--out", metavar="FILE", required=True, help="output .safetensors (for --backbone-weights)")
-    parser.add_argument("--preset", choices=("paper", "tiny"), default="paper", help="backbone size (default paper)")
+    parser.add_argument("--preset", choices=PRESETS, default="paper", help="backbone size (default paper)")
     parser.add_argument("--init-weights", metavar="FILE",
                         help="start from these Swin weights (e.g. convert-backbone output of an ImageNet Swin-T)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=-1)
-    parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
+    parser.add_argument("--amp", choices=AMP_MODES, default="auto")
 
 
 def run(args: argparse.Namespace) -> int:

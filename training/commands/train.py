@@ -15,8 +15,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models.config import FUSION_MODES, MIL_MODES, MODALITIES
 from training.run_dir import RunDir
-from training.train_config import PROTOCOLS, ConfigError, TrainConfig, read_config_file, resolve_config
+from training.train_config import (
+    AMP_MODES,
+    PRESETS,
+    PROTOCOLS,
+    SELECT_METRICS,
+    ConfigError,
+    TrainConfig,
+    read_config_file,
+    resolve_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +44,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--folds", type=int, metavar="K", help="folds of the trial protocol (default 5; paper is one split, loso one fold per subject)")
     data.add_argument("--label", choices=("quadrant", "valence", "arousal"), help="label rule (default quadrant)")
     model = parser.add_argument_group("model")
-    model.add_argument("--preset", choices=("paper", "tiny"), help="model size (default paper)")
-    model.add_argument("--modalities", choices=("eeg,face", "eeg", "face"), metavar="eeg,face|eeg|face",
+    model.add_argument("--preset", choices=PRESETS, help="model size (default paper)")
+    model.add_argument("--modalities", choices=MODALITIES, metavar="eeg,face|eeg|face",
                        help="inputs the model uses (default eeg,face)")
-    model.add_argument("--mil", choices=("first", "mean", "amil", "topk", "weighted_topk"),
+    model.add_argument("--mil", choices=MIL_MODES,
                        help="face-frame selection (default weighted_topk)")
-    model.add_argument("--fusion", choices=("cross_attention", "mlp", "none"),
+    model.add_argument("--fusion", choices=FUSION_MODES,
                        help="balancing of the selected image tokens (default cross_attention)")
     model.add_argument("--backbone-weights", metavar="FILE",
                        help="Swin weights (finetune-face or convert-backbone output) to start the face backbone from")
@@ -49,12 +59,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--lr", type=float, help="AdamW learning rate, cosine decay to 0.1 x lr (default 1e-4)")
     optim.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
     optim.add_argument("--seed", type=int, help="seed of initialisation, shuffling and dropout (default 0)")
-    optim.add_argument("--select-metric", choices=("accuracy", "macro_f1", "loss"),
+    optim.add_argument("--select-metric", choices=SELECT_METRICS,
                        help="validation metric that picks each fold's best epoch (default accuracy)")
     hardware = parser.add_argument_group("hardware")
     hardware.add_argument("--device", help="auto, cpu or cuda (default auto)")
     hardware.add_argument("--num-workers", type=int, help="data-loader workers (default -1: none on CPU, a few on GPU)")
-    hardware.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"),
+    hardware.add_argument("--amp", choices=AMP_MODES,
                           help="mixed precision on CUDA (auto: bf16 where supported)")
     hardware.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     hardware.add_argument("--tensorboard", action="store_true", default=None,

@@ -7,7 +7,7 @@ is known ("settled") as soon as a later frame arrives, so it can be cropped and
 embedded before its window is complete. Each instance takes
 the frame nearest its grid time (within half a spacing plus a frame period);
 an instance without a frame, or whose frame shows no face, is masked. Faces
-are found and cropped by `training.faces.FaceCropper`, the class training uses.
+are found and cropped by `models.pipeline.faces.FaceCropper`, the class training uses.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import numpy as np
 
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
-from milmer_app.preprocess import EEGPreprocessor
+from models.pipeline.streaming import EEGPreprocessor
 from milmer_app.sources.base import EEGSource, VideoSource
 from models.contract import InputContract
-from training.faces import FaceCrop, FaceCropper
+from models.pipeline.faces import FaceCrop, FaceCropper
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ import numpy as np
 
 from milmer_app.bags import BagAssembler, CropCache
 from milmer_app.buffers import Frame
-from milmer_app.channels import map_channels
+from models.pipeline.channels import map_channels
 from milmer_app.clock import local_clock
 from milmer_app.inference import InferenceWorker, Predictor
 from milmer_app.outputs import JsonlWriter, LslPredictionOutlet
 from milmer_app.prediction import Prediction
-from milmer_app.preprocess import EEGPreprocessor
+from models.pipeline.streaming import EEGPreprocessor
 from milmer_app.recording import Recorder, RecordingStatus
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, Source, VideoSource
@@ -208,7 +208,7 @@ class Engine:
                                                already_filtered=self.eeg_source.already_filtered,
                                                already_referenced=self.eeg_source.already_referenced)
             if self.video_source is not None and loaded.config.uses_face:
-                from training.faces import FaceCropper
+                from models.pipeline.faces import FaceCropper
 
                 cropper = FaceCropper(contract.face_size, expand=contract.face_expand, detector=contract.face_detector)
                 self._crops = CropCache(cropper, capacity=8 * contract.num_instances)
@@ -236,7 +236,7 @@ class Engine:
 
     def _open_sources(self, eeg_spec: SourceSpec, video_spec: SourceSpec, contract: InputContract) -> None:
         from milmer_app.sources import build_sources
-        from training.labels import LabelRule
+        from models.pipeline.labels import LabelRule
 
         self.eeg_source, self.video_source = build_sources(eeg_spec, video_spec, self.config.speed,
                                                            LabelRule.from_dict(contract.label_rule))

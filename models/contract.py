@@ -37,6 +37,9 @@ class InputContract:
     class_names: tuple[str, ...] = QUADRANT_CLASSES
     label_rule: dict[str, Any] = field(default_factory=lambda: {"kind": "quadrant", "threshold": 5.0,
                                                                  "ties": "published"})
+    # Seconds the face video starts after the EEG (frame time = EEG time - video_offset); the
+    # same value is used by prepare, training and replay.
+    video_offset: float = 0.0
 
     def __post_init__(self) -> None:
         problems = field_type_problems(self)

@@ -7,7 +7,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("LSLAPICFG", str(ROOT / "resources" / "lsl_api.cfg"))
+
+def _private_lsl_config() -> str:
+    """The loopback LSL config plus a SessionID of this test run's own.
+
+    liblsl only shows streams of the same session, so test runs that share a
+    machine (two checkouts, a developer's app) never see each other's outlets.
+    """
+    import tempfile
+
+    base = Path(os.environ.get("LSLAPICFG") or ROOT / "resources" / "lsl_api.cfg")
+    text = base.read_text()
+    session = f"milmer-tests-{os.getpid()}"
+    text = text.replace("[lab]", f"[lab]\nSessionID = {session}", 1) if "[lab]" in text \
+        else text + f"\n[lab]\nSessionID = {session}\n"
+    folder = Path(tempfile.mkdtemp(prefix="milmer-lsl-"))
+    path = folder / "lsl_api.cfg"
+    path.write_text(text)
+    return str(path)
+
+
+os.environ["LSLAPICFG"] = _private_lsl_config()
 # Keep the two cores for the code under test rather than oversubscribed BLAS pools.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 

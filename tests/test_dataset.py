@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from models.errors import DataError
 from training.dataset import DeapWindowDataset, PreparedCache, WindowArrays
-from training.labels import LabelRule
+from models.pipeline.labels import LabelRule
 from training.prepare import META_DTYPE, FaceSpec, PrepareConfig, prepare_cache
 from training.synth import write_synthetic_deap
 from training.windows import WindowSpec

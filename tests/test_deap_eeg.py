@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.errors import DataError
-from training.eeg import StreamingBandpass, average_reference, bandpass, resample
+from models.pipeline.eeg import StreamingBandpass, average_reference, bandpass, resample
 from training.windows import WindowSpec
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.errors import DataError
-from training.labels import LabelRule
+from models.pipeline.labels import LabelRule
 
 
 @pytest.mark.parametrize("valence, arousal, quadrant", [

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.errors import DataError
-from training.faces import FaceCropper, expand_box
+from models.pipeline.faces import FaceCropper, expand_box
 from training.synth import TrialVideoComposer, face_box
 
 

@@ -104,7 +104,7 @@ class LslCap:
     def __init__(self, name: str):
         import pylsl
 
-        from training.eeg import GENEVA_CHANNELS
+        from models.pipeline.eeg import GENEVA_CHANNELS
 
         info = pylsl.StreamInfo(name, "EEG", len(GENEVA_CHANNELS), 128.0, pylsl.cf_float32, f"{name}-id")
         channels = info.desc().append_child("channels")

@@ -8,10 +8,10 @@ import torch
 
 from milmer_app.bags import Bag
 from milmer_app.buffers import Frame, FrameBuffer, SampleBuffer, StreamMonitor
-from milmer_app.channels import map_channels, normalise_label
+from models.pipeline.channels import map_channels, normalise_label
 from milmer_app.clock import local_clock
 from milmer_app.inference import InferenceWorker, Predictor
-from milmer_app.preprocess import EEGPreprocessor
+from models.pipeline.streaming import EEGPreprocessor
 from milmer_app.specs import parse_eeg_spec, parse_video_spec
 from models.config import MilmerConfig
 from models.contract import GENEVA_CHANNELS, InputContract
@@ -189,7 +189,7 @@ def test_settled_frames_are_the_frames_later_bags_use():
     from types import SimpleNamespace
 
     from milmer_app.bags import BagAssembler, CropCache
-    from training.faces import FaceCropper
+    from models.pipeline.faces import FaceCropper
     from training.synth import TrialVideoComposer
 
     contract = InputContract.for_deap(MilmerConfig.tiny())       # 4 instances over 3 s: grid every 0.75 s
@@ -213,7 +213,7 @@ def test_the_bag_takes_its_faces_from_the_span_of_its_eeg_window():
     from types import SimpleNamespace
 
     from milmer_app.bags import BagAssembler, CropCache
-    from training.faces import FaceCropper
+    from models.pipeline.faces import FaceCropper
     from training.synth import TrialVideoComposer
 
     contract = InputContract.for_deap(MilmerConfig.tiny())       # 3 s windows, 4 instances

@@ -14,7 +14,7 @@ import pytest
 
 from models.errors import DataError
 from training.dataset import DeapWindowDataset
-from training.faces import FaceCropper
+from models.pipeline.faces import FaceCropper
 from training.prepare import FaceSpec, PrepareConfig, prepare_cache
 from training.synth import TrialVideoComposer, write_synthetic_deap
 from training.windows import WindowSpec

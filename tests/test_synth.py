@@ -12,8 +12,8 @@ from scipy import signal
 
 from models.contract import GENEVA_CHANNELS
 from training.deap import read_dat, read_ratings
-from training.faces import FaceCropper
-from training.labels import LabelRule
+from models.pipeline.faces import FaceCropper
+from models.pipeline.labels import LabelRule
 from training.synth import (
     AROUSAL_HZ,
     VALENCE_HZ,

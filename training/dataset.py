@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from models.errors import DataError
-from training.labels import LabelRule
+from models.pipeline.labels import LabelRule
 from training.prepare import META_DTYPE, subject_complete
 from training.windows import WindowSpec
 

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from models.console import package_version
 from models.errors import DataError
 from training.deap import DeapIndex, load_subject, scan_deap
-from training.faces import FaceCropper
-from training.labels import LabelRule
+from models.pipeline.faces import FaceCropper
+from models.pipeline.labels import LabelRule
 from training.windows import WindowSpec
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from models.contract import InputContract
 from models.errors import DataError
 from training.dataset import DeapWindowDataset, PreparedCache
 from training.distributed import DistributedContext, barrier
-from training.labels import LabelRule
+from models.pipeline.labels import LabelRule
 from training.prepare import FaceSpec, PrepareConfig, cache_key, data_identity, prepare_cache
 from training.splits import Split, make_splits
 from training.train_config import TrainConfig

@@ -30,7 +30,7 @@ import numpy as np
 
 from models.contract import GENEVA_CHANNELS
 from models.errors import DataError
-from training.labels import LabelRule
+from models.pipeline.labels import LabelRule
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from models.config import MilmerConfig, preset_config
 from models.errors import MilmerError
 
 if TYPE_CHECKING:
-    from training.labels import LabelRule
+    from models.pipeline.labels import LabelRule
 
 PROTOCOLS = ("paper", "trial", "loso")
 PRESETS = tuple(MODEL_PRESETS)
@@ -77,8 +77,8 @@ class TrainConfig:
         self.model_config()
 
     def label_rule(self) -> LabelRule:
-        # Imported here: training.labels needs numpy, and the milmer-train parser imports this module.
-        from training.labels import LabelRule
+        # Imported here: models.pipeline.labels needs numpy, and the milmer-train parser imports this module.
+        from models.pipeline.labels import LabelRule
 
         return LabelRule.from_dict(self.label)
 

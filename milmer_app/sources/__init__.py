@@ -7,7 +7,7 @@ from pathlib import Path
 from milmer_app.sources.base import EEGSource, Source, VideoSource
 from milmer_app.specs import SourceSpec
 from models.errors import SourceError
-from training.labels import LabelRule
+from models.pipeline.labels import LabelRule
 
 __all__ = ["EEGSource", "Source", "VideoSource", "build_sources"]
 

@@ -39,6 +39,13 @@ class Source(ABC):
         # trial or a seek): windows reaching back before it would mix two pieces of signal.
         self.segment_start = float("-inf")
 
+    def mark_discontinuity(self, at: float, reason: str | None = None) -> None:
+        """Data stamped from `at` on is not continuous with what came before (a new trial, a seek, a
+        clock jump, a file's segment break): no window may span it. `reason` is reported as a warning."""
+        self.segment_start = float(at)
+        if reason:
+            self.emit_event("warning", f"{self.name}: {reason}")
+
     def add_event_sink(self, sink: EventSink) -> None:
         self._events.append(sink)
 

@@ -24,7 +24,7 @@ from models.contract import GENEVA_CHANNELS
 from models.errors import DataError, SourceError
 from training.deap import DeapIndex, TrialRecord, load_subject, scan_deap
 from training.deap.readers import DEAP_RATE, EEG_CHANNELS
-from training.labels import LabelRule
+from models.pipeline.labels import LabelRule
 
 log = logging.getLogger(__name__)
 

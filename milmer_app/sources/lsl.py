@@ -124,7 +124,7 @@ class LSLSource(EEGSource):
             data = np.asarray(samples, dtype=np.float32).T
             times = np.asarray(stamps, dtype=np.float64)
             if self._new_segment:
-                self.segment_start = float(times[0])
+                self.mark_discontinuity(float(times[0]))
                 self._new_segment = False
             self.push(data * self._scale, times)
         return True

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
     from models.device import resolve_device
     from training.evaluation import evaluate_windows
-    from training.labels import LabelRule
+    from models.pipeline.labels import LabelRule
     from training.run_data import open_windows
 
     device = resolve_device(args.device)

@@ -156,7 +156,7 @@ def read_bdf_trials(path: Path, ratings: list[RatingRow], baseline_s: float = 3.
     """
     import mne
 
-    from training.eeg import GENEVA_CHANNELS, average_reference, bandpass, resample
+    from models.pipeline.eeg import GENEVA_CHANNELS, average_reference, bandpass, resample
 
     path = Path(path)
     try:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from milmer_app.channels import ChannelMap
+from models.pipeline.channels import ChannelMap
 from models.contract import InputContract
-from training.eeg import average_reference, bandpass, resample
+from models.pipeline.eeg import average_reference, bandpass, resample
 
 
 @dataclass

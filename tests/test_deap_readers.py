@@ -135,9 +135,9 @@ class _Call:
 @pytest.mark.parametrize("payload, message", [
     # 1 GiB that Linux would hand out lazily: a 100-byte file must not claim it.
     (_Call(np.ndarray, (2 ** 27,), np.dtype("f8")), r"refused a direct numpy\.ndarray"),
-    (_Call(np.core.multiarray._reconstruct, np.ndarray, (2 ** 27,), np.dtype("f8")), r"refused array of shape"),
+    (_Call(np.core.multiarray._reconstruct, np.ndarray, (2 ** 27,), np.dtype("f8")), r"refused an array without its data"),
     (_Call(np.core.multiarray._reconstruct, np.dtype, (1,), np.dtype("f8")), "refused array subtype"),
-    (_Call(np.core.multiarray.scalar, np.dtype("O"), b"\0" * 8), "refused numpy scalar"),
+    (_Call(np.core.multiarray.scalar, np.dtype("O"), b"\0" * 8), "refused dtype object"),
 ])
 def test_pickles_that_claim_memory_or_objects_are_refused(tmp_path, payload, message):
     path = tmp_path / "s01.dat"
@@ -207,13 +207,13 @@ def test_ratings_csv_missing_columns(tmp_path):
 
 
 @pytest.mark.parametrize("rows, message", [
-    ("1,1,3,5,5,5,5\n1,1,4,5,5,5,5\n", "participant 1 trial 1 appears twice"),
-    ("1,1,3,5,5,5,5\n1,2,3,5,5,5,5\n", "participant 1 has Experiment_id 3 twice"),
+    ("1,1,3,5,5,5,5\n1,1,4,5,5,5,5\n", "participant 1 trial 1 appears 2 times"),
+    ("1,1,3,5,5,5,5\n1,2,3,5,5,5,5\n", "participant 1 has Experiment_id 3 2 times"),
 ])
 def test_ratings_csv_with_an_ambiguous_pairing(tmp_path, rows, message):
     path = tmp_path / "participant_ratings.csv"
     path.write_text("Participant_id,Trial,Experiment_id,Valence,Arousal,Dominance,Liking\n" + rows)
-    with pytest.raises(DataError, match=r"participant_ratings\.csv: " + message):
+    with pytest.raises(DataError, match=r"participant_ratings\.csv:2: " + message):
         read_ratings(path)
 
 

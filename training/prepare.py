@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
+import math
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from models.errors import DataError
 from training.deap import DeapIndex, load_subject, scan_deap
 from models.pipeline.faces import FaceCropper
 from models.pipeline.labels import LabelRule
+from training.process_pool import ProcessPool
 from training.windows import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def video_info(path: Path) -> tuple[float, int]:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         capture.release()
-    if fps <= 0 or count <= 0:
+    if not (math.isfinite(fps) and fps > 0) or count <= 0:
         raise DataError(f"{path}: video reports {fps} fps and {count} frames")
     return fps, count
 
@@ -149,6 +149,11 @@ class FaceResult:
     error: str | None = None
 
 
+def _failed_faces(job: FaceJob, spec: WindowSpec, error: str) -> FaceResult:
+    frames = len(job.starts) * spec.num_instances
+    return FaceResult(job, None, None, {"frames_requested": frames, "unreadable": frames}, error=error)
+
+
 def crop_trial_faces(job: FaceJob, spec: WindowSpec, face: FaceSpec, seek_gap: int) -> FaceResult:
     """Face crops for every window of one trial; frames without a face are masked, not dropped."""
     try:
@@ -157,8 +162,7 @@ def crop_trial_faces(job: FaceJob, spec: WindowSpec, face: FaceSpec, seek_gap: i
         wanted = np.unique(indices[indices >= 0])
         frames = read_frames(job.video, wanted, seek_gap)
     except DataError as exc:
-        return FaceResult(job, None, None, {"frames_requested": len(job.starts) * spec.num_instances,
-                                            "unreadable": len(job.starts) * spec.num_instances}, error=str(exc))
+        return _failed_faces(job, spec, str(exc))
     cropper = face.cropper()
     crops = np.zeros((*indices.shape, 3, face.size, face.size), np.uint8)
     mask = np.zeros(indices.shape, bool)
@@ -215,17 +219,40 @@ class SubjectWork:
     meta: np.ndarray
     jobs: list[FaceJob]
     label_mismatches: int
+    excluded: list[str] = field(default_factory=list)  # trials of this subject left out, each with why
 
 
 def window_subject_eeg(index: DeapIndex, subject: int, cache: Path, spec: WindowSpec) -> SubjectWork:
-    """Read one subject's EEG file, write its windows (temp name) and return its meta and face jobs."""
+    """Read one subject's EEG file, write its windows (temp name) and return its meta and face jobs.
+
+    When the ratings CSV covers this subject, only rows it pairs are used: a row whose CSV entry
+    is unusable, missing or points outside the file is excluded and named, never labelled from
+    elsewhere.
+    """
     arrays = load_subject(index, subject)
     records = {t.experiment_id: t for t in index.subject_trials(subject)}
+    csv_excluded = index.excluded.get(subject, {})
+    rated = index.rated_by_csv(subject)
+    name, rows = arrays.path.name, len(arrays.data)
+    excluded: list[str] = []
+    beyond = sorted(e for e in records if e > rows)
+    if beyond:
+        excluded.append(f"{name} holds {rows} trial(s) but participant_ratings.csv lists "
+                        f"{len(records) + len(csv_excluded)} for participant {subject}")
+        for experiment_id in beyond:
+            excluded.append(f"{name}: participant {subject} trial {records[experiment_id].presentation_trial}: "
+                            f"Experiment_id {experiment_id} is outside the file's {rows} trial(s); trial excluded")
     eeg_parts, meta_rows, jobs = [], [], []
     mismatches = 0
     for row, trial in enumerate(arrays.data):
         experiment_id = row + 1
         record = records.get(experiment_id)
+        if experiment_id in csv_excluded:
+            continue  # named in the index's summary
+        if record is None and rated:
+            excluded.append(f"{name}: participant {subject} Experiment_id {experiment_id}: no usable row in "
+                            "participant_ratings.csv pairs it; trial excluded")
+            continue
         windows = spec.cut_eeg(trial)
         starts = spec.window_starts(trial.shape[-1])
         valence, arousal, dominance, liking = (float(v) for v in arrays.labels[row])
@@ -240,13 +267,19 @@ def window_subject_eeg(index: DeapIndex, subject: int, cache: Path, spec: Window
         eeg_parts.append(windows)
         if video is not None and len(starts):
             jobs.append(FaceJob(subject, experiment_id, video, first_row, tuple(float(s) for s in starts)))
+    for line in excluded:
+        log.warning("%s", line)
+    if not eeg_parts:
+        raise DataError(f"{arrays.path}: every trial is excluded"
+                        + (f" ({excluded[-1]})" if excluded else f" ({next(iter(csv_excluded.values()))})"
+                           if csv_excluded else ""))
     if not meta_rows:
         raise DataError(f"{arrays.path}: trials of {arrays.data.shape[-1]} samples are too short for one "
                         f"{spec.window_s} s window after the {spec.baseline_s} s baseline")
     folder = _subject_dir(cache, subject)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "eeg.tmp.npy", np.concatenate(eeg_parts))
-    return SubjectWork(subject, np.asarray(meta_rows, META_DTYPE), jobs, mismatches)
+    return SubjectWork(subject, np.asarray(meta_rows, META_DTYPE), jobs, mismatches, excluded)
 
 
 def _eeg_worker(payload: tuple[DeapIndex, int, Path, WindowSpec]) -> tuple[int, SubjectWork | None, str | None]:
@@ -292,7 +325,8 @@ class _SubjectWriter:
         os.replace(self.folder / "eeg.tmp.npy", self.folder / "eeg.npy")
         _save_atomic(self.folder / "face_mask.npy", self.mask)
         tmp = self.folder / "faces.tmp.json"
-        tmp.write_text(json.dumps({"counts": self.counts, "video_errors": self.video_errors}, indent=1))
+        tmp.write_text(json.dumps({"counts": self.counts, "video_errors": self.video_errors,
+                                   "excluded_trials": self.work.excluded}, indent=1))
         os.replace(tmp, self.folder / "faces.json")
         _save_atomic(self.folder / "meta.npy", self.work.meta)  # last: marks the subject complete
 
@@ -304,30 +338,6 @@ class PrepareResult:
     cache: Path
     key: str
     summary: dict
-
-
-class _Workers:
-    """One process pool for the whole run (spawned: safe whatever threads the caller has), or none."""
-
-    def __init__(self, workers: int):
-        self.pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) if workers > 1 else None
-
-    def imap(self, function, payloads: list) -> Iterator:
-        if self.pool is None or len(payloads) <= 1:
-            return map(function, payloads)
-        return self.pool.imap_unordered(function, payloads)
-
-    def __enter__(self) -> "_Workers":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.pool is None:
-            return
-        if exc_type is None:
-            self.pool.close()
-        else:
-            self.pool.terminate()  # interrupted: completed subjects are already published
-        self.pool.join()
 
 
 def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: PrepareConfig = PrepareConfig(),
@@ -360,10 +370,16 @@ def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: Prepare
     mismatches = 0
     writers: dict[int, _SubjectWriter] = {}
     jobs: list[FaceJob] = []
-    with _Workers(config.workers if todo else 1) as workers:
+    with ProcessPool(config.workers if todo else 1, initializer=_init_worker) as workers:
         payloads = [(index, s, cache, config.window) for s in todo]
-        for subject, work, error in tqdm(workers.imap(_eeg_worker, payloads), total=len(todo),
-                                         desc="EEG", unit="subject", disable=_disabled(progress)):
+        for outcome in tqdm(workers.imap_unordered(_eeg_worker, payloads), total=len(todo),
+                            desc="EEG", unit="subject", disable=_disabled(progress)):
+            if outcome.death is not None:
+                subject = outcome.payload[1]
+                subject, work, error = subject, None, (f"{index.eeg_files[subject]}: the worker reading it "
+                                                       f"{outcome.death}")
+            else:
+                subject, work, error = outcome.result
             if error is not None:
                 if config.strict:
                     raise DataError(error)
@@ -379,7 +395,11 @@ def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: Prepare
         face_payloads = [(job, config.window, config.face, config.seek_gap) for job in jobs]
         total_frames = sum(len(job.starts) for job in jobs) * config.window.num_instances
         with tqdm(total=total_frames, desc="faces", unit="frame", disable=_disabled(progress)) as bar:
-            for result in workers.imap(_face_worker, face_payloads):
+            for outcome in workers.imap_unordered(_face_worker, face_payloads):
+                result = outcome.result
+                if outcome.death is not None:
+                    job = outcome.payload[0]
+                    result = _failed_faces(job, config.window, f"{job.video}: the worker reading it {outcome.death}")
                 if result.error is not None:
                     if config.strict:
                         raise DataError(result.error)
@@ -407,6 +427,7 @@ def summarise(cache: Path, index: DeapIndex, subjects: list[int], failures: dict
     metas, masks = [], []
     face_counts = dict.fromkeys(FACE_COUNT_KEYS, 0)
     video_errors: list[str] = []
+    excluded: list[str] = [str(problem) for problem in index.rating_problems]
     for subject in subjects:
         if subject_complete(cache, subject):
             folder = _subject_dir(cache, subject)
@@ -416,6 +437,7 @@ def summarise(cache: Path, index: DeapIndex, subjects: list[int], failures: dict
             for key, value in report.get("counts", {}).items():
                 face_counts[key] = face_counts.get(key, 0) + value
             video_errors.extend(report.get("video_errors", []))
+            excluded.extend(report.get("excluded_trials", []))
     meta = np.concatenate(metas) if metas else np.zeros(0, META_DTYPE)
     mask = np.concatenate(masks) if masks else np.zeros((0, 1), bool)
     with_video = meta["has_video"] if len(meta) else np.zeros(0, bool)
@@ -435,6 +457,7 @@ def summarise(cache: Path, index: DeapIndex, subjects: list[int], failures: dict
         "faces_found": int(mask.sum()),
         "face_frames": face_counts,
         "video_errors": video_errors,
+        "excluded_trials": excluded,
         "labels_from": "EEG files' labels (Experiment_id order)",
         "label_counts": labels,
         "csv_label_mismatches": mismatches,
@@ -462,6 +485,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{kind} windows: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
     if summary["csv_label_mismatches"]:
         lines.append(f"{summary['csv_label_mismatches']} trial(s) whose ratings CSV differs from the EEG file's labels")
+    for line in summary["excluded_trials"]:
+        lines.append(f"excluded: {line}")
     for subject, error in summary["failed_subjects"].items():
         lines.append(f"FAILED {subject}: {error}")
     data = summary["data"]

@@ -8,14 +8,22 @@ presentation order (YY = the ``Trial`` column). The ratings CSV maps
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from models.errors import DataError
-from training.deap.readers import RatingRow, SubjectArrays, read_ratings, read_subject_file
+from training.deap.readers import (
+    RatingProblem,
+    RatingRow,
+    SubjectArrays,
+    read_ratings_table,
+    read_subject_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,9 @@ class DeapIndex:
     subjects_without_video: list[int] = field(default_factory=list)
     stray_files: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    rating_problems: list[RatingProblem] = field(default_factory=list)
+    # subject -> Experiment_id -> why its .dat row must not be used (an unusable ratings-CSV row names it)
+    excluded: dict[int, dict[int, str]] = field(default_factory=dict)
 
     @property
     def subjects(self) -> list[int]:
@@ -54,6 +65,11 @@ class DeapIndex:
 
     def subject_trials(self, subject: int) -> list[TrialRecord]:
         return sorted((t for t in self.trials if t.subject == subject), key=lambda t: t.experiment_id)
+
+    def rated_by_csv(self, subject: int) -> bool:
+        """Whether the ratings CSV covers this subject (then only the rows it pairs may be used)."""
+        return (any(t.subject == subject and t.presentation_trial is not None for t in self.trials)
+                or any(p.participant == subject for p in self.rating_problems))
 
     def trial(self, subject: int, experiment_id: int | None = None, presentation_trial: int | None = None) -> TrialRecord:
         if (experiment_id is None) == (presentation_trial is None):
@@ -64,6 +80,10 @@ class DeapIndex:
                     else record.presentation_trial == presentation_trial):
                 return record
         what = f"experiment {experiment_id}" if experiment_id is not None else f"presentation trial {presentation_trial}"
+        for problem in self.rating_problems:
+            if problem.participant == subject and (problem.experiment_id == experiment_id if experiment_id is not None
+                                                   else problem.trial == presentation_trial):
+                raise DataError(f"s{subject:02d} {what} is excluded: {problem}")
         raise DataError(f"{self.root}: no trial s{subject:02d} {what} (subjects: {self.subjects})")
 
     def summary_dict(self) -> dict:
@@ -77,6 +97,9 @@ class DeapIndex:
             "missing_videos": {f"s{s:02d}": trials for s, trials in sorted(self.missing_videos.items())},
             "stray_files": [str(p.relative_to(self.root)) for p in self.stray_files],
             "problems": list(self.problems),
+            "excluded_trials": [{"file": p.file.name, "line": p.line, "participant": p.participant,
+                                 "trial": p.trial, "experiment_id": p.experiment_id, "reason": p.reason}
+                                for p in self.rating_problems],
         }
 
     def summary(self) -> str:
@@ -91,6 +114,7 @@ class DeapIndex:
             lines.append(f"ignored {len(d['stray_files'])} stray file(s): " + ", ".join(d["stray_files"][:10])
                          + (" ..." if len(d["stray_files"]) > 10 else ""))
         lines.extend(d["problems"])
+        lines.extend(str(p) for p in self.rating_problems)
         return "\n".join(lines)
 
 
@@ -102,17 +126,44 @@ def find_ratings_file(root: Path) -> Path | None:
     return None
 
 
-def _find_eeg_files(root: Path, stray: list[Path]) -> dict[int, Path]:
+def unusable_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a data file (symlink loop, not a regular file, unreadable, empty), or None."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file" + (" (a folder)" if stat.S_ISDIR(info.st_mode) else "")
+        if info.st_size == 0:
+            return "empty file"
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    return None
+
+
+def _listing(directory: Path, problems: list[str]) -> list[Path]:
+    try:
+        return sorted(directory.iterdir())
+    except OSError as exc:
+        problems.append(f"{directory}: cannot list ({exc.strerror or exc})")
+        return []
+
+
+def _find_eeg_files(root: Path, stray: list[Path], problems: list[str]) -> dict[int, Path]:
     found: dict[int, Path] = {}
     for folder, suffix in _EEG_FOLDERS:
         directory = root / folder
         if not directory.is_dir():
             continue
-        for path in sorted(directory.iterdir()):
+        for path in _listing(directory, problems):
             match = _SUBJECT_FILE.match(path.name)
             if match is None or match.group(2) != suffix[1:]:
                 if path.is_file() and not path.name.startswith("."):
                     stray.append(path)
+                continue
+            reason = unusable_file(path)
+            if reason is not None:
+                problems.append(f"{path}: {reason}; subject s{int(match.group(1)):02d} not read from it")
                 continue
             found.setdefault(int(match.group(1)), path)  # earlier folders take precedence
     return found
@@ -125,30 +176,42 @@ def scan_deap(root: str | Path) -> DeapIndex:
         raise DataError(f"{root}: not a folder", hint="pass the folder that holds data_preprocessed_python/")
     stray: list[Path] = []
     problems: list[str] = []
-    eeg_files = _find_eeg_files(root, stray)
+    eeg_files = _find_eeg_files(root, stray, problems)
     if not eeg_files:
-        raise DataError(f"{root}: no sXX.dat, sXX.mat or sXX.bdf found",
+        raise DataError(f"{root}: no sXX.dat, sXX.mat or sXX.bdf found"
+                        + (f" ({'; '.join(problems[:3])})" if problems else ""),
                         hint="expected data_preprocessed_python/sXX.dat (or data_preprocessed_matlab/, data_original/)")
     ratings_file = find_ratings_file(root)
-    ratings: list[RatingRow] = read_ratings(ratings_file) if ratings_file else []
+    table = read_ratings_table(ratings_file) if ratings_file else None
     if ratings_file is None:
         problems.append("no participant_ratings.csv: face videos cannot be paired and are ignored")
 
     by_subject: dict[int, dict[int, RatingRow]] = {}
-    for row in ratings:
+    for row in table.rows if table else []:
         by_subject.setdefault(row.participant, {})[row.trial] = row
+    excluded_presentations: dict[int, set[int]] = {}
+    excluded: dict[int, dict[int, str]] = {}
+    for problem in table.problems if table else []:
+        if problem.participant is None:
+            continue
+        if problem.trial is not None:
+            excluded_presentations.setdefault(problem.participant, set()).add(problem.trial)
+        if problem.experiment_id is not None:
+            excluded.setdefault(problem.participant, {}).setdefault(problem.experiment_id, str(problem))
+        # A participant with an unusable row still has ratings: never fall back to the EEG file's labels.
+        by_subject.setdefault(problem.participant, {})
 
-    videos, video_dirs = _find_videos(root, stray)
+    videos, video_dirs = _find_videos(root, stray, problems)
     index = DeapIndex(root=root, eeg_files=eeg_files, ratings_file=ratings_file, trials=[], stray_files=stray,
-                      problems=problems)
+                      problems=problems, rating_problems=list(table.problems) if table else [], excluded=excluded)
     for subject in sorted(eeg_files):
         rows = by_subject.get(subject)
-        if not rows:
+        if rows is None:
             index.trials.extend(_records_from_file(subject, eeg_files[subject], problems))
             continue
         subject_videos = videos.get(subject, {})
         for trial in sorted(subject_videos):
-            if trial not in rows:
+            if trial not in rows and trial not in excluded_presentations.get(subject, ()):
                 stray.append(subject_videos[trial])
         if subject not in video_dirs:
             index.subjects_without_video.append(subject)
@@ -170,25 +233,34 @@ def scan_deap(root: str | Path) -> DeapIndex:
     return index
 
 
-def _find_videos(root: Path, stray: list[Path]) -> tuple[dict[int, dict[int, Path]], dict[int, Path]]:
+def _find_videos(root: Path, stray: list[Path], problems: list[str]) -> tuple[dict[int, dict[int, Path]], dict[int, Path]]:
+    """Face videos by subject and presentation trial; an unusable one is named in `problems` (its trial has no video)."""
     videos: dict[int, dict[int, Path]] = {}
     folders: dict[int, Path] = {}
     base = root / "face_video"
     if not base.is_dir():
         return videos, folders
-    for folder in sorted(base.iterdir()):
+    for folder in _listing(base, problems):
         match = re.fullmatch(r"s(\d{2})", folder.name)
+        if match is not None and not folder.is_dir() and os.path.lexists(folder):
+            problems.append(f"{folder}: {unusable_file(folder) or 'not a folder'}; its face videos are ignored")
+            continue
         if not folder.is_dir() or match is None:
             if not folder.name.startswith("."):
                 stray.append(folder)
             continue
         subject = int(match.group(1))
         folders[subject] = folder
-        for path in sorted(folder.iterdir()):
+        for path in _listing(folder, problems):
             video = _VIDEO_FILE.match(path.name)
-            if video is None or int(video.group(1)) != subject or path.stat().st_size == 0:
+            if video is None or int(video.group(1)) != subject:
                 if not path.name.startswith("."):
                     stray.append(path)
+                continue
+            reason = unusable_file(path)
+            if reason is not None:
+                problems.append(f"{path}: {reason}; presentation trial {int(video.group(2))} of s{subject:02d} "
+                                "has no face video")
                 continue
             videos.setdefault(subject, {})[int(video.group(2))] = path
     return videos, folders
@@ -219,7 +291,7 @@ def load_subject(root_or_index: str | Path | DeapIndex, subject: int) -> Subject
     path = index.eeg_files[subject]
     ratings = None
     if path.suffix == ".bdf" and index.ratings_file is not None:
-        ratings = [r for r in read_ratings(index.ratings_file) if r.participant == subject]
+        ratings = [r for r in read_ratings_table(index.ratings_file).rows if r.participant == subject]
     return read_subject_file(path, ratings)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +41,22 @@ class RatingRow:
     liking: float
 
 
+# Preprocessed DEAP EEG is in microvolts; beyond 10 mV it is not EEG (wrong units, or a damaged file).
+MAX_EEG_MICROVOLTS = 10_000.0
+RATING_RANGE = (1.0, 9.0)
+
+
 def validate_subject_arrays(data: object, labels: object, path: Path) -> SubjectArrays:
-    """Check shapes, dtypes and finiteness; return float32 copies."""
+    """Check shapes, dtypes, finiteness and plausibility; return float32 copies."""
     if not isinstance(data, np.ndarray) or not isinstance(labels, np.ndarray):
         raise DataError(f"{path}: 'data' and 'labels' must be numpy arrays")
-    if not (np.issubdtype(data.dtype, np.number) and np.issubdtype(labels.dtype, np.number)):
-        raise DataError(f"{path}: 'data' ({data.dtype}) and 'labels' ({labels.dtype}) must be numeric")
+    for name, array in (("data", data), ("labels", labels)):
+        if np.iscomplexobj(array):
+            raise DataError(f"{path}: '{name}' holds complex numbers ({array.dtype}); DEAP arrays are real")
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise DataError(f"{path}: '{name}' ({array.dtype}) must be numeric")
+    if data.ndim == 3 and data.shape[0] == 0:
+        raise DataError(f"{path}: 'data' holds no trials (shape {data.shape})")
     if data.ndim != 3 or data.shape[1] != DEAP_CHANNELS or data.shape[2] < 1:
         raise DataError(f"{path}: 'data' has shape {data.shape}; expected (trials, {DEAP_CHANNELS}, samples)")
     if labels.ndim != 2 or labels.shape[0] != data.shape[0] or labels.shape[1] < 4:
@@ -56,9 +67,22 @@ def validate_subject_arrays(data: object, labels: object, path: Path) -> Subject
         trial, channel = np.argwhere(~np.isfinite(eeg))[0][:2]
         raise DataError(f"{path}: EEG holds NaN or Inf (first at row {trial + 1}, channel {channel + 1})",
                         hint="the file is damaged; re-download it or exclude this subject")
+    peak = float(np.abs(eeg).max())
+    if peak > MAX_EEG_MICROVOLTS:
+        trial, channel = np.argwhere(np.abs(eeg) > MAX_EEG_MICROVOLTS)[0][:2]
+        raise DataError(f"{path}: EEG reaches {peak:.4g} uV (first beyond {MAX_EEG_MICROVOLTS:g} uV at row "
+                        f"{trial + 1}, channel {channel + 1}): not microvolt EEG",
+                        hint="DEAP preprocessed EEG is in microvolts; the file is damaged or in other units")
     labels = labels[:, :4].astype(np.float32)
     if not np.isfinite(labels).all():
-        raise DataError(f"{path}: 'labels' hold NaN or Inf")
+        row = int(np.argwhere(~np.isfinite(labels))[0][0])
+        raise DataError(f"{path}: 'labels' hold NaN or Inf (first at row {row + 1})")
+    low, high = RATING_RANGE
+    outside = (labels < low - 1e-3) | (labels > high + 1e-3)
+    if outside.any():
+        row, column = np.argwhere(outside)[0]
+        raise DataError(f"{path}: rating {labels[row, column]:g} at row {row + 1} lies outside the "
+                        f"{low:g}-{high:g} scale")
     return SubjectArrays(data=data, labels=labels, path=path)
 
 
@@ -105,9 +129,71 @@ def read_subject_file(path: Path, ratings: list[RatingRow] | None = None) -> Sub
     raise DataError(f"{path}: unknown DEAP file type {path.suffix!r}")
 
 
-def read_ratings(path: Path) -> list[RatingRow]:
-    """``participant_ratings.csv``: one row per (participant, presentation trial)."""
+@dataclass(frozen=True)
+class RatingProblem:
+    """A ratings-CSV row that cannot be used: its trial is excluded, and named in the summary."""
+
+    file: Path
+    line: int
+    participant: int | None
+    trial: int | None  # presentation order
+    experiment_id: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        who = (f"participant {self.participant}" if self.participant is not None else "unknown participant")
+        trial = f" trial {self.trial}" if self.trial is not None else ""
+        return f"{self.file.name}:{self.line}: {who}{trial}: {self.reason}; trial excluded"
+
+
+@dataclass
+class RatingsTable:
+    rows: list[RatingRow]  # usable rows only
+    problems: list[RatingProblem]
+
+
+def _int_cell(text: str) -> int | None:
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def _parse_row(path: Path, line: int, row: dict[str, str]) -> RatingRow | RatingProblem:
+    participant, trial = _int_cell(row.get("Participant_id", "")), _int_cell(row.get("Trial", ""))
+    experiment = _int_cell(row.get("Experiment_id", ""))
+
+    def problem(reason: str) -> RatingProblem:
+        return RatingProblem(path, line, participant, trial, experiment, reason)
+
+    for name, value in (("Participant_id", participant), ("Trial", trial), ("Experiment_id", experiment)):
+        if value is None:
+            return problem(f"{name} {row.get(name, '')!r} is not a positive whole number")
+    ratings = []
+    for name in RATINGS_COLUMNS[3:]:
+        text = row.get(name, "")
+        try:
+            value = float(text)
+        except ValueError:
+            return problem(f"{name} {text!r} is not a number")
+        low, high = RATING_RANGE
+        if not math.isfinite(value) or not low <= value <= high:
+            return problem(f"{name} {text!r} is not a rating on the {low:g}-{high:g} scale")
+        ratings.append(value)
+    return RatingRow(participant, trial, experiment, *ratings)
+
+
+def read_ratings_table(path: Path) -> RatingsTable:
+    """``participant_ratings.csv``: usable rows, and every unusable one named (never dropped silently).
+
+    A row with a missing, non-numeric, NaN or out-of-scale value is excluded; rows that share a
+    (participant, trial) or a (participant, Experiment_id) make the video -> EEG pairing ambiguous
+    and are all excluded.
+    """
     path = Path(path)
+    parsed: list[RatingRow | RatingProblem] = []
+    lines: list[int] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -115,31 +201,51 @@ def read_ratings(path: Path) -> list[RatingRow]:
             missing = [c for c in RATINGS_COLUMNS if c not in columns]
             if missing:
                 raise DataError(f"{path}: ratings CSV lacks column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}")
-            rows = []
-            for line, raw in enumerate(reader, start=2):
-                row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-                try:
-                    rows.append(RatingRow(
-                        participant=int(row["Participant_id"]), trial=int(row["Trial"]),
-                        experiment_id=int(row["Experiment_id"]), valence=float(row["Valence"]),
-                        arousal=float(row["Arousal"]), dominance=float(row["Dominance"]), liking=float(row["Liking"])))
-                except ValueError as exc:
-                    raise DataError(f"{path}:{line}: unreadable value ({exc})") from exc
+            for raw in reader:
+                line = reader.line_num
+                row = {str(k or "").strip(): (v if isinstance(v, str) else "").strip() for k, v in raw.items()}
+                if not any(row.values()):
+                    continue
+                parsed.append(_parse_row(path, line, row))
+                lines.append(line)
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: not a readable CSV text file ({exc})") from exc
-    # Either duplicate makes the video -> EEG row pairing ambiguous.
-    seen_trials: set[tuple[int, int]] = set()
-    seen_experiments: set[tuple[int, int]] = set()
+    rows = [r for r in parsed if isinstance(r, RatingRow)]
+    problems = [p for p in parsed if isinstance(p, RatingProblem)]
+    line_of = {id(r): line for r, line in zip(parsed, lines)}
+    by_trial: dict[tuple[int, int], list[RatingRow]] = {}
+    by_experiment: dict[tuple[int, int], list[RatingRow]] = {}
     for row in rows:
-        if (row.participant, row.trial) in seen_trials:
-            raise DataError(f"{path}: participant {row.participant} trial {row.trial} appears twice")
-        if (row.participant, row.experiment_id) in seen_experiments:
-            raise DataError(f"{path}: participant {row.participant} has Experiment_id {row.experiment_id} twice")
-        seen_trials.add((row.participant, row.trial))
-        seen_experiments.add((row.participant, row.experiment_id))
-    return rows
+        by_trial.setdefault((row.participant, row.trial), []).append(row)
+        by_experiment.setdefault((row.participant, row.experiment_id), []).append(row)
+    ambiguous: dict[int, str] = {}
+    for (participant, trial), group in by_trial.items():
+        if len(group) > 1:
+            for row in group:
+                ambiguous[id(row)] = f"participant {participant} trial {trial} appears {len(group)} times"
+    for (participant, experiment), group in by_experiment.items():
+        if len(group) > 1:
+            for row in group:
+                ambiguous.setdefault(id(row), f"participant {participant} has Experiment_id {experiment} "
+                                              f"{len(group)} times")
+    for row in rows:
+        if id(row) in ambiguous:
+            problems.append(RatingProblem(path, line_of[id(row)], row.participant, row.trial, row.experiment_id,
+                                          ambiguous[id(row)]))
+    problems.sort(key=lambda p: p.line)
+    return RatingsTable([r for r in rows if id(r) not in ambiguous], problems)
+
+
+def read_ratings(path: Path) -> list[RatingRow]:
+    """``participant_ratings.csv``, strictly: DataError naming the first unusable row."""
+    table = read_ratings_table(path)
+    if table.problems:
+        first = table.problems[0]
+        more = f" (and {len(table.problems) - 1} more)" if len(table.problems) > 1 else ""
+        raise DataError(f"{path}:{first.line}: {first.reason}{more}")
+    return table.rows
 
 
 # Status code that DEAP's BDF recordings use for "start of music video playback".

@@ -1,4 +1,8 @@
-"""Bags for the model: the last EEG window and N face crops from the same span of time.
+"""Bags for the model: the newest EEG window and N face crops from the same span of time.
+
+The EEG window comes from the stream's `StreamingEEG`, fed here with every sample that
+arrived since the last bag; it ends the pipeline's delay before the newest sample, and the
+face frames come from that same span. Too few usable channels: no bag, and `problem` says why.
 
 The N instance times lie on a grid of spacing window/N fixed on the LSL clock,
 so consecutive overlapping windows pick the same frames for the times they
@@ -16,13 +20,14 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
-from models.pipeline.streaming import EEGPreprocessor
+from models.pipeline.streaming import StreamingEEG
 from milmer_app.sources.base import EEGSource, VideoSource
 from models.contract import InputContract
 from models.pipeline.faces import FaceCrop, FaceCropper
@@ -44,6 +49,8 @@ class Bag:
     truth: int | None
     source: str
     assembled: float              # LSL time the bag was complete
+    delay: float = 0.0            # seconds from the window's end to the newest EEG sample received
+    eeg_masked: dict[str, str] = field(default_factory=dict)   # contract channel -> why it is not fed
 
 
 class CropCache:
@@ -71,9 +78,13 @@ class CropCache:
         return crop
 
 
+EventSink = Callable[[str, str], None]   # (level, message)
+
+
 class BagAssembler:
-    def __init__(self, contract: InputContract, eeg: EEGSource | None, preprocessor: EEGPreprocessor | None,
-                 video: VideoSource | None, crops: CropCache | None):
+    def __init__(self, contract: InputContract, eeg: EEGSource | None, preprocessor: StreamingEEG | None,
+                 video: VideoSource | None, crops: CropCache | None, min_usable: int = 1,
+                 on_event: EventSink | None = None):
         self.contract = contract
         self.eeg = eeg
         self.preprocessor = preprocessor
@@ -81,6 +92,50 @@ class BagAssembler:
         self.crops = crops
         self.num_instances = contract.num_instances
         self.size = contract.face_size
+        self.min_usable = max(1, min_usable)
+        self.on_event = on_event
+        self.problem: str | None = None             # why no bag can be made now ("no usable EEG: ...")
+        self.signal_problems: dict[str, str] = {}   # channels masked for their signal, and why
+        self._position = 0                          # next EEG buffer position to feed
+        self._segment = float("-inf")
+
+    def _event(self, level: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(level, message)
+        else:
+            getattr(log, level if level in ("warning", "error") else "info")(message)
+
+    def _feed(self) -> None:
+        """Everything that arrived since the last call, into the streaming transform (restarted at a new segment)."""
+        assert self.eeg is not None and self.eeg.buffer is not None and self.preprocessor is not None
+        data, times, count = self.eeg.buffer.since(self._position)
+        if count - len(times) > self._position:   # the ring buffer overran: what is left is not continuous
+            self.preprocessor.restart()
+        self._position = count
+        segment = self.eeg.segment_start
+        if segment != self._segment:
+            split = int(np.searchsorted(times, segment - 1e-9))   # earlier samples close the old segment
+            self.preprocessor.feed(data[:, :split], times[:split])
+            self.preprocessor.restart()
+            self._segment = segment
+            data, times = data[:, split:], times[split:]
+        self.preprocessor.feed(data, times)
+
+    def _track(self, problems: dict[str, str], problem: str | None) -> None:
+        """Report channels newly masked or usable again, and no-usable-EEG starting or ending."""
+        stream = self.eeg.name if self.eeg is not None else "EEG"
+        for name, why in problems.items():
+            if self.signal_problems.get(name) != why:
+                self._event("warning", f"{stream}: channel {name} masked ({why})")
+        for name in self.signal_problems.keys() - problems.keys():
+            self._event("info", f"{stream}: channel {name} usable again")
+        self.signal_problems = dict(problems)
+        if problem != self.problem:
+            if problem is not None:
+                self._event("warning", f"{stream}: {problem}")
+            elif self.problem is not None:
+                self._event("info", f"{stream}: EEG usable again")
+        self.problem = problem
 
     def _speed(self) -> float:
         for source in (self.eeg, self.video):
@@ -91,15 +146,25 @@ class BagAssembler:
     def assemble(self) -> Bag | None:
         """The bag of the latest complete window, or None while there is not enough data."""
         channels = len(self.contract.eeg_channels)
+        delay, masked = 0.0, {}
         if self.eeg is not None and self.preprocessor is not None:
-            assert self.eeg.buffer is not None
-            data, times = self.eeg.buffer.latest(self.preprocessor.source_samples)
-            needed = self.preprocessor.window_source_samples
-            if len(times) < needed or times[-needed] < self.eeg.segment_start - 1e-6:
+            self._feed()
+            window = self.preprocessor.window()
+            if window is None:
                 return None
-            eeg, eeg_mask = self.preprocessor(data)
-            window_end = float(times[-1])
-            window_start = float(times[-needed])
+            usable = int(window.mask.sum())
+            problem = None
+            if usable < self.min_usable:
+                named = ", ".join(f"{n} ({why})" for n, why in window.problems.items()) or "none"
+                problem = (f"no usable EEG: {usable} of {channels} model channels usable, "
+                           f"{self.min_usable} needed; masked for their signal: {named}")
+            self._track(window.problems, problem)
+            if problem is not None:
+                return None
+            eeg, eeg_mask = window.eeg, window.mask
+            window_start, window_end, delay = window.start, window.end, window.delay
+            names = self.contract.eeg_channels
+            masked = {names[i]: window.problems.get(names[i], "absent") for i in np.flatnonzero(~eeg_mask)}
         else:
             latest = self.video.buffer.latest() if self.video is not None and self.video.buffer else None
             if latest is None:
@@ -111,7 +176,8 @@ class BagAssembler:
         replay = self.eeg.replay if self.eeg is not None else None
         truth = replay.truth if replay is not None else None
         source = replay.description if replay is not None else (self.eeg.name if self.eeg is not None else "")
-        return Bag(window_start, window_end, eeg, eeg_mask, crops, face_mask, keys, truth, source, local_clock())
+        return Bag(window_start, window_end, eeg, eeg_mask, crops, face_mask, keys, truth, source, local_clock(),
+                   delay, masked)
 
     def _spacing(self) -> float:
         return self.contract.window_seconds / self.num_instances / self._speed()

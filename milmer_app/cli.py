@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--record", metavar="DIR", help="record EEG, frames, markers and predictions to DIR")
     parser.add_argument("--hop", type=float, default=1.0, metavar="S", help="seconds between predictions")
     parser.add_argument("--lsl-outlet", metavar="NAME", help="publish predictions as an LSL stream named NAME")
+    parser.add_argument("--dump-bags", metavar="DIR",
+                        help="write every bag fed to the model (EEG window, face crops, masks, times) "
+                             "as DIR/bag-NNNNNN.npz")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed for DEAP trials and recordings")
     parser.add_argument("--quit-after", type=float, metavar="S", help="window: close cleanly after S seconds")
     parser.add_argument("--export", nargs=2, metavar=("RECORDING", "FILE"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from milmer_app.bag_dump import BagDumper
 from milmer_app.bags import BagAssembler, CropCache
 from milmer_app.buffers import Frame
 from models.pipeline.channels import map_channels
@@ -25,7 +27,7 @@ from milmer_app.clock import local_clock
 from milmer_app.inference import InferenceWorker, Predictor
 from milmer_app.outputs import JsonlWriter, LslPredictionOutlet
 from milmer_app.prediction import Prediction
-from models.pipeline.streaming import EEGPreprocessor
+from models.pipeline.streaming import StreamingEEG
 from milmer_app.recording import Recorder, RecordingStatus
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, Source, VideoSource
@@ -54,8 +56,9 @@ class EngineConfig:
     record: Path | None = None
     lsl_outlet: str | None = None
     speed: float = 1.0
-    min_channels: float = 0.25    # fraction of the model's EEG channels that must be found by label
+    min_channels: float = 0.25    # fraction of the model's EEG channels that must be found by label and usable
     embedding_cache: bool = True
+    dump_bags: Path | None = None  # write every bag fed to the model as DIR/bag-NNNNNN.npz
 
     def __post_init__(self) -> None:
         if self.hop <= 0:
@@ -64,6 +67,7 @@ class EngineConfig:
             raise MilmerError(f"--speed must be positive, got {self.speed}")
         self.predictions = Path(self.predictions) if self.predictions else None
         self.record = Path(self.record) if self.record else None
+        self.dump_bags = Path(self.dump_bags) if self.dump_bags else None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EngineConfig:
@@ -79,7 +83,7 @@ class EngineConfig:
                 log.warning("no --checkpoint given: using the DEMO model")
         return cls(eeg=eeg, video=video, checkpoint=checkpoint, hop=args.hop, device=args.device,
                    predictions=args.predictions, record=args.record, lsl_outlet=args.lsl_outlet,
-                   speed=args.speed)
+                   speed=args.speed, dump_bags=getattr(args, "dump_bags", None))
 
 
 @dataclass
@@ -95,6 +99,9 @@ class StreamStatus:
     seconds_since_last: float
     ended: bool = False            # a replay or a video file that has played to its end
     late: int = 0                  # chunks that arrived more than 1 s after their timestamp
+    masked: dict[str, str] = field(default_factory=dict)   # EEG: channels masked for their signal, and why
+    problem: str = ""              # EEG: why no prediction can be made now ("no usable EEG: ..."), else ""
+    delay: float = 0.0             # EEG: the pipeline's delay (window end before the newest sample), seconds
 
 
 PredictionListener = Callable[[Prediction], None]
@@ -143,6 +150,7 @@ class Engine:
         self._crops: CropCache | None = None
         self._jsonl: JsonlWriter | None = None
         self._outlet: LslPredictionOutlet | None = None
+        self._dumper: BagDumper | None = None
         self._recorder: Recorder | None = None
         self._last_recording_status: RecordingStatus | None = None
         self._record_lock = threading.Lock()
@@ -200,19 +208,24 @@ class Engine:
         try:
             self._open_sources(eeg_spec, video_spec, contract)
             preprocessor = None
+            min_fraction = eeg_spec.min_fraction or cfg.min_channels
             if self.eeg_source is not None and loaded.config.uses_eeg:
                 channels = map_channels(self.eeg_source.channel_names, list(contract.eeg_channels),
-                                        self.eeg_source.name, min_fraction=eeg_spec.min_fraction or cfg.min_channels,
+                                        self.eeg_source.name, min_fraction=min_fraction,
                                         by_position=eeg_spec.by_position)
-                preprocessor = EEGPreprocessor(contract, channels, self.eeg_source.srate,
-                                               already_filtered=self.eeg_source.already_filtered,
-                                               already_referenced=self.eeg_source.already_referenced)
+                preprocessor = StreamingEEG(contract, channels, self.eeg_source.srate,
+                                            already_filtered=self.eeg_source.already_filtered,
+                                            already_referenced=self.eeg_source.already_referenced)
+                log.info("%s: EEG pipeline delay %.3f s (windows end that long before the newest sample)",
+                         self.eeg_source.name, preprocessor.delay)
             if self.video_source is not None and loaded.config.uses_face:
                 from models.pipeline.faces import FaceCropper
 
                 cropper = FaceCropper(contract.face_size, expand=contract.face_expand, detector=contract.face_detector)
                 self._crops = CropCache(cropper, capacity=8 * contract.num_instances)
-            self._assembler = BagAssembler(contract, self.eeg_source, preprocessor, self.video_source, self._crops)
+            min_usable = math.ceil(min_fraction * len(contract.eeg_channels))
+            self._assembler = BagAssembler(contract, self.eeg_source, preprocessor, self.video_source, self._crops,
+                                           min_usable=min_usable, on_event=self._event)
             predictor = Predictor(loaded.model, list(contract.class_names), self.model_name, self.is_demo_model,
                                   use_cache=cfg.embedding_cache)
             self.worker = InferenceWorker(predictor, self._on_prediction)
@@ -221,6 +234,9 @@ class Engine:
             if cfg.lsl_outlet:
                 self._outlet = LslPredictionOutlet(cfg.lsl_outlet, list(contract.class_names), self.model_name,
                                                    self.is_demo_model)
+            if cfg.dump_bags is not None:
+                self._dumper = BagDumper(cfg.dump_bags, list(contract.eeg_channels),
+                                         self.eeg_source.srate if self.eeg_source is not None else 0.0)
             if cfg.record is not None:
                 self.start_recording(cfg.record)
         except BaseException:
@@ -261,6 +277,7 @@ class Engine:
         if self._outlet is not None:
             self._outlet.close()
             self._outlet = None
+        self._dumper = None
         self._started = False
 
     def _disconnect_sources(self) -> None:
@@ -339,9 +356,15 @@ class Engine:
                                                f"{report.seconds_since_last:.1f} s)")
                     else:
                         self._event("info", f"stream back: {source.name}")
-                statuses.append(StreamStatus(source.name, source.kind, source.connected, report.lost and not paused,
-                                             report.nominal_rate, report.effective_rate, report.gaps, report.dropped,
-                                             report.seconds_since_last, source.name in ended, report.late))
+                status = StreamStatus(source.name, source.kind, source.connected, report.lost and not paused,
+                                      report.nominal_rate, report.effective_rate, report.gaps, report.dropped,
+                                      report.seconds_since_last, source.name in ended, report.late)
+                assembler = self._assembler
+                if source is self.eeg_source and assembler is not None and assembler.preprocessor is not None:
+                    status.masked = dict(assembler.signal_problems)
+                    status.problem = assembler.problem or ""
+                    status.delay = assembler.preprocessor.delay
+                statuses.append(status)
             now = local_clock()
             if now - last_status >= STATUS_INTERVAL:
                 last_status = now
@@ -352,6 +375,8 @@ class Engine:
                         log.exception("status listener failed")
 
     def _on_prediction(self, prediction: Prediction) -> None:
+        if self._dumper is not None:
+            self._dumper.write(prediction)
         if self._jsonl is not None:
             self._jsonl.write(prediction)
         if self._outlet is not None:

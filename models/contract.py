@@ -40,6 +40,27 @@ class InputContract:
     # Seconds the face video starts after the EEG (frame time = EEG time - video_offset); the
     # same value is used by prepare, training and replay.
     video_offset: float = 0.0
+    # The EEG transform (models.pipeline.eeg.EEGTransform), applied to raw signals offline and live:
+    # 1. offset/drift removal at the source rate, before resampling: a causal Butterworth high-pass
+    #    of `dc_highpass_order` at `dc_highpass_hz` started in its steady state (0 Hz: none);
+    # 2. polyphase resampling to `sampling_rate` with scipy's resample_poly filter: Kaiser window of
+    #    beta `resample_kaiser_beta`, half length `resample_half_width` x max(up, down);
+    # 3. the band-pass `filter_band`: a `filter_kind` FIR ("fir": scipy firwin) of `filter_taps` taps,
+    #    window `filter_window`, -6 dB at `filter_cutoffs` Hz (default: the band's edges, where a
+    #    zero-phase Butterworth band-pass has its -6 dB points), `filter_phase` "linear": applied
+    #    zero-phase offline, live with a delay of (taps - 1) / 2 samples;
+    # 4. `reference`.
+    # Checkpoints older than these fields were trained on already-filtered data (DEAP's preprocessed
+    # files or synthetic data in their layout), which training reads as is; they get these defaults.
+    filter_kind: str = "fir"
+    filter_window: str = "hamming"
+    filter_taps: int = 97
+    filter_cutoffs: tuple[float, float] | None = None     # None: filter_band
+    filter_phase: str = "linear"
+    dc_highpass_hz: float = 0.1
+    dc_highpass_order: int = 2
+    resample_kaiser_beta: float = 5.0
+    resample_half_width: int = 10
 
     def __post_init__(self) -> None:
         problems = field_type_problems(self)
@@ -51,9 +72,18 @@ class InputContract:
         object.__setattr__(self, "image_std", tuple(self.image_std))
         object.__setattr__(self, "class_names", tuple(self.class_names))
         if self.filter_band is not None:
-            object.__setattr__(self, "filter_band", tuple(self.filter_band))
+            object.__setattr__(self, "filter_band", tuple(float(f) for f in self.filter_band))
+            if self.filter_cutoffs is None:
+                object.__setattr__(self, "filter_cutoffs", self.filter_band)
+        if self.filter_cutoffs is not None:
+            object.__setattr__(self, "filter_cutoffs", tuple(float(f) for f in self.filter_cutoffs))
         if self.reference not in ("average", "none"):
             raise ValueError(f"reference={self.reference!r} must be 'average' or 'none'")
+        if self.filter_kind != "fir" or self.filter_phase != "linear":
+            raise ValueError(f"filter {self.filter_kind!r} with {self.filter_phase!r} phase is not supported "
+                             "(this version knows filter_kind 'fir', filter_phase 'linear')")
+        if self.filter_taps < 3 or self.filter_taps % 2 == 0:
+            raise ValueError(f"filter_taps={self.filter_taps} must be odd and at least 3 (a linear-phase FIR)")
 
     @property
     def window_samples(self) -> int:

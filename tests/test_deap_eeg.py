@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.errors import DataError
-from models.pipeline.eeg import StreamingBandpass, average_reference, bandpass, resample
+from models.pipeline.eeg import EEGTransform, average_reference, offline_eeg
 from training.windows import WindowSpec
 
 
@@ -15,33 +15,28 @@ def _tones(srate: float, seconds: float, freqs: list[float]) -> np.ndarray:
     return np.stack([np.sin(2 * np.pi * f * t) for f in freqs]).astype(np.float32)
 
 
-def test_bandpass_keeps_the_band_and_removes_the_rest():
-    x = _tones(128, 10, [10.0, 1.0, 60.0])
-    y = bandpass(x, 128, 4, 45)
-    core = slice(256, -256)
-    assert y[0, core].std() == pytest.approx(x[0, core].std(), rel=0.05)
-    assert y[1, core].std() < 0.05 and y[2, core].std() < 0.05
+def test_offline_transform_keeps_the_band_and_removes_offsets_drift_and_mains():
+    x = _tones(512, 20, [10.0, 1.0, 50.0, 0.3]).astype(np.float64) * 10
+    x += np.array([[30_000.0], [-50_000.0], [5_000.0], [0.0]])          # electrode offsets in uV
+    x[3] += np.linspace(0, 2_000, x.shape[1])                            # slow drift
+    transform = EEGTransform(rate=128.0, band=(4.0, 45.0), cutoffs=(4.0, 45.0), reference="none")
+    y = offline_eeg(x, 512, transform)
+    assert y.shape == (4, 20 * 128) and y.dtype == np.float32
+    core = slice(3 * 128, -3 * 128)
+    assert y[0, core].std() == pytest.approx(10 / np.sqrt(2), rel=0.02)  # 10 Hz passes
+    # 1 Hz and the 50 mV offset, 50 Hz mains, 0.3 Hz and a 2 mV drift do not: 40 dB or more below 10 uV.
+    assert np.abs(y[1, core]).max() < 0.1 and np.abs(y[2, core]).max() < 0.05 and np.abs(y[3, core]).max() < 0.25
+    # Already band-passed and referenced data at the contract rate passes unchanged (DEAP's files).
+    deap = _tones(128, 4, [10.0, 20.0])
+    same = offline_eeg(deap, 128, EEGTransform.deap(), already_filtered=(4.0, 45.0), already_referenced=True)
+    np.testing.assert_array_equal(same, deap)
+    with pytest.raises(DataError, match="cut-offs"):
+        offline_eeg(x, 512, EEGTransform(rate=128.0, band=(10.0, 80.0), cutoffs=(10.0, 80.0)))
 
 
-def test_streaming_bandpass_matches_one_pass_filtering():
-    x = _tones(128, 8, [10.0, 2.0]) + 3.0  # with an offset that the filter must not ring on
-    whole = StreamingBandpass(2, 128, 4, 45)(x)
-    chunked = StreamingBandpass(2, 128, 4, 45)
-    pieces = np.concatenate([chunked(x[:, i:i + 50]) for i in range(0, x.shape[1], 50)], axis=1)
-    np.testing.assert_allclose(pieces, whole, atol=1e-4)
-    assert abs(whole[1, 512:]).max() < 0.1  # 2 Hz removed after settling
-    with pytest.raises(DataError, match=r"expects \(2, T\)"):
-        chunked(np.zeros((3, 10)))
-
-
-def test_resample_and_average_reference():
-    x = _tones(512, 4, [10.0, 10.0])
-    y = resample(x, 512, 128)
-    assert y.shape == (2, 512) and y.dtype == np.float32
+def test_average_reference():
     ref = average_reference(np.array([[1.0, 2.0], [3.0, 6.0]]))
     np.testing.assert_allclose(ref, [[-1, -2], [1, 2]])
-    with pytest.raises(DataError):
-        bandpass(x, 128, 10, 80)
 
 
 def test_deap_windows_are_the_papers():

@@ -11,7 +11,7 @@ from milmer_app.buffers import Frame, FrameBuffer, SampleBuffer, StreamMonitor
 from models.pipeline.channels import map_channels, normalise_label
 from milmer_app.clock import local_clock
 from milmer_app.inference import InferenceWorker, Predictor
-from models.pipeline.streaming import EEGPreprocessor
+from models.pipeline.streaming import StreamingEEG
 from milmer_app.specs import parse_eeg_spec, parse_video_spec
 from models.config import MilmerConfig
 from models.contract import GENEVA_CHANNELS, InputContract
@@ -110,14 +110,17 @@ def test_preprocessing_maps_resamples_and_references():
     contract = InputContract.for_deap(MilmerConfig.tiny())
     labels = ["Cz", "Fp1", "O2", "T3"]
     mapping = map_channels(labels, list(contract.eeg_channels), "s", min_fraction=0.1)
-    prep = EEGPreprocessor(contract, mapping, source_rate=256.0)
-    t = np.arange(prep.source_samples) / 256.0
+    prep = StreamingEEG(contract, mapping, source_rate=256.0)
+    t = np.arange(256 * 5) / 256.0
     data = np.vstack([np.sin(2 * np.pi * f * t) * 10 + 100 for f in (8, 10, 12, 20)]).astype(np.float32)
-    eeg, mask = prep(data)
-    assert eeg.shape == (32, 384) and mask.sum() == 4
+    prep.feed(data, 50.0 + t)
+    window = prep.window()
+    eeg, mask = window.eeg, window.mask
+    assert eeg.shape == (32, 384) and mask.sum() == 4 and not window.problems
     assert np.allclose(eeg[mask].mean(axis=0), 0, atol=1e-4)       # average reference over present channels
     assert np.all(eeg[~mask] == 0)
-    assert abs(eeg[mask].mean()) < 1 and eeg[mask].std() > 3        # DC removed by the 4-45 Hz band-pass
+    assert abs(eeg[mask].mean()) < 1 and eeg[mask].std() > 3        # DC removed
+    assert window.end == pytest.approx(50.0 + t[-1] - prep.delay, abs=1 / 256)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +222,8 @@ def test_the_bag_takes_its_faces_from_the_span_of_its_eeg_window():
     contract = InputContract.for_deap(MilmerConfig.tiny())       # 3 s windows, 4 instances
     mapping = map_channels(list(contract.eeg_channels), list(contract.eeg_channels), "s")
     eeg = SimpleNamespace(buffer=SampleBuffer(32, 128 * 20), segment_start=float("-inf"), replay=None, name="eeg")
-    eeg.buffer.write(np.zeros((32, 128 * 10), np.float32), 1000.0 + np.arange(128 * 10) / 128.0)
+    noise = np.random.default_rng(0).standard_normal((32, 128 * 10)).astype(np.float32) * 10
+    eeg.buffer.write(noise, 1000.0 + np.arange(128 * 10) / 128.0)
     # The camera runs 5 s ahead of the EEG (its frames arrive sooner): the bag must still use the EEG's span.
     video = SimpleNamespace(buffer=FrameBuffer(400), fps=10.0, replay=None)
     composer = TrialVideoComposer(quadrant=0, strength=1.0, size=(240, 180), rng=np.random.default_rng(2))
@@ -227,11 +231,14 @@ def test_the_bag_takes_its_faces_from_the_span_of_its_eeg_window():
     for i in range(150):
         stamps[(3, i)] = 1000.0 + i / 10
         video.buffer.write(Frame(composer.frame(i / 10), stamps[(3, i)], (3, i)))
-    assembler = BagAssembler(contract, eeg, EEGPreprocessor(contract, mapping, 128.0), video,
-                             CropCache(FaceCropper(64)))
+    prep = StreamingEEG(contract, mapping, 128.0)
+    assembler = BagAssembler(contract, eeg, prep, video, CropCache(FaceCropper(64)))
     bag = assembler.assemble()
     assert bag is not None and bag.face_mask.all()
-    assert bag.window_end == pytest.approx(1010.0 - 1 / 128) and bag.window_start == pytest.approx(1007.0)
+    # The window ends the pipeline's delay (the linear-phase band-pass: 48 samples) before the newest sample.
+    assert prep.delay == pytest.approx(48 / 128) and bag.delay == pytest.approx(prep.delay)
+    assert bag.window_end == pytest.approx(1010.0 - 1 / 128 - prep.delay)
+    assert bag.window_start == pytest.approx(bag.window_end - 383 / 128)
     used = sorted(stamps[key] for key in bag.frame_keys)
     assert bag.window_start - 0.05 <= used[0] and used[-1] <= bag.window_end + 0.05, used
     assert used[-1] - used[0] >= 2.0                                  # spread over the window, not bunched

@@ -150,8 +150,9 @@ def test_a_stream_that_comes_back_with_other_channels_ends_a_headless_run_with_a
 
     name = f"MilmerChanged-{uuid.uuid4().hex[:8]}"
     labels = list(GENEVA_CHANNELS)
-    first = LslPlayer(np.zeros((32, 256), np.float32), RATE, labels, name=name)
-    other = LslPlayer(np.zeros((8, 256), np.float32), RATE, labels[:8], name=name)
+    noise = (np.random.default_rng(0).standard_normal((32, 256)) * 20).astype(np.float32)   # flat EEG is masked
+    first = LslPlayer(noise, RATE, labels, name=name)
+    other = LslPlayer(noise[:8], RATE, labels[:8], name=name)
     first.start()
     predictions = tmp_path / "p.jsonl"
     swapped = threading.Event()

@@ -51,7 +51,7 @@ class SourceSelection:
 
     def to_args(self, base: argparse.Namespace | None = None) -> argparse.Namespace:
         """The namespace `EngineConfig.from_args` expects; outputs (predictions, record,
-        lsl_outlet) are carried over from `base`, the window's own command line."""
+        lsl_outlet, dump_bags) are carried over from `base`, the window's own command line."""
         values = {
             "demo": self.demo,
             "eeg": None if self.demo else self.eeg,
@@ -64,6 +64,7 @@ class SourceSelection:
             "predictions": getattr(base, "predictions", None),
             "record": getattr(base, "record", None),
             "lsl_outlet": getattr(base, "lsl_outlet", None),
+            "dump_bags": getattr(base, "dump_bags", None),
             "quit_after": None,
             "headless": False,
         }

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 # Unit label -> factor to microvolts.
 _UNIT_SCALE = {"v": 1e6, "volt": 1e6, "volts": 1e6, "mv": 1e3, "millivolt": 1e3, "millivolts": 1e3,
-               "uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolt": 1.0, "microvolts": 1.0}
+               "uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
+               # MNE unit multipliers, as mne-lsl labels channels: "0" = volts.
+               "0": 1e6, "-3": 1e3, "-6": 1.0, "-9": 1e-3}
 _QUERY_KEYS = ("source_id", "name", "type")
 
 

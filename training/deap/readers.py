@@ -256,13 +256,16 @@ def read_bdf_trials(path: Path, ratings: list[RatingRow], baseline_s: float = 3.
                     trial_s: float = 60.0, band: tuple[float, float] = (4.0, 45.0)) -> SubjectArrays:
     """Original BioSemi recording -> DEAP-like trials (128 Hz, 4-45 Hz, average reference).
 
+    The EEG goes through `models.pipeline.eeg.offline_eeg` with the DEAP contract's transform
+    (offset high-pass, resampling, linear-phase band-pass, reference), the transform the
+    live app streams.
     Trials are found by the Status channel's video-start marker and are in presentation
     order in the recording; ``ratings`` (this participant's CSV rows) reorder them to
     Experiment_id order like the preprocessed files. EOG removal is not redone.
     """
     import mne
 
-    from models.pipeline.eeg import GENEVA_CHANNELS, average_reference, bandpass, resample
+    from models.pipeline.eeg import GENEVA_CHANNELS, EEGTransform, offline_eeg
 
     path = Path(path)
     try:
@@ -282,7 +285,10 @@ def read_bdf_trials(path: Path, ratings: list[RatingRow], baseline_s: float = 3.
         raise DataError(f"{path}: no usable Status channel ({exc})") from exc
     srate = float(raw.info["sfreq"])
     eeg = raw.get_data(picks=[names[ch.lower()] for ch in GENEVA_CHANNELS]) * 1e6  # volts -> microvolts
-    eeg = average_reference(bandpass(resample(eeg, srate, DEAP_RATE), DEAP_RATE, *band))
+    transform = EEGTransform.deap()
+    if tuple(band) != transform.band:
+        transform = EEGTransform(rate=DEAP_RATE, band=tuple(band), cutoffs=tuple(band))
+    eeg = offline_eeg(eeg, srate, transform)
     starts = events[events[:, 2] == BDF_VIDEO_START][:, 0] / srate
     samples = int(round((baseline_s + trial_s) * DEAP_RATE))
     trials = []

@@ -1,0 +1,58 @@
+"""``--dump-bags DIR``: every bag the model saw, as it saw it, one ``.npz`` per prediction.
+
+``DIR/bag-NNNNNN.npz`` (numbered from 0 in prediction order) holds ``eeg`` float32 (C, T)
+exactly as fed to the model, ``eeg_mask`` bool (C,), ``channels`` (C,) str (the model's
+channel names), ``faces`` uint8 (N, S, S, 3) RGB as fed (zeros where masked), ``face_mask``
+bool (N,), ``window_start`` and ``window_end`` float64 on the LSL clock (first and last EEG
+sample), ``delay`` float64 (seconds from the window's end to the newest sample received) and
+``source_rate`` float64 (the EEG stream's nominal rate; 0 without EEG). Files are written
+under a temporary name and renamed, so a reader never sees half a bag.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from milmer_app.prediction import Prediction
+from models.errors import MilmerError
+
+log = logging.getLogger(__name__)
+
+
+class BagDumper:
+    def __init__(self, folder: Path, channels: list[str], source_rate: float):
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MilmerError(f"--dump-bags {self.folder}: cannot create the folder ({exc.strerror or exc})") from exc
+        self.channels = np.asarray(channels, dtype=str)
+        self.source_rate = float(source_rate)
+        self.count = 0
+        self._failed = False
+
+    def write(self, prediction: Prediction) -> None:
+        if prediction.eeg is None or prediction.eeg_mask is None or prediction.crops is None:
+            raise ValueError("a prediction without its bag (eeg, eeg_mask, crops) cannot be dumped")
+        if self._failed:
+            return
+        path = self.folder / f"bag-{self.count:06d}.npz"
+        temporary = path.with_name(path.name + ".tmp")
+        try:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, eeg=np.asarray(prediction.eeg, np.float32), eeg_mask=np.asarray(prediction.eeg_mask, bool),
+                         channels=self.channels, faces=np.asarray(prediction.crops, np.uint8),
+                         face_mask=np.asarray(prediction.face_mask, bool),
+                         window_start=np.float64(prediction.window_start), window_end=np.float64(prediction.window_end),
+                         delay=np.float64(prediction.delay), source_rate=np.float64(self.source_rate))
+            os.replace(temporary, path)
+        except OSError as exc:
+            if not self._failed:   # once: a full disk must not flood the log every hop
+                log.error("--dump-bags: cannot write %s (%s); later bags are not dumped either", path, exc)
+            self._failed = True
+            return
+        self.count += 1

@@ -196,3 +196,26 @@ def test_all_channels_nan_gives_no_prediction_and_a_status_reason(tiny_checkpoin
     assert "Fp1 (NaN/Inf)" in status.problem and len(status.masked) == 20
     assert level == "warning" and name in message
     assert predictions.empty() and not list((tmp_path / "bags").glob("*.npz"))
+
+
+def test_deap_replay_feeds_the_model_exactly_the_training_windows(tiny_checkpoint, tmp_path):
+    """DEAP's preprocessed EEG is already band-passed and referenced: replay, like training, only cuts it."""
+    from training.deap import load_subject
+    from training.synth import write_synthetic_deap
+
+    data = write_synthetic_deap(tmp_path / "deap", subjects=1, trials=2, seconds=6.0, seed=7, video_size=(64, 48))
+    engine = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", checkpoint=str(tiny_checkpoint), hop=0.25, speed=2.0,
+                                 device="cpu", dump_bags=tmp_path / "bags"))
+    engine.start()
+    try:
+        assert engine.finished.wait(timeout=60), "the replay did not end"
+    finally:
+        engine.stop()
+    trials = load_subject(data.root, 1).data[:, :32]             # (trials, 32, samples), as training reads them
+    bags = [dict(np.load(path)) for path in sorted((tmp_path / "bags").glob("bag-*.npz"))]
+    assert len(bags) >= 6
+    for bag in bags:
+        eeg = bag["eeg"]
+        assert bag["delay"] == 0.0 and bag["eeg_mask"].all() and bag["source_rate"] == 128.0
+        found = [(t, k) for t in range(len(trials)) for k in np.flatnonzero((trials[t] == eeg[:, :1]).all(axis=0))]
+        assert any(k + 384 <= trials.shape[2] and np.array_equal(trials[t, :, k:k + 384], eeg) for t, k in found)

@@ -1,4 +1,4 @@
-"""Ring buffers with timestamps, and a monitor per stream.
+"""Ring buffers with timestamps, a monitor per stream, and a guard on a live stream's clock.
 
 Writers copy each incoming chunk once into preallocated storage (at most two
 slice assignments when it wraps); readers get copies of just the span they ask
@@ -164,12 +164,19 @@ class MonitorReport:
     late: int
     seconds_since_last: float
     lost: bool
+    rate_off: bool = False        # the measured rate differs from the nominal one by more than RATE_WARN
+
+
+RATE_WARN = 0.05   # measured rate this far (relative) from the nominal one: a warning and a status flag
+RATE_STOP = 0.20   # this far: the stream is not what it says it is; the source stops with an error
 
 
 class StreamMonitor:
     """Arrival statistics of one stream.
 
     - effective rate: samples per second of timestamps over the last `rate_window` seconds;
+      `rate_ratio()` gives measured / nominal once a full `rate_window` of timestamps has
+      been seen since the start or the last `restart()` (a discontinuity);
     - gaps: jumps between consecutive timestamps larger than `gap_factor` sample periods
       (and at least 0.1 s); dropped: samples those gaps should have held;
     - late: chunks arriving more than `late_s` after their last timestamp;
@@ -191,6 +198,23 @@ class StreamMonitor:
         self._dropped = 0
         self._late = 0
         self._lost = False
+        self.rate_off = False     # set by the source that judges `rate_ratio()`
+
+    def restart(self) -> None:
+        """Forget the rate measurement (after a discontinuity: spans across it mean nothing)."""
+        with self._lock:
+            self._arrivals.clear()
+
+    def rate_ratio(self) -> float | None:
+        """Measured / nominal rate over a full `rate_window` of timestamps; None until there is one."""
+        with self._lock:
+            if self.nominal_rate <= 0 or len(self._arrivals) < 2:
+                return None
+            span = self._arrivals[-1][0] - self._arrivals[0][0]
+            if span < self.rate_window:
+                return None
+            samples = sum(n for _, n in list(self._arrivals)[1:])
+            return samples / span / self.nominal_rate
 
     def record(self, timestamps: np.ndarray) -> None:
         """Account for a chunk of samples (or one frame) that just arrived."""
@@ -212,7 +236,8 @@ class StreamMonitor:
             self._last_ts = last
             self._last_arrival = now
             self._arrivals.append((last, len(timestamps)))
-            while self._arrivals and self._arrivals[0][0] < last - self.rate_window:
+            # Keep one chunk older than the window, so that a full window can be measured.
+            while len(self._arrivals) > 1 and self._arrivals[1][0] <= last - self.rate_window:
                 self._arrivals.popleft()
 
     def check(self) -> tuple[MonitorReport, str | None]:
@@ -232,5 +257,65 @@ class StreamMonitor:
                 samples = sum(n for _, n in list(self._arrivals)[1:])
                 rate = samples / span if span > 0 else 0.0
             report = MonitorReport(self.nominal_rate, rate, self._gaps, self._dropped, self._late,
-                                   since, self._lost)
+                                   since, self._lost, self.rate_off)
         return report, transition
+
+
+@dataclass(frozen=True)
+class ClockBreak:
+    index: int          # first sample of the chunk after the break
+    message: str
+
+
+class ClockGuard:
+    """Keeps a live stream's timestamps usable when its clock jumps.
+
+    A sample stamped more than `back_tolerance` s before the newest one already
+    received (timestamps running backwards), or more than `ahead_limit` s ahead of
+    this machine's clock at arrival, starts a new piece of signal: from there on the
+    stream is re-anchored, i.e. its timestamps are shifted so that the piece
+    continues after what came before and its newest sample is stamped no later than
+    its arrival. The caller marks the break as a discontinuity, so no window spans it.
+    Smaller backward steps are timestamp jitter of chunked devices and pass unchanged.
+    """
+
+    def __init__(self, rate: float, ahead_limit: float = 2.0, back_tolerance: float = 0.2):
+        self.period = 1.0 / rate
+        self.ahead_limit = ahead_limit
+        self.back_tolerance = back_tolerance
+        self.offset = 0.0                  # added to the stream's own timestamps
+        self.last: float | None = None     # newest corrected timestamp so far
+
+    def reset_offset(self) -> None:
+        """A reopened stream starts on its own clock again (a break is still caught against `last`)."""
+        self.offset = 0.0
+
+    def correct(self, raw: np.ndarray, now: float) -> tuple[np.ndarray, list[ClockBreak]]:
+        """The chunk's timestamps on the guarded clock, and the breaks found in it."""
+        times = np.asarray(raw, dtype=np.float64) + self.offset
+        breaks: list[ClockBreak] = []
+        start = 0
+        while start < len(times):
+            previous = np.concatenate([[self.last if self.last is not None else -np.inf], times[:-1]])[start:]
+            newest = np.maximum.accumulate(previous)
+            backwards = times[start:] < newest - self.back_tolerance
+            ahead = times[start:] > now + self.ahead_limit
+            found = np.flatnonzero(backwards | ahead)
+            if not len(found):
+                break
+            k = start + int(found[0])
+            if ahead[k - start]:
+                message = f"timestamps jumped {times[k] - now:.3g} s ahead of this machine's clock"
+            else:
+                message = f"timestamps ran {newest[k - start] - times[k]:.3g} s backwards"
+            # The newest sample of the chunk is stamped at its arrival, unless that would overlap the past.
+            shift = now - times[-1]
+            if np.isfinite(newest[k - start]):
+                shift = max(shift, newest[k - start] + self.period - times[k])
+            times[k:] += shift
+            self.offset += shift
+            breaks.append(ClockBreak(k, message + f"; re-anchored by {shift:+.3g} s, no window spans the break"))
+            start = k + 1
+        if len(times):
+            self.last = max(float(times.max()), self.last if self.last is not None else -np.inf)
+        return times, breaks

@@ -102,6 +102,8 @@ class StreamStatus:
     masked: dict[str, str] = field(default_factory=dict)   # EEG: channels masked for their signal, and why
     problem: str = ""              # EEG: why no prediction can be made now ("no usable EEG: ..."), else ""
     delay: float = 0.0             # EEG: the pipeline's delay (window end before the newest sample), seconds
+    unit: str = ""                 # EEG: the unit the device's samples arrived in, e.g. "µV", "V (assumed)"
+    rate_off: bool = False         # the measured rate is more than 5 % off the nominal one
 
 
 PredictionListener = Callable[[Prediction], None]
@@ -212,7 +214,7 @@ class Engine:
             if self.eeg_source is not None and loaded.config.uses_eeg:
                 channels = map_channels(self.eeg_source.channel_names, list(contract.eeg_channels),
                                         self.eeg_source.name, min_fraction=min_fraction,
-                                        by_position=eeg_spec.by_position)
+                                        by_position=eeg_spec.by_position, montage=eeg_spec.montage)
                 preprocessor = StreamingEEG(contract, channels, self.eeg_source.srate,
                                             already_filtered=self.eeg_source.already_filtered,
                                             already_referenced=self.eeg_source.already_referenced)
@@ -358,7 +360,10 @@ class Engine:
                         self._event("info", f"stream back: {source.name}")
                 status = StreamStatus(source.name, source.kind, source.connected, report.lost and not paused,
                                       report.nominal_rate, report.effective_rate, report.gaps, report.dropped,
-                                      report.seconds_since_last, source.name in ended, report.late)
+                                      report.seconds_since_last, source.name in ended, report.late,
+                                      rate_off=report.rate_off)
+                if isinstance(source, EEGSource):
+                    status.unit = source.unit_text()
                 assembler = self._assembler
                 if source is self.eeg_source and assembler is not None and assembler.preprocessor is not None:
                     status.masked = dict(assembler.signal_problems)
@@ -422,6 +427,7 @@ class Engine:
             video = self.video_source
             eeg_info = None if eeg is None else {
                 "channels": list(eeg.channel_names), "srate": eeg.srate, "units": "uV", "source": eeg.name,
+                "source_unit": eeg.unit, "source_unit_origin": eeg.unit_origin,
                 "already_filtered": list(eeg.already_filtered) if eeg.already_filtered else None,
                 "already_referenced": eeg.already_referenced}
             video_info = None if video is None else {"source": video.name, "fps": video.fps}

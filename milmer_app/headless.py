@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     dropped = engine.worker.dropped if engine.worker is not None else 0
     model = " (DEMO model)" if engine.is_demo_model else ""
     print(f"milmer-app: {tally.summary()}, {dropped} stale window(s) dropped{model}")
+    eeg = engine.eeg_source
+    if eeg is not None and eeg.channel_names:
+        print(f"milmer-app: EEG {eeg.name}: samples in {eeg.unit_text()}, converted to µV")
     status = engine.recording_status()
     if status.error:
         print(f"milmer-app: recording stopped early: {status.error}")

@@ -4,7 +4,9 @@ A recording is a folder:
 
 - ``meta.json``: written first, atomically (temporary file + rename):
   ``{"format": "milmer-recording", "version": 1, "created_utc", "created_lsl",
-  "eeg": {"channels", "srate", "units": "uV", "source", "already_filtered", "already_referenced"} | null,
+  "eeg": {"channels", "srate", "units": "uV", "source", "source_unit" (what the device sent, converted to uV),
+          "source_unit_origin" ("stream" | "spec" | "amplitude" (assumed) | "device" | "source"),
+          "already_filtered", "already_referenced"} | null,
   "video": {"source", "fps"} | null, "model": {"name", "demo_model"}}``
 - ``eeg.f32``: EEG samples, float32 little-endian, time-major (one row of C values per sample);
 - ``eeg_ts.f64``: one float64 LSL timestamp per EEG sample;

@@ -5,7 +5,11 @@ EEG:   demo (the built-in demo subject) | lsl:name=NAME | lsl:type=EEG | lsl:sou
 Video: webcam:INDEX[,width=W,height=H,fps=F] | file:PATH | deap | recording:DIR | none
 
 LSL and BrainFlow specs also take `map=position` (feed the model's channels in
-the device's order instead of matching labels) and `min_channels=FRACTION`.
+the device's order instead of matching labels), `min_channels=FRACTION`,
+`unit=uV|mV|V|nV` (what the samples are in, whatever the stream says) and
+`montage=biosemi32|biosemi64` (read BioSemi position codes A1.., B1.. as the
+cap's 10-20 names). LSL specs also take `pick=first` (take the first of several
+matching streams instead of stopping with the list of them).
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.errors import SourceError
+from models.pipeline.channels import MONTAGES
+from models.pipeline.units import SPEC_UNITS, parse_unit
 
 EEG_KINDS = ("lsl", "brainflow", "deap", "recording", "demo", "none")
 VIDEO_KINDS = ("webcam", "file", "deap", "recording", "none")
+PICKS = ("first",)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,21 @@ class SourceSpec:
     @property
     def by_position(self) -> bool:
         return self.options.get("map", "label") == "position"
+
+    @property
+    def unit(self) -> str | None:
+        """The unit forced by `unit=` ("V", "mV", "µV", "nV"), or None to go by the stream."""
+        value = self.options.get("unit")
+        return parse_unit(value) if value is not None else None
+
+    @property
+    def montage(self) -> str | None:
+        value = self.options.get("montage")
+        return value.lower() if value is not None else None
+
+    @property
+    def pick_first(self) -> bool:
+        return self.options.get("pick", "").lower() == "first"
 
     @property
     def min_fraction(self) -> float | None:
@@ -71,7 +93,19 @@ def _checked(spec: SourceSpec) -> SourceSpec:
     fraction = spec.min_fraction
     if fraction is not None and not 0 < fraction <= 1:
         raise SourceError(f"source spec '{spec.text}': min_channels must be a fraction in (0, 1], got {fraction:g}")
+    _check_choice(spec, "unit", SPEC_UNITS, valid=lambda value: parse_unit(value) is not None)
+    _check_choice(spec, "montage", MONTAGES)
+    _check_choice(spec, "pick", PICKS)
     return spec
+
+
+def _check_choice(spec: SourceSpec, key: str, allowed: tuple[str, ...], valid=None) -> None:
+    value = spec.options.get(key)
+    if value is None:
+        return
+    ok = valid(value) if valid is not None else value.lower() in allowed
+    if not ok:
+        raise SourceError(f"source spec '{spec.text}': unknown {key} '{value}'", hint=f"use one of: {', '.join(allowed)}")
 
 
 def parse_eeg_spec(spec: str) -> SourceSpec:

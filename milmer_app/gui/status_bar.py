@@ -29,10 +29,13 @@ def stream_text(status) -> tuple[str, bool]:
         return f"{kind}: LOST ({status.seconds_since_last:.1f} s)", True
     if getattr(status, "problem", ""):
         return f"{kind}: NO USABLE EEG", True
-    text = f"{kind}: {status.effective_rate:.1f}/{status.nominal_rate:g} Hz"
+    unit = f"{status.unit} · " if getattr(status, "unit", "") else ""
+    text = f"{kind}: {unit}{status.effective_rate:.1f}/{status.nominal_rate:g} Hz"
     masked = getattr(status, "masked", {})
     if masked:
         text += f" · masked {', '.join(masked)}"
+    if getattr(status, "rate_off", False):
+        text += " · RATE MISMATCH"
     if status.gaps or status.dropped:
         text += f" · gaps {status.gaps} · dropped {status.dropped}"
     return text, False

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from milmer_app.buffers import Frame, FrameBuffer, SampleBuffer, StreamMonitor
+from milmer_app.buffers import RATE_STOP, RATE_WARN, ClockGuard, Frame, FrameBuffer, SampleBuffer, StreamMonitor
+from milmer_app.clock import local_clock
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Source(ABC):
         """Data stamped from `at` on is not continuous with what came before (a new trial, a seek, a
         clock jump, a file's segment break): no window may span it. `reason` is reported as a warning."""
         self.segment_start = float(at)
+        self.monitor.restart()
         if reason:
             self.emit_event("warning", f"{self.name}: {reason}")
 
@@ -115,7 +117,15 @@ class Source(ABC):
 
 
 class EEGSource(Source):
-    """Pushes (C, n) float32 microvolt chunks with LSL-clock timestamps into `buffer`."""
+    """Pushes (C, n) float32 microvolt chunks with LSL-clock timestamps into `buffer`.
+
+    A live source (one without a replay clock) is watched as it pushes: its clock by a
+    `ClockGuard` (backward runs and jumps ahead become discontinuities), its rate by the
+    monitor (over a full 5 s window: more than 5 % off the nominal rate is a warning and
+    the status flag `rate_off`, more than 20 % stops the source with a SourceError). A
+    replay stamps its own samples on the replay clock (at --speed, across seeks and
+    pauses), so it is not second-guessed.
+    """
 
     kind = "eeg"
     buffer_seconds = 60.0
@@ -129,6 +139,21 @@ class EEGSource(Source):
         self.channel_names: list[str] = []
         self.srate: float = 0.0
         self.buffer: SampleBuffer | None = None
+        # The unit the device's samples arrived in (they are pushed as microvolts), and where
+        # that came from: "stream" (its labels), "spec" (unit=), "amplitude" (judged: an
+        # assumption), "device" (the device's documented unit) or "source" (our own files).
+        self.unit = "µV"
+        self.unit_origin = "source"
+        self.clock: ClockGuard | None = None
+
+    @property
+    def unit_assumed(self) -> bool:
+        return self.unit_origin == "amplitude"
+
+    def unit_text(self) -> str:
+        """The unit for status lines, e.g. "µV", "V (assumed)", "mV (set by spec)"."""
+        note = {"amplitude": " (assumed)", "spec": " (set by spec)"}.get(self.unit_origin, "")
+        return self.unit + note
 
     def _prepare(self) -> None:
         if not self.channel_names or self.srate <= 0:
@@ -136,11 +161,37 @@ class EEGSource(Source):
         if self.buffer is None or self.buffer.n_channels != len(self.channel_names):
             self.buffer = SampleBuffer(len(self.channel_names), int(self.buffer_seconds * self.srate))
         self.monitor = StreamMonitor(self.srate)
+        self.clock = ClockGuard(self.srate) if self.replay is None else None
 
     def push(self, chunk: np.ndarray, timestamps: np.ndarray) -> None:
         assert self.buffer is not None
+        if self.clock is not None and len(timestamps):
+            timestamps, breaks = self.clock.correct(timestamps, local_clock())
+            for found in breaks:
+                self.mark_discontinuity(float(timestamps[found.index]), found.message)
         self.buffer.write(chunk, timestamps)
         self.monitor.record(timestamps)
+        if self.clock is not None:
+            self._check_rate()
+
+    def _check_rate(self) -> None:
+        ratio = self.monitor.rate_ratio()
+        if ratio is None:
+            return
+        measured = ratio * self.srate
+        if abs(ratio - 1) > RATE_STOP:
+            raise SourceError(f"{self.name}: the stream declares {self.srate:g} Hz but sends {measured:.1f} Hz "
+                              f"(measured over {self.monitor.rate_window:g} s of its timestamps); "
+                              "its samples cannot be placed in time",
+                              hint="fix the device's or outlet's sampling rate")
+        off = abs(ratio - 1) > RATE_WARN
+        if off != self.monitor.rate_off:
+            self.monitor.rate_off = off
+            if off:
+                self.emit_event("warning", f"{self.name}: the stream declares {self.srate:g} Hz but sends "
+                                           f"{measured:.1f} Hz ({100 * (ratio - 1):+.0f} %)")
+            else:
+                self.emit_event("info", f"{self.name}: rate back to {measured:.1f} Hz (declared {self.srate:g} Hz)")
 
 
 class VideoSource(Source):

@@ -2,7 +2,8 @@
 
 `brainflow:synthetic` is BrainFlow's synthetic board (no hardware). BrainFlow
 stamps samples with wall-clock seconds; they are moved onto the LSL clock by
-the offset between the two clocks measured at connect.
+the offset between the two clocks measured at connect. BrainFlow gives EEG rows
+in microvolts; a spec's `unit=` overrides that for a board that does not.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from milmer_app.clock import wall_to_lsl_offset
 from milmer_app.sources.base import EEGSource
 from milmer_app.specs import SourceSpec
 from models.errors import SourceError
+from models.pipeline.units import factor_to_microvolts
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ _PARAMS = {"serial_port", "mac_address", "ip_address", "ip_address_aux", "ip_add
            "ip_port_aux", "ip_port_anc", "ip_protocol", "other_info", "timeout", "serial_number", "file",
            "file_aux", "file_anc", "master_board"}
 _INT_PARAMS = {"ip_port", "ip_port_aux", "ip_port_anc", "ip_protocol", "timeout", "master_board"}
-_NOT_PARAMS = {"board", "map", "min_channels"}
+_NOT_PARAMS = {"board", "map", "min_channels", "unit", "montage"}
 
 
 def _brainflow():
@@ -70,6 +72,9 @@ class BrainFlowSource(EEGSource):
             if key in _PARAMS:
                 setattr(params, key, spec.number(key, int) if key in _INT_PARAMS else value)
         self._params = params
+        forced = spec.unit
+        self.unit, self.unit_origin = (forced, "spec") if forced is not None else ("µV", "device")
+        self._scale = factor_to_microvolts(self.unit)
         self._board = None
         self._eeg_rows: list[int] = []
         self._ts_row = 0
@@ -111,6 +116,8 @@ class BrainFlowSource(EEGSource):
             self._stop.wait(0.02)
             return True
         eeg = np.ascontiguousarray(data[self._eeg_rows], dtype=np.float32)
+        if self._scale != 1.0:
+            eeg *= self._scale
         stamps = data[self._ts_row].astype(np.float64) + self._offset
         self.push(eeg, stamps)
         self._stop.wait(0.02)

@@ -1,62 +1,149 @@
-"""An EEG stream from Lab Streaming Layer, resolved by name, type or source_id.
+"""An EEG stream from Lab Streaming Layer, resolved by name, type and/or source_id.
 
-Timestamps come through liblsl's clock synchronisation and de-jittering, so
-they are on this machine's LSL clock. When the outlet goes away the worker
-keeps re-resolving the same query and reopens the stream when it is back.
+Which stream: every stream matching all the spec's keys is looked for (the first
+answer plus a short wait for the others). Several matches are an error listing
+them, unless the spec says `pick=first`. Once connected, the source reconnects
+only to the same stream: the same source_id, or, for a stream without one, the
+same name on the same host (the uid changes whenever an outlet restarts, so it
+cannot tell a restarted stream from another one).
+
+Units: each channel's `unit` meta-data is read (`models.pipeline.units`); the
+spec's `unit=` overrides it; where neither says, the first seconds of the stream
+are judged from their amplitude and one warning says what was assumed. Samples
+are pushed in microvolts.
+
+Timestamps: liblsl synchronises them to this machine's LSL clock (proc_clocksync).
+Its de-jittering and monotonising are left off on purpose: the de-jitter
+regression smears a clock jump over tens of seconds and monotonising hides
+backward runs, and `ClockGuard` (in the EEGSource base) must see both to report
+them and re-anchor. The outlet's own stamps are sample-accurate within a chunk.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pylsl
 from pylsl.util import LostError
 
+from milmer_app.clock import local_clock
 from milmer_app.sources.base import EEGSource
 from milmer_app.specs import SourceSpec
 from models.errors import SourceError
+from models.pipeline.units import factor_to_microvolts, judge_unit, parse_unit
 
 log = logging.getLogger(__name__)
 
-# Unit label -> factor to microvolts.
-_UNIT_SCALE = {"v": 1e6, "volt": 1e6, "volts": 1e6, "mv": 1e3, "millivolt": 1e3, "millivolts": 1e3,
-               "uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
-               # MNE unit multipliers, as mne-lsl labels channels: "0" = volts.
-               "0": 1e6, "-3": 1e3, "-6": 1.0, "-9": 1e-3}
 _QUERY_KEYS = ("source_id", "name", "type")
+SETTLE_S = 1.0        # after the first answer, how long to wait for other outlets that match too
+JUDGE_SECONDS = 2.0   # of signal, to judge the unit from its amplitude when the stream gives none
 
 
-def _first_query(options: dict[str, str]) -> tuple[str, str]:
-    for key in _QUERY_KEYS:
-        if key in options:
-            return key, options[key]
-    raise SourceError("LSL spec needs name=, type= or source_id=")
+def _query(options: dict[str, str]) -> dict[str, str]:
+    query = {key: options[key] for key in _QUERY_KEYS if key in options}
+    if not query:
+        raise SourceError("LSL spec needs name=, type= or source_id=")
+    return query
+
+
+def describe(info: pylsl.StreamInfo) -> str:
+    return (f"'{info.name()}' (type {info.type() or '-'}, source_id '{info.source_id()}', "
+            f"host {info.hostname() or '-'}, {info.channel_count()} ch at {info.nominal_srate():g} Hz)")
+
+
+@dataclass(frozen=True)
+class StreamIdentity:
+    """What makes a reopened stream the same stream."""
+
+    name: str
+    hostname: str
+    source_id: str
+    uid: str
+
+    @classmethod
+    def of(cls, info: pylsl.StreamInfo) -> StreamIdentity:
+        return cls(info.name(), info.hostname(), info.source_id(), info.uid())
+
+    def matches(self, info: pylsl.StreamInfo) -> bool:
+        if self.source_id:
+            return info.source_id() == self.source_id
+        return info.name() == self.name and info.hostname() == self.hostname
+
+    def describe(self) -> str:
+        if self.source_id:
+            return f"source_id '{self.source_id}'"
+        return f"name '{self.name}' on host {self.hostname or '-'} (the stream has no source_id)"
 
 
 class LSLSource(EEGSource):
     def __init__(self, spec: SourceSpec, resolve_timeout: float = 5.0):
-        self.query = _first_query(spec.options)
-        super().__init__(f"LSL {self.query[0]}={self.query[1]}")
+        self.query = _query(spec.options)
+        super().__init__("LSL " + ",".join(f"{k}={v}" for k, v in self.query.items()))
         self.spec = spec
         timeout = spec.number("timeout")
         self.resolve_timeout = resolve_timeout if timeout is None else timeout
-        self.units: list[str] = []
+        self.units: list[str] = []          # the unit labels as the stream gives them
         self.source_id = ""
+        self.identity: StreamIdentity | None = None
         self._inlet: pylsl.StreamInlet | None = None
         self._scale: np.ndarray | None = None
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []   # raw chunks read while judging the unit
         self._reconnecting = False
         self._new_segment = False
+        self._ambiguous_warned = False
         self._resolver: pylsl.ContinuousResolver | None = None
 
-    def _resolve(self, timeout: float) -> pylsl.StreamInfo | None:
-        key, value = self.query
-        found = pylsl.resolve_byprop(key, value, 1, timeout)
-        return found[0] if found else None
+    # -- finding the stream ----------------------------------------------------------------
+    def _wanted(self, info: pylsl.StreamInfo) -> bool:
+        values = {"source_id": info.source_id(), "name": info.name(), "type": info.type()}
+        return all(values[key] == value for key, value in self.query.items())
 
+    def _matches(self, timeout: float) -> list[pylsl.StreamInfo]:
+        """Every stream matching the query: the first answer within `timeout`, then SETTLE_S for the rest."""
+        key, value = next(iter(self.query.items()))
+        found = pylsl.resolve_byprop(key, value, 1, timeout)
+        if not found:
+            return []
+        # A large minimum makes liblsl wait the whole settle time and return all it has heard.
+        found += pylsl.resolve_byprop(key, value, 1 << 16, SETTLE_S)
+        unique = {info.uid(): info for info in found if self._wanted(info)}
+        return sorted(unique.values(), key=lambda i: (i.name(), i.source_id(), i.hostname(), i.uid()))
+
+    def _choose(self, matches: list[pylsl.StreamInfo]) -> pylsl.StreamInfo:
+        query = ", ".join(f"{k}={v}" for k, v in self.query.items())
+        if not matches:
+            raise SourceError(f"no LSL stream with {query} found within {self.resolve_timeout:g} s",
+                              hint="check that the stream is running on this machine or network (LSLAPICFG)")
+        if len(matches) > 1:
+            listed = "; ".join(f"{i + 1}) {describe(info)}" for i, info in enumerate(matches))
+            if not self.spec.pick_first:
+                raise SourceError(f"{len(matches)} LSL streams match {query}: {listed}",
+                                  hint="say which one with source_id=ID or name=NAME in the EEG spec, "
+                                       "or add pick=first to take the first listed")
+            log.warning("%d LSL streams match %s (pick=first takes the first): %s", len(matches), query, listed)
+        return matches[0]
+
+    def _open(self) -> None:
+        info = self._choose(self._matches(self.resolve_timeout))
+        try:
+            self._open_inlet(info)
+        except (TimeoutError, LostError) as exc:
+            raise SourceError(f"{self.name}: stream '{info.name()}' went away while it was being opened ({exc})",
+                              hint="start again once the stream is steady") from exc
+        identity = self.identity
+        assert identity is not None
+        # Keeps listening for this very stream, so that it can be reopened quickly after a loss.
+        prop, value = ("source_id", identity.source_id) if identity.source_id else ("name", identity.name)
+        self._resolver = pylsl.ContinuousResolver(prop=prop, value=value, forget_after=1.0)
+        log.info("%s: %d channels at %g Hz, %s; reconnects only to %s", self.name, len(self.channel_names),
+                 self.srate, self.unit_text(), identity.describe())
+
+    # -- opening ---------------------------------------------------------------------------
     def _open_inlet(self, info: pylsl.StreamInfo) -> None:
-        inlet = pylsl.StreamInlet(info, max_buflen=30, recover=False,
-                                  processing_flags=pylsl.proc_clocksync | pylsl.proc_dejitter | pylsl.proc_monotonize)
+        inlet = pylsl.StreamInlet(info, max_buflen=30, recover=False, processing_flags=pylsl.proc_clocksync)
         full = inlet.info(timeout=self.resolve_timeout)
         if full.nominal_srate() <= 0:
             raise SourceError(f"{self.name}: stream '{full.name()}' has an irregular rate; "
@@ -66,56 +153,109 @@ class LSLSource(EEGSource):
         count = full.channel_count()
         labels = full.get_channel_labels() or []
         units = full.get_channel_units() or []
+        types = full.get_channel_types() or []
         if len(labels) != count or not all(labels):
             log.warning("%s: stream has no channel labels; naming them ch1..ch%d", self.name, count)
             labels = [f"ch{i + 1}" for i in range(count)]
         units = [(u or "") for u in units] if len(units) == count else [""] * count
+        types = [(t or "") for t in types] if len(types) == count else [""] * count
         if self.connected and (labels != self.channel_names or full.nominal_srate() != self.srate):
             inlet.close_stream()
             raise SourceError(f"{self.name}: stream came back with different channels or rate "
                               f"({count} ch at {full.nominal_srate()} Hz)")
+        if self.connected and units != self.units:
+            inlet.close_stream()
+            raise SourceError(f"{self.name}: stream came back with different units "
+                              f"({', '.join(sorted(set(units))) or 'none'} instead of "
+                              f"{', '.join(sorted(set(self.units))) or 'none'})")
         inlet.open_stream(timeout=self.resolve_timeout)
         self._inlet = inlet
-        self.channel_names = list(labels)
-        self.units = units
         self.srate = float(full.nominal_srate())
         self.source_id = full.source_id()
+        if self.connected:
+            return        # the same stream again: channels, units and scale are known
+        self.channel_names = list(labels)
+        self.units = units
+        self.identity = StreamIdentity.of(full)
         # Show the stream's own name from now on, not the query that found it.
         self.name = f"LSL {full.name()}"
-        self._scale = np.array([_UNIT_SCALE.get(u.strip().lower(), 1.0) for u in units], dtype=np.float32)[:, None]
+        self._scale = self._unit_scale(units, types)[:, None]
 
-    def _open(self) -> None:
-        info = self._resolve(self.resolve_timeout)
-        if info is None:
-            raise SourceError(f"no LSL stream with {self.query[0]}={self.query[1]} "
-                              f"found within {self.resolve_timeout:g} s",
-                              hint="check that the stream is running on this machine or network (LSLAPICFG)")
-        try:
-            self._open_inlet(info)
-        except (TimeoutError, LostError) as exc:
-            raise SourceError(f"{self.name}: stream '{info.name()}' went away while it was being opened ({exc})",
-                              hint="start again once the stream is steady") from exc
-        # Keeps listening for the stream, so that it can be reopened quickly after a loss.
-        self._resolver = pylsl.ContinuousResolver(prop=self.query[0], value=self.query[1], forget_after=1.0)
-        log.info("%s: %d channels at %g Hz (source_id %r)", self.name, len(self.channel_names), self.srate,
-                 self.source_id)
+    # -- units -----------------------------------------------------------------------------
+    def _unit_scale(self, units: list[str], types: list[str]) -> np.ndarray:
+        """Per-channel factor to microvolts; sets `unit` and `unit_origin`, warns once where it assumes."""
+        count = len(units)
+        eeg = [t.strip().lower() in ("", "eeg") for t in types]
+        if not any(eeg):
+            eeg = [True] * count
+        parsed = [parse_unit(u) for u in units]
+        forced = self.spec.unit
+        if forced is not None:
+            said = sorted({u for u, e in zip(units, eeg, strict=True) if e and u})
+            if said and {p for p, e in zip(parsed, eeg, strict=True) if e} != {forced}:
+                log.warning("%s: unit=%s set by the spec, although the stream says %s", self.name, forced,
+                            ", ".join(said))
+            self.unit, self.unit_origin = forced, "spec"
+            return np.full(count, factor_to_microvolts(forced), np.float32)
+        known = [p for p, e in zip(parsed, eeg, strict=True) if p is not None and e]
+        missing = [i for i in range(count) if parsed[i] is None and eeg[i]]
+        if known:
+            unit = Counter(known).most_common(1)[0][0]
+            self.unit, self.unit_origin = unit, "stream"
+            if len(set(known)) > 1:
+                self.unit = "mixed " + "/".join(sorted(set(known)))
+                log.info("%s: channels in different units (%s): each is converted to µV", self.name,
+                         ", ".join(sorted(set(known))))
+            if missing:
+                self.emit_event("warning", f"{self.name}: {len(missing)} channel(s) without a unit "
+                                           f"({self._names(missing, units)}) taken to be in {unit} "
+                                           "like the rest; add unit=uV|mV|V to the EEG spec to set it")
+            return np.array([factor_to_microvolts(p or unit) for p in parsed], np.float32)
+        # Nothing usable on the EEG channels: judge from the first seconds of signal.
+        data, _ = self._read_for_judgement()
+        judged = judge_unit(data[missing]) if data.shape[1] else judge_unit(np.zeros((0, 0)))
+        unit = judged.unit or "µV"
+        self.unit, self.unit_origin = unit, "amplitude"
+        said = sorted({u for i, u in enumerate(units) if i in missing and u})
+        what = f"unknown unit(s) {', '.join(repr(u) for u in said)}" if said else "no unit"
+        seconds = data.shape[1] / self.srate
+        basis = (f"judged from the amplitude over {seconds:.1f} s ({judged.describe()})" if judged.unit
+                 else f"could not be judged from the amplitude ({judged.describe()} in {seconds:.1f} s)")
+        self.emit_event("warning", f"{self.name}: the stream gives {what} for its EEG channels; {basis}: "
+                                   f"assuming {'volts' if unit == 'V' else 'microvolts'}; "
+                                   "add unit=uV|mV|V to the EEG spec to set it")
+        return np.array([factor_to_microvolts(p or unit) for p in parsed], np.float32)
 
+    def _names(self, indices: list[int], units: list[str]) -> str:
+        names = self.channel_names or [f"ch{i + 1}" for i in range(len(units))]
+        shown = ", ".join(names[i] for i in indices[:8])
+        return shown + (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
+
+    def _read_for_judgement(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first JUDGE_SECONDS of signal (raw), held back to be pushed by the worker."""
+        assert self._inlet is not None
+        wanted = int(JUDGE_SECONDS * self.srate)
+        deadline = local_clock() + JUDGE_SECONDS + self.resolve_timeout
+        held, total = [], 0
+        while total < wanted and local_clock() < deadline:
+            samples, stamps = self._inlet.pull_chunk(timeout=0.1, max_samples=4096, min_samples=1, as_numpy=True)
+            if len(stamps):
+                held.append((np.asarray(samples, dtype=np.float32).T, np.asarray(stamps, dtype=np.float64)))
+                total += len(stamps)
+        self._held = held
+        if not held:
+            return np.zeros((len(self.channel_names), 0), np.float32), np.zeros(0)
+        return np.concatenate([d for d, _ in held], axis=1), np.concatenate([t for _, t in held])
+
+    # -- reading ---------------------------------------------------------------------------
     def _pull(self) -> bool:
-        if self._inlet is None:
-            found = self._resolver.results() if self._resolver is not None else []
-            if not found:
-                self._stop.wait(0.1)
-                return True
-            try:
-                self._open_inlet(found[0])
-            except (TimeoutError, LostError):
-                # The resolver still lists the outlet that went away; try again on the next round.
-                self._stop.wait(0.1)
-                return True
-            self._reconnecting = False
-            self._new_segment = True
-            log.info("%s: stream reopened", self.name)
+        if self._held:
+            held, self._held = self._held, []
+            for data, times in held:
+                self.push(data * self._scale, times)
             return True
+        if self._inlet is None:
+            return self._reopen()
         try:
             # min_samples=1: return as soon as anything is there instead of waiting out the timeout.
             samples, stamps = self._inlet.pull_chunk(timeout=0.1, max_samples=1024, min_samples=1, as_numpy=True)
@@ -131,6 +271,38 @@ class LSLSource(EEGSource):
             self.push(data * self._scale, times)
         return True
 
+    def _reopen(self) -> bool:
+        """One round of looking for the same stream (never another match) and reopening it."""
+        identity = self.identity
+        assert identity is not None
+        found = [info for info in (self._resolver.results() if self._resolver is not None else [])
+                 if identity.matches(info)]
+        same = [info for info in found if info.uid() == identity.uid]
+        candidates = same or found
+        if len(candidates) != 1:
+            if len(candidates) > 1 and not self._ambiguous_warned:
+                self._ambiguous_warned = True
+                self.emit_event("warning", f"{self.name}: {len(candidates)} streams now match "
+                                           f"{identity.describe()}; not reconnecting to any of them: "
+                                           + "; ".join(describe(i) for i in candidates))
+            self._stop.wait(0.1)
+            return True
+        info = candidates[0]
+        try:
+            self._open_inlet(info)
+        except (TimeoutError, LostError):
+            # The resolver still lists the outlet that went away; try again on the next round.
+            self._stop.wait(0.1)
+            return True
+        self.identity = StreamIdentity.of(info)
+        if self.clock is not None:
+            self.clock.reset_offset()
+        self._reconnecting = False
+        self._ambiguous_warned = False
+        self._new_segment = True
+        self.emit_event("info", f"{self.name}: reconnected to the same stream {describe(info)}")
+        return True
+
     def _drop_inlet(self) -> None:
         if self._inlet is not None:
             try:
@@ -140,10 +312,13 @@ class LSLSource(EEGSource):
             self._inlet = None
         if not self._reconnecting:
             self._reconnecting = True
-            log.info("%s: connection lost; re-resolving", self.name)
+            log.info("%s: connection lost; waiting for %s", self.name,
+                     self.identity.describe() if self.identity else "the stream")
 
     def _close(self) -> None:
+        self._held = []
         if self._inlet is not None:
             self._inlet.close_stream()
             self._inlet = None
         self._resolver = None
+

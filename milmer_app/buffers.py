@@ -299,7 +299,9 @@ class ClockGuard:
             previous = np.concatenate([[self.last if self.last is not None else -np.inf], times[:-1]])[start:]
             newest = np.maximum.accumulate(previous)
             backwards = times[start:] < newest - self.back_tolerance
-            ahead = times[start:] > now + self.ahead_limit
+            # After a break the rest of the chunk belongs to the new piece: it is only checked for
+            # backward runs (continuity with a piece that was itself ahead keeps it ahead for now).
+            ahead = times[start:] > now + self.ahead_limit if not breaks else np.zeros(len(times) - start, bool)
             found = np.flatnonzero(backwards | ahead)
             if not len(found):
                 break

@@ -185,6 +185,23 @@ def test_a_stream_sending_four_times_its_declared_rate_is_stopped_with_a_clear_e
         outlet.stop()
 
 
+def test_a_stream_stamping_its_declared_rate_while_sending_four_times_as_fast_is_stopped():
+    name = f"MilmerAhead-{_uid()}"
+    outlet = StampedOutlet(name, ["microvolts"] * 32, declared=128.0, sent_rate=512.0,
+                           stamp=lambda index, start: start + index / 128.0)     # runs ahead 3 s per second
+    source = LSLSource(parse_eeg_spec(f"lsl:name={name}"))
+    events = _events(source)
+    try:
+        source.connect()
+        assert source.finished.wait(30), "the source kept running"
+        assert name in source.error and "timestamps broke 3 times within 10 s" in source.error
+        ahead = [m for level, m in list(events.queue) if level == "warning" and "ahead" in m]
+        assert len(ahead) == 3
+    finally:
+        source.disconnect()
+        outlet.stop()
+
+
 def test_a_rate_a_little_off_is_a_warning_and_a_status_flag():
     name = f"MilmerSlightlyFast-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=RATE, sent_rate=RATE * 1.1)

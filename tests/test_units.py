@@ -145,3 +145,12 @@ def test_monitor_measures_the_rate_over_a_full_window_and_restarts_after_a_break
     assert monitor.rate_ratio() == pytest.approx(4.0, rel=0.01)
     monitor.restart()
     assert monitor.rate_ratio() is None
+
+
+def test_status_bar_text_shows_the_unit_and_a_rate_mismatch():
+    from milmer_app.engine import StreamStatus
+    from milmer_app.gui.status_bar import stream_text
+
+    status = StreamStatus("LSL Cap", "eeg", True, False, 256.0, 281.6, 0, 0, 0.1, unit="V (assumed)", rate_off=True)
+    text, lost = stream_text(status)
+    assert text == "EEG LSL Cap: V (assumed) · 281.6/256 Hz · RATE MISMATCH" and not lost

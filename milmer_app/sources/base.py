@@ -116,6 +116,10 @@ class Source(ABC):
         """Release the device; default: nothing to release."""
 
 
+BREAKS_LIMIT = 3
+BREAKS_WINDOW = 10.0
+
+
 class EEGSource(Source):
     """Pushes (C, n) float32 microvolt chunks with LSL-clock timestamps into `buffer`.
 
@@ -124,7 +128,9 @@ class EEGSource(Source):
     monitor (over a full 5 s window: more than 5 % off the nominal rate is a warning and
     the status flag `rate_off`, more than 20 % stops the source with a SourceError). A
     replay stamps its own samples on the replay clock (at --speed, across seeks and
-    pauses), so it is not second-guessed.
+    pauses), so it is not second-guessed. A clock that breaks BREAKS_LIMIT times within
+    BREAKS_WINDOW seconds (a device stamping at its declared rate while sending at
+    another runs ahead again and again) leaves no room for a window: the source stops.
     """
 
     kind = "eeg"
@@ -145,6 +151,7 @@ class EEGSource(Source):
         self.unit = "µV"
         self.unit_origin = "source"
         self.clock: ClockGuard | None = None
+        self._breaks: list[float] = []        # local times of recent clock breaks
 
     @property
     def unit_assumed(self) -> bool:
@@ -169,10 +176,20 @@ class EEGSource(Source):
             timestamps, breaks = self.clock.correct(timestamps, local_clock())
             for found in breaks:
                 self.mark_discontinuity(float(timestamps[found.index]), found.message)
+            if breaks:
+                self._count_breaks(len(breaks))
         self.buffer.write(chunk, timestamps)
         self.monitor.record(timestamps)
         if self.clock is not None:
             self._check_rate()
+
+    def _count_breaks(self, count: int) -> None:
+        now = local_clock()
+        self._breaks = [t for t in self._breaks if t > now - BREAKS_WINDOW] + [now] * count
+        if len(self._breaks) >= BREAKS_LIMIT:
+            raise SourceError(f"{self.name}: the stream's timestamps broke {len(self._breaks)} times within "
+                              f"{BREAKS_WINDOW:g} s (declared rate {self.srate:g} Hz); its samples cannot be "
+                              "placed in time", hint="check the device's clock and sampling rate")
 
     def _check_rate(self) -> None:
         ratio = self.monitor.rate_ratio()

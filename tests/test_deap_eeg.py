@@ -70,3 +70,14 @@ def test_frame_indices_follow_the_videos_own_rate_and_length():
     indices = spec.frame_indices(60.0, 50.0, 3050)
     np.testing.assert_array_equal(indices, [3007, 3022, 3037, -1, -1, -1, -1, -1, -1, -1])
     assert (WindowSpec(video_offset_s=3.0).frame_indices(3.0, 50.0, 3000)[:2] == [7, 22]).all()
+
+
+def test_training_reads_deap_through_the_offline_transform():
+    from training.windows import deap_trial_eeg
+
+    trial = np.vstack([_tones(128, 10, [10.0] * 32) * 20, np.ones((8, 1280), np.float32)])   # 32 EEG + 8 peripheral
+    np.testing.assert_array_equal(deap_trial_eeg(trial, 128.0), trial[:32])   # already filtered and referenced
+    faster = deap_trial_eeg(trial, 256.0)                                      # a contract at another rate: resampled
+    assert faster.shape == (32, 2560)
+    t = np.arange(2560) / 256.0
+    np.testing.assert_allclose(faster[0, 256:-256], 20 * np.sin(2 * np.pi * 10 * t[256:-256]), atol=0.05)

@@ -122,3 +122,40 @@ def test_contract_records_the_transform_and_old_contracts_load_with_defaults():
         InputContract.from_dict({**record, "filter_kind": "iir"})
     with pytest.raises(CheckpointError, match="filter_taps=96"):
         InputContract.from_dict({**record, "filter_taps": 96})
+
+
+def test_the_assembler_restarts_the_transform_at_a_discontinuity():
+    from types import SimpleNamespace
+
+    from milmer_app.bags import BagAssembler
+    from milmer_app.buffers import SampleBuffer
+
+    rate = 256.0
+    source = SimpleNamespace(buffer=SampleBuffer(32, int(rate * 60)), segment_start=float("-inf"), replay=None,
+                             name="eeg")
+    prep = StreamingEEG(CONTRACT, map_channels(NAMES, NAMES, "s"), rate)
+    events = []
+    assembler = BagAssembler(CONTRACT, source, prep, None, None, min_usable=8,
+                             on_event=lambda level, message: events.append((level, message)))
+    first, second = _raw(rate, 6.0, seed=1), _raw(rate, 8.0, seed=2)
+    source.buffer.write(first.astype(np.float32), T0 + np.arange(first.shape[1]) / rate)
+    assert assembler.assemble() is not None
+    # The clock jumps; the source marks the new segment and keeps pushing. Half of it arrives first.
+    t1 = T0 + 3600.0
+    times = t1 + np.arange(second.shape[1]) / rate
+    source.segment_start = t1
+    half = int(2.0 * rate)
+    source.buffer.write(second[:, :half].astype(np.float32), times[:half])
+    assert assembler.assemble() is None                 # 2 s of the new segment: no window, none across the jump
+    source.buffer.write(second[:, half:].astype(np.float32), times[half:])
+    bag = assembler.assemble()
+    assert bag is not None and bag.window_start >= t1
+    offline = offline_eeg(second, rate, EEGTransform.from_contract(CONTRACT))
+    m0 = int(round((bag.window_start - t1) * 128))
+    np.testing.assert_allclose(bag.eeg, offline[:, m0:m0 + 384], atol=0.01)
+    # All channels NaN: no bag, and the reason, once.
+    nan = np.full((32, int(rate * 4)), np.nan, np.float32)
+    source.buffer.write(nan, times[-1] + (1 + np.arange(nan.shape[1])) / rate)
+    assert assembler.assemble() is None and assembler.assemble() is None
+    assert assembler.problem.startswith("no usable EEG: 0 of 32 model channels usable, 8 needed")
+    assert [m for _, m in events if "no usable EEG" in m] == [f"eeg: {assembler.problem}"]

@@ -28,7 +28,7 @@ from training.deap import DeapIndex, load_subject, scan_deap
 from models.pipeline.faces import FaceCropper
 from models.pipeline.labels import LabelRule
 from training.process_pool import ProcessPool
-from training.windows import WindowSpec
+from training.windows import WindowSpec, deap_trial_eeg
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,7 @@ def window_subject_eeg(index: DeapIndex, subject: int, cache: Path, spec: Window
             excluded.append(f"{name}: participant {subject} Experiment_id {experiment_id}: no usable row in "
                             "participant_ratings.csv pairs it; trial excluded")
             continue
+        trial = deap_trial_eeg(trial, spec.srate)
         windows = spec.cut_eeg(trial)
         starts = spec.window_starts(trial.shape[-1])
         valence, arousal, dominance, liking = (float(v) for v in arrays.labels[row])

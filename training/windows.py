@@ -14,6 +14,22 @@ import numpy as np
 
 from models.contract import GENEVA_CHANNELS
 from models.errors import DataError
+from models.pipeline.eeg import EEGTransform, offline_eeg
+
+DEAP_RATE = 128.0
+DEAP_BAND = (4.0, 45.0)
+
+
+def deap_trial_eeg(trial: np.ndarray, srate: float) -> np.ndarray:
+    """A DEAP trial's 32 EEG rows through the contract's offline EEG transform, at ``srate``.
+
+    DEAP's preprocessed files (and ``read_bdf_trials``' output) are already band-passed 4-45 Hz
+    and average-referenced at 128 Hz, so, as in the live app's DEAP replay, only resampling
+    is left to do, and only when the contract's rate is another.
+    """
+    transform = EEGTransform(rate=srate, band=DEAP_BAND, cutoffs=DEAP_BAND)
+    return offline_eeg(trial[:len(GENEVA_CHANNELS)], DEAP_RATE, transform, already_filtered=DEAP_BAND,
+                       already_referenced=True)
 
 
 @dataclass(frozen=True)

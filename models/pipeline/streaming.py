@@ -142,8 +142,7 @@ class StreamingEEG:
         self._resampled = 0                     # resampled samples in this segment (before the band-pass lag)
         self._in_index = np.zeros(0, np.int64)   # recent input sample numbers and their times
         self._in_times = np.zeros(0)
-        self._raw = np.zeros((n, 0), np.float32)   # recent held raw input, for the saturation check
-        self._raw_times = np.zeros(0)
+        self._raw = np.zeros((n, 0), np.float32)   # recent held raw input (times: _in_times), for the saturation check
         self._out = np.zeros((n, 0))
         self._out_times = np.zeros(0)
         self._bad_until = np.full(n, -np.inf)   # LSL time of each channel's newest NaN/Inf sample
@@ -154,8 +153,7 @@ class StreamingEEG:
         n = chunk.shape[1]
         if n == 0:
             return
-        data = self.channels.apply(chunk).astype(np.float64)
-        data[~self.channels.mask] = 0.0
+        data = self.channels.apply(chunk).astype(np.float64)   # absent channels are zeros
         self._replace_non_finite(data, times)
         self._remember_input(data, times)
         if self._highpass is not None:
@@ -197,7 +195,6 @@ class StreamingEEG:
         self._in_index = np.concatenate([self._in_index, index])[-keep:]
         self._in_times = np.concatenate([self._in_times, np.asarray(times, np.float64)])[-keep:]
         self._raw = np.concatenate([self._raw, data.astype(np.float32)], axis=1)[:, -keep:]
-        self._raw_times = self._in_times
 
     def _times_of(self, resampled_index: np.ndarray) -> np.ndarray:
         """LSL times of resampled samples: at input positions index * down / up, between input stamps."""
@@ -232,7 +229,7 @@ class StreamingEEG:
         return EEGWindow(eeg.astype(np.float32), mask, start, end, float(self._in_times[-1]), problems)
 
     def _saturated(self, start: float, end: float) -> np.ndarray:
-        span = (self._raw_times >= start) & (self._raw_times <= end)
+        span = (self._in_times >= start) & (self._in_times <= end)
         raw = self._raw[:, span]
         if raw.shape[1] == 0:
             return np.zeros(len(self.names), bool)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from milmer_app import cli as app_cli
 from models.checkpoint import save_checkpoint
 from models.config import MilmerConfig
-from models.contract import InputContract
+from models.contract import GENEVA_CHANNELS, InputContract
 from models.errors import MilmerError
 from models.milmer import Milmer
 from training.synth import write_synthetic_deap
@@ -59,14 +60,31 @@ def test_bad_specs_and_checkpoints(tiny_checkpoint, tmp_path, capsys):
 def test_deap_replay_headless_run_writes_truth(tiny_checkpoint, tmp_path, capsys):
     data = write_synthetic_deap(tmp_path / "deap", subjects=1, trials=2, seconds=6.0, seed=9)
     out = tmp_path / "p.jsonl"
+    dumps = tmp_path / "bags"
     code = app_cli.main(["--headless", "--eeg", f"deap:{data.root}:1:2", "--video", "deap", "--checkpoint",
-                         str(tiny_checkpoint), "--speed", "2", "--hop", "0.5", "--predictions", str(out)])
+                         str(tiny_checkpoint), "--speed", "2", "--hop", "0.5", "--predictions", str(out),
+                         "--dump-bags", str(dumps)])
     assert code == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     truth = next(t.quadrant for t in data.trials if t.presentation_trial == 2)
     assert records and all(r["truth"] == truth and r["model"] == "tiny" and not r["demo_model"] for r in records)
     assert all(r["source"].startswith("s01 trial 2 (experiment ") for r in records)
     assert f"{len(records)} prediction(s)" in capsys.readouterr().out
+    # --dump-bags: one file per prediction, the bag as the model got it.
+    bags = [np.load(path) for path in sorted(dumps.glob("bag-*.npz"))]
+    assert [path.name for path in sorted(dumps.glob("bag-*.npz"))][0] == "bag-000000.npz"
+    assert len(bags) == len(records)
+    for bag, record in zip(bags, records, strict=True):
+        assert bag["eeg"].dtype == np.float32 and bag["eeg"].shape == (32, 384)
+        assert bag["eeg_mask"].dtype == bool and bag["eeg_mask"].all()
+        assert list(bag["channels"]) == list(GENEVA_CHANNELS)
+        assert bag["faces"].dtype == np.uint8 and bag["faces"].shape == (4, 64, 64, 3)
+        assert bag["face_mask"].tolist() == record["face_mask"] and bag["face_mask"].any()
+        assert (bag["faces"][~bag["face_mask"]] == 0).all()
+        assert bag["window_start"].dtype == np.float64 and float(bag["window_end"]) == pytest.approx(
+            record["window_end"], abs=1e-5)
+        assert float(bag["source_rate"]) == 128.0 and float(bag["delay"]) == record["delay"] == 0.0
+        assert record["eeg_channels_masked"] == []
 
 
 def test_engine_config_from_the_command_line():
@@ -77,6 +95,9 @@ def test_engine_config_from_the_command_line():
     live = EngineConfig.from_args(app_cli.build_parser().parse_args(
         ["--eeg", "lsl:type=EEG", "--video", "webcam:0", "--checkpoint", "x", "--record", "rec", "--lsl-outlet", "E"]))
     assert (live.eeg, live.video, str(live.record), live.lsl_outlet) == ("lsl:type=EEG", "webcam:0", "rec", "E")
+    assert live.dump_bags is None
+    dumping = EngineConfig.from_args(app_cli.build_parser().parse_args(["--eeg", "demo", "--dump-bags", "bags"]))
+    assert str(dumping.dump_bags) == "bags"
     with pytest.raises(MilmerError, match="--hop must be positive"):
         EngineConfig(eeg="none", hop=0)
 

@@ -146,7 +146,7 @@ class BagAssembler:
     def assemble(self) -> Bag | None:
         """The bag of the latest complete window, or None while there is not enough data."""
         channels = len(self.contract.eeg_channels)
-        delay, masked = 0.0, {}
+        delay = 0.0
         if self.eeg is not None and self.preprocessor is not None:
             self._feed()
             window = self.preprocessor.window()
@@ -172,6 +172,7 @@ class BagAssembler:
             window_end = latest.timestamp
             window_start = window_end - self.contract.window_seconds / self._speed()
             eeg, eeg_mask = np.zeros((channels, self.contract.window_samples), np.float32), np.zeros(channels, bool)
+            masked = dict.fromkeys(self.contract.eeg_channels, "no EEG input")
         crops, face_mask, keys = self._faces(window_start, window_end)
         replay = self.eeg.replay if self.eeg is not None else None
         truth = replay.truth if replay is not None else None

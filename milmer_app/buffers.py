@@ -277,11 +277,17 @@ class ClockGuard:
     continues after what came before and its newest sample is stamped no later than
     its arrival. The caller marks the break as a discontinuity, so no window spans it.
     Smaller backward steps are timestamp jitter of chunked devices and pass unchanged.
+    Once re-anchored, the stream is held closer (`reanchored_limit`): a backward run
+    that was a burst of old samples (mne-lsl's player re-sends its file so when the
+    file length is a multiple of its chunk size) is followed by the stream's own clock
+    again, which the offset would otherwise leave ahead of this machine's clock.
     """
 
-    def __init__(self, rate: float, ahead_limit: float = 2.0, back_tolerance: float = 0.2):
+    def __init__(self, rate: float, ahead_limit: float = 2.0, back_tolerance: float = 0.2,
+                 reanchored_limit: float = 0.5):
         self.period = 1.0 / rate
         self.ahead_limit = ahead_limit
+        self.reanchored_limit = reanchored_limit
         self.back_tolerance = back_tolerance
         self.offset = 0.0                  # added to the stream's own timestamps
         self.last: float | None = None     # newest corrected timestamp so far
@@ -301,7 +307,8 @@ class ClockGuard:
             backwards = times[start:] < newest - self.back_tolerance
             # After a break the rest of the chunk belongs to the new piece: it is only checked for
             # backward runs (continuity with a piece that was itself ahead keeps it ahead for now).
-            ahead = times[start:] > now + self.ahead_limit if not breaks else np.zeros(len(times) - start, bool)
+            limit = self.ahead_limit if self.offset == 0 else self.reanchored_limit
+            ahead = times[start:] > now + limit if not breaks else np.zeros(len(times) - start, bool)
             found = np.flatnonzero(backwards | ahead)
             if not len(found):
                 break

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"milmer-app: {tally.summary()}, {dropped} stale window(s) dropped{model}")
     eeg = engine.eeg_source
     if eeg is not None and eeg.channel_names:
-        print(f"milmer-app: EEG {eeg.name}: samples in {eeg.unit_text()}, converted to µV")
+        converted = "" if eeg.unit == "µV" else ", converted to µV"
+        print(f"milmer-app: EEG {eeg.name}: samples in {eeg.unit_text()}{converted}")
     status = engine.recording_status()
     if status.error:
         print(f"milmer-app: recording stopped early: {status.error}")

@@ -154,3 +154,34 @@ def test_status_bar_text_shows_the_unit_and_a_rate_mismatch():
     status = StreamStatus("LSL Cap", "eeg", True, False, 256.0, 281.6, 0, 0, 0.1, unit="V (assumed)", rate_off=True)
     text, lost = stream_text(status)
     assert text == "EEG LSL Cap: V (assumed) · 281.6/256 Hz · RATE MISMATCH" and not lost
+
+
+def test_clock_guard_lets_go_of_the_offset_when_a_burst_of_old_samples_is_over():
+    rate = 100.0
+    guard = ClockGuard(rate)
+    now = 500.0
+    guard.correct(now - 1.0 + np.arange(100) / rate, now)
+    # A burst of samples stamped 1.5 s in the past (a player re-sending old data) ...
+    times, breaks = guard.correct(now - 1.5 + np.arange(10) / rate, now + 0.02)
+    assert len(breaks) == 1 and "backwards" in breaks[0].message and guard.offset > 1.0
+    # ... then the stream's own clock again: re-anchored back instead of staying 1.5 s ahead.
+    resumed = now + 0.04 + np.arange(1, 5) / rate
+    times, breaks = guard.correct(resumed, now + 0.08)
+    assert len(breaks) == 1 and "ahead" in breaks[0].message
+    assert abs(guard.offset) < 0.2 and times[0] > guard.last - 0.1 and np.all(np.diff(times) > 0)
+
+
+def test_a_replay_at_speed_is_not_taken_for_a_stream_with_a_wrong_rate():
+    from milmer_app.sources import build_sources
+    from milmer_app.specs import parse_video_spec
+
+    eeg, _ = build_sources(parse_eeg_spec("demo"), parse_video_spec("none"), speed=4.0)
+    warnings: list[str] = []
+    eeg.add_event_sink(lambda level, message: warnings.append(message) if level != "info" else None)
+    eeg.connect()
+    try:
+        # At 4x, timestamps run at 4x the nominal rate: more than a full 5 s rate window of them.
+        assert eeg.buffer.wait_for(int(eeg.srate * 4 * 5.5), timeout=30)
+        assert eeg.clock is None and eeg.error is None and not warnings
+    finally:
+        eeg.disconnect()

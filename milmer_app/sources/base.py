@@ -188,8 +188,10 @@ class EEGSource(Source):
         self._breaks = [t for t in self._breaks if t > now - BREAKS_WINDOW] + [now] * count
         if len(self._breaks) >= BREAKS_LIMIT:
             raise SourceError(f"{self.name}: the stream's timestamps broke {len(self._breaks)} times within "
-                              f"{BREAKS_WINDOW:g} s (declared rate {self.srate:g} Hz); its samples cannot be "
-                              "placed in time", hint="check the device's clock and sampling rate")
+                              f"{BREAKS_WINDOW:g} s (declared rate {self.srate:g} Hz): samples arrive out of time "
+                              "order or faster than their timestamps say; they cannot be placed in time",
+                              hint="check the device's clock and declared sampling rate, or the player "
+                                   "re-sending data")
 
     def _check_rate(self) -> None:
         ratio = self.monitor.rate_ratio()

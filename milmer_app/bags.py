@@ -177,6 +177,9 @@ class BagAssembler:
         replay = self.eeg.replay if self.eeg is not None else None
         truth = replay.truth if replay is not None else None
         source = replay.description if replay is not None else (self.eeg.name if self.eeg is not None else "")
+        label = getattr(self.eeg, "segment_label", None) if self.preprocessor is not None else None
+        if label is not None:
+            truth, source = label   # what this window's data shows, not what the replay plays next
         return Bag(window_start, window_end, eeg, eeg_mask, crops, face_mask, keys, truth, source, local_clock(),
                    delay, masked)
 

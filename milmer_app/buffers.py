@@ -216,6 +216,14 @@ class StreamMonitor:
             samples = sum(n for _, n in list(self._arrivals)[1:])
             return samples / span / self.nominal_rate
 
+    def reanchor(self) -> None:
+        """The stream's clock was re-anchored on purpose (a replay's pause, seek, speed or item change):
+        the next chunk is not compared with the last one, so the jump is not counted as a gap."""
+        with self._lock:
+            self._last_ts = None
+            self._arrivals.clear()
+            self._lost = False
+
     def record(self, timestamps: np.ndarray) -> None:
         """Account for a chunk of samples (or one frame) that just arrived."""
         if len(timestamps) == 0:

@@ -47,9 +47,19 @@ def _delegate(module: str, args: argparse.Namespace) -> int:
     return int(importlib.import_module(module).run(args) or 0)
 
 
+def _checked(args: argparse.Namespace) -> int:
+    # Before any heavy import: a typo or a missing file is reported at once, not after torch has loaded.
+    from milmer_app.preflight import check_args
+
+    check_args(args)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(verbosity(args))
+    if run_cli(lambda: _checked(args), "milmer-app"):
+        return 2
     if args.export:
         return run_cli(lambda: _delegate("milmer_app.export", args), "milmer-app")
     if args.headless:

@@ -6,6 +6,11 @@ import time
 
 import pylsl
 
+from milmer_app.library_logs import configure_liblsl
+
+# Every part of the app that uses liblsl imports this module, before any stream is resolved or opened.
+configure_liblsl()
+
 
 def local_clock() -> float:
     """Seconds on the LSL clock of this machine."""

@@ -104,6 +104,8 @@ class StreamStatus:
     delay: float = 0.0             # EEG: the pipeline's delay (window end before the newest sample), seconds
     unit: str = ""                 # EEG: the unit the device's samples arrived in, e.g. "µV", "V (assumed)"
     rate_off: bool = False         # the measured rate is more than 5 % off the nominal one
+    paused: bool = False           # a replay on pause (its silence is not a loss)
+    error: str | None = None       # why the source could not connect or stopped (connected is then False)
 
 
 PredictionListener = Callable[[Prediction], None]
@@ -116,6 +118,36 @@ class _Listeners:
     predictions: list[PredictionListener] = field(default_factory=list)
     status: list[StatusListener] = field(default_factory=list)
     events: list[EventListener] = field(default_factory=list)
+
+
+def describe_model(preset: str, provenance: dict, demo: bool = False) -> str:
+    """A model named by what it is: preset, protocol, fold, training data, and "LEAKY" where its
+    provenance says test data leaked into training. Any provenance key may be missing or odd."""
+    parts = ["demo" if demo else "", f"{preset} preset" if preset else ""]
+    protocol = provenance.get("protocol")
+    if isinstance(protocol, str) and protocol:
+        parts.append(f"{protocol} protocol")
+    fold, fold_name = provenance.get("fold"), provenance.get("fold_name")
+    if isinstance(fold_name, str) and fold_name:
+        parts.append(fold_name if "fold" in fold_name.lower() else f"fold {fold_name}")
+    elif isinstance(fold, int) and not isinstance(fold, bool):
+        parts.append(f"fold {fold + 1}")
+    parts.append(_dataset_text(provenance.get("dataset")))
+    if provenance.get("leaky"):
+        parts.append("LEAKY")
+    return " · ".join(p for p in parts if p) or "no provenance"
+
+
+def _dataset_text(dataset: object) -> str:
+    if isinstance(dataset, dict):
+        root, subjects = dataset.get("root"), dataset.get("subjects")
+        text = Path(str(root)).name if root else str(dataset.get("source") or "")
+        if isinstance(subjects, list) and subjects:
+            text += f" ({len(subjects)} subject{'s' if len(subjects) > 1 else ''})"
+        dataset = text
+    if not isinstance(dataset, str) or not dataset:
+        return ""
+    return "trained on " + (dataset if len(dataset) <= 40 else dataset[:39] + "…")
 
 
 def _checkpoint_path(spec: str) -> Path:
@@ -156,6 +188,12 @@ class Engine:
         self._recorder: Recorder | None = None
         self._last_recording_status: RecordingStatus | None = None
         self._record_lock = threading.Lock()
+        self._retry_lock = threading.Lock()
+        self._ended: set[str] = set()        # names of sources that have played to their end
+        self._specs: dict[str, SourceSpec] = {}
+        self.provenance: dict = {}
+        self.preset = ""
+        self._uses_eeg = True
         self._started = False
 
     # -- listeners ------------------------------------------------------------------------
@@ -168,11 +206,12 @@ class Engine:
     def add_event_listener(self, cb: EventListener) -> None:
         self._listeners.events.append(cb)
 
-    def _event(self, level: str, message: str) -> None:
+    def _event(self, level: str, message: str, marker: str | None = None, truth: int | None = None) -> None:
+        """Log, record (as `marker`, default "LEVEL: message") and hand an event to the listeners."""
         {"error": log.error, "warning": log.warning}.get(level, log.info)(message)
         recorder = self._recorder
         if recorder is not None:
-            recorder.add_marker(f"{level}: {message}")
+            recorder.add_marker(marker or f"{level}: {message}", truth=truth)
         for cb in list(self._listeners.events):
             try:
                 cb(level, message)
@@ -181,22 +220,30 @@ class Engine:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Load the model, connect the sources, start the threads. MilmerError for unusable input."""
+        """Check the paths, load the model, connect the sources, start the threads. MilmerError for
+        unusable input; a source that cannot connect while the other can is reported and left for `retry`."""
         if self._started:
             return
-        # Imported here so that building an EngineConfig (the GUI's source dialog) stays light.
-        from models.checkpoint import load_checkpoint
-        from models.device import resolve_device
+        from milmer_app.preflight import check_checkpoint, check_source_paths
 
         cfg = self.config
         self.finished.clear()
         self._crops = None
         eeg_spec, video_spec = parse_eeg_spec(cfg.eeg), parse_video_spec(cfg.video)
+        self._specs = {"eeg": eeg_spec, "video": video_spec}
+        check_source_paths(eeg_spec, video_spec)   # before the model loads: a wrong path fails at once
+        check_checkpoint(cfg.checkpoint)
+        # Imported here so that building an EngineConfig (the GUI's source dialog) stays light.
+        from models.checkpoint import load_checkpoint
+        from models.device import resolve_device
+
         device = resolve_device(cfg.device)
         path = _checkpoint_path(cfg.checkpoint)
         loaded = load_checkpoint(path, device=device)
         self.contract = contract = loaded.contract
-        provenance = loaded.provenance or {}
+        self.provenance = provenance = dict(loaded.provenance or {})
+        self.preset = str(loaded.config.preset)
+        self._uses_eeg = loaded.config.uses_eeg
         marked_demo = bool(provenance.get("demo_model") or provenance.get("demo"))
         self.is_demo_model = cfg.checkpoint == "demo" or marked_demo or _is_demo_checkpoint(path)
         self.model_name = "demo" if self.is_demo_model else Path(path).with_suffix("").name
@@ -205,21 +252,13 @@ class Engine:
             from milmer_app.demo import DEMO_NOTICE
 
             log.warning(DEMO_NOTICE)
-        log.info("model %s (%s preset) on %s", self.model_name, loaded.config.preset, self.device)
+        log.info("model %s (%s) on %s", self.model_name, self.model_description, self.device)
 
         try:
             self._open_sources(eeg_spec, video_spec, contract)
-            preprocessor = None
             min_fraction = eeg_spec.min_fraction or cfg.min_channels
-            if self.eeg_source is not None and loaded.config.uses_eeg:
-                channels = map_channels(self.eeg_source.channel_names, list(contract.eeg_channels),
-                                        self.eeg_source.name, min_fraction=min_fraction,
-                                        by_position=eeg_spec.by_position, montage=eeg_spec.montage)
-                preprocessor = StreamingEEG(contract, channels, self.eeg_source.srate,
-                                            already_filtered=self.eeg_source.already_filtered,
-                                            already_referenced=self.eeg_source.already_referenced)
-                log.info("%s: EEG pipeline delay %.3f s (windows end that long before the newest sample)",
-                         self.eeg_source.name, preprocessor.delay)
+            preprocessor = self._eeg_preprocessor() if self.eeg_source is not None and self.eeg_source.connected \
+                else None
             if self.video_source is not None and loaded.config.uses_face:
                 from models.pipeline.faces import FaceCropper
 
@@ -231,16 +270,7 @@ class Engine:
             predictor = Predictor(loaded.model, list(contract.class_names), self.model_name, self.is_demo_model,
                                   use_cache=cfg.embedding_cache)
             self.worker = InferenceWorker(predictor, self._on_prediction)
-            if cfg.predictions is not None:
-                self._jsonl = JsonlWriter(cfg.predictions)
-            if cfg.lsl_outlet:
-                self._outlet = LslPredictionOutlet(cfg.lsl_outlet, list(contract.class_names), self.model_name,
-                                                   self.is_demo_model)
-            if cfg.dump_bags is not None:
-                self._dumper = BagDumper(cfg.dump_bags, list(contract.eeg_channels),
-                                         self.eeg_source.srate if self.eeg_source is not None else 0.0)
-            if cfg.record is not None:
-                self.start_recording(cfg.record)
+            self._open_outputs(contract)
         except BaseException:
             self.stop()
             raise
@@ -252,7 +282,41 @@ class Engine:
             self._threads.append(thread)
         self._started = True
 
+    def _open_outputs(self, contract: InputContract) -> None:
+        cfg = self.config
+        if cfg.predictions is not None:
+            self._jsonl = JsonlWriter(cfg.predictions)
+        if cfg.lsl_outlet:
+            self._outlet = LslPredictionOutlet(cfg.lsl_outlet, list(contract.class_names), self.model_name,
+                                               self.is_demo_model)
+        if cfg.dump_bags is not None:
+            self._dumper = BagDumper(cfg.dump_bags, list(contract.eeg_channels),
+                                     self.eeg_source.srate if self.eeg_source is not None else 0.0)
+        if cfg.record is not None:
+            self.start_recording(cfg.record)
+
+    @property
+    def model_description(self) -> str:
+        """What the model is, from its checkpoint's provenance (read defensively: any key may be absent)."""
+        return describe_model(self.preset, self.provenance, self.is_demo_model)
+
+    def _eeg_preprocessor(self) -> StreamingEEG | None:
+        """The live transform for the connected EEG source (MilmerError when its channels do not fit)."""
+        source, contract, spec = self.eeg_source, self.contract, self._specs["eeg"]
+        if source is None or contract is None or not self._uses_eeg:
+            return None
+        channels = map_channels(source.channel_names, list(contract.eeg_channels), source.name,
+                                min_fraction=spec.min_fraction or self.config.min_channels,
+                                by_position=spec.by_position, montage=spec.montage)
+        preprocessor = StreamingEEG(contract, channels, source.srate, already_filtered=source.already_filtered,
+                                    already_referenced=source.already_referenced)
+        log.info("%s: EEG pipeline delay %.3f s (windows end that long before the newest sample)",
+                 source.name, preprocessor.delay)
+        return preprocessor
+
     def _open_sources(self, eeg_spec: SourceSpec, video_spec: SourceSpec, contract: InputContract) -> None:
+        """Build both sources and connect each on its own: one that fails is reported and kept (not
+        connected, its `error` set) as long as the other one runs; if none can run, the first error is raised."""
         from milmer_app.sources import build_sources
         from models.pipeline.labels import LabelRule
 
@@ -260,8 +324,55 @@ class Engine:
                                                            LabelRule.from_dict(contract.label_rule))
         for source in self.sources:
             source.add_event_sink(self._event)
-            source.connect()
+        failures: list[MilmerError] = []
+        for source in self.sources:
+            try:
+                self._connect(source)
+            except MilmerError as exc:
+                failures.append(exc)
+        if len(failures) == len(self.sources):
+            raise failures[0]
+        for source in self.sources:
+            if not source.connected:
+                other = "EEG" if source.kind == "video" else "video"
+                self._event("warning", f"{source.kind} not connected: {source.error}; going on with {other} alone")
         self.replay = next((s.replay for s in self.sources if s.replay is not None), None)
+
+    def _connect(self, source: Source) -> None:
+        """Connect one source; on failure remember why on the source and re-raise."""
+        try:
+            source.connect()
+        except MilmerError as exc:
+            source.error = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+            raise
+        source.error = None
+
+    def retry(self, kind: str) -> None:
+        """Reconnect only the EEG or only the video source (the other one keeps running).
+        MilmerError (the source's error) when it still cannot connect."""
+        source = self.eeg_source if kind == "eeg" else self.video_source
+        if source is None:
+            raise MilmerError(f"no {kind} source to reconnect")
+        with self._retry_lock:
+            if not self._started:
+                raise MilmerError("the engine is not running")
+            source.disconnect()
+            self._connect(source)
+            if kind == "eeg" and self._assembler is not None:
+                try:
+                    self._assembler.preprocessor = self._eeg_preprocessor()
+                except MilmerError as exc:
+                    source.disconnect()
+                    source.error = str(exc)
+                    raise
+            self._ended.discard(source.name)
+            recorder = self._recorder
+            described = recorder is not None and (recorder.eeg_info if kind == "eeg" else recorder.video_info)
+            if described and source.buffer is not None:   # a recording started without it stays without it
+                listener = recorder.add_eeg if isinstance(source, EEGSource) else recorder.add_frame
+                source.buffer.remove_listener(listener)
+                source.buffer.add_listener(listener)
+        self._event("info", f"{kind} reconnected: {source.name}")
 
     def stop(self) -> None:
         """Stop threads, flush outputs and the recording, release the sources. Idempotent."""
@@ -272,7 +383,10 @@ class Engine:
         if self.worker is not None:
             self.worker.stop()
         self.stop_recording()
-        self._disconnect_sources()
+        with self._retry_lock:   # a Retry running on another thread must not reopen a source after this
+            self._started = False
+            self._disconnect_sources()
+        self._ended.clear()
         if self._jsonl is not None:
             self._jsonl.close()
             self._jsonl = None
@@ -333,23 +447,22 @@ class Engine:
             worker.submit(bag)
 
     def _watch(self) -> None:
-        ended: set[str] = set()
+        ended = self._ended
         last_status = 0.0
-        replayed = self.replay.description if self.replay is not None else None
+        replay = self.replay
+        replayed = replay.description if replay is not None else None
+        state = replay.snapshot() if replay is not None else None
         while not self._stop.wait(MONITOR_INTERVAL):
-            if self.replay is not None and self.replay.description != replayed:
-                replayed = self.replay.description
-                log.debug("replay: %s", replayed)
-                recorder = self._recorder
-                if recorder is not None:
-                    recorder.add_marker(f"replay: {replayed}", truth=self.replay.truth)
+            if replay is not None:
+                state, replayed = self._note_replay_events(replay, state, replayed)
             statuses = []
             for source in self.sources:
                 paused = source.replay is not None and source.replay.paused
                 if source.finished.is_set() and source.name not in ended:
                     ended.add(source.name)
-                    self._event("info", f"stream ended: {source.name}")
-                    if source.replay is not None or isinstance(source, VideoSource) or source.error is not None:
+                    if source.error is None:
+                        self._event("info", f"stream ended: {source.name}")
+                    if self._run_is_over(source):
                         self.finished.set()
                 report, transition = source.monitor.check()
                 if transition and not paused and source.name not in ended:
@@ -358,10 +471,11 @@ class Engine:
                                                f"{report.seconds_since_last:.1f} s)")
                     else:
                         self._event("info", f"stream back: {source.name}")
-                status = StreamStatus(source.name, source.kind, source.connected, report.lost and not paused,
-                                      report.nominal_rate, report.effective_rate, report.gaps, report.dropped,
-                                      report.seconds_since_last, source.name in ended, report.late,
-                                      rate_off=report.rate_off)
+                status = StreamStatus(source.name, source.kind, source.connected and source.error is None,
+                                      report.lost and not paused, report.nominal_rate, report.effective_rate,
+                                      report.gaps, report.dropped, report.seconds_since_last,
+                                      source.name in ended and source.error is None, report.late,
+                                      rate_off=report.rate_off, paused=paused, error=source.error)
                 if isinstance(source, EEGSource):
                     status.unit = source.unit_text()
                 assembler = self._assembler
@@ -378,6 +492,28 @@ class Engine:
                         cb(statuses)
                     except Exception:
                         log.exception("status listener failed")
+
+    def _run_is_over(self, source: Source) -> bool:
+        """A replay or a video file played to its end ends the run; a failed source ends it only when
+        no other source is still delivering (EEG and video fail independently)."""
+        if source.error is None:
+            return source.replay is not None or isinstance(source, VideoSource)
+        return not any(s is not source and s.connected and s.error is None and not s.finished.is_set()
+                       for s in self.sources)
+
+    def _note_replay_events(self, replay: ReplayControl, state: tuple, replayed: str | None) -> tuple:
+        """Pause, resume, seek and trial changes are events of the replay (logged and recorded as markers),
+        not gaps in the streams."""
+        now = replay.snapshot()
+        generation, _, position, _, paused = now
+        if replay.description != replayed:
+            replayed = replay.description
+            self._event("info", f"replay: {replayed}", marker=f"replay: {replayed}", truth=replay.truth)
+        elif generation != state[0]:
+            self._event("info", f"replay: seek to {position:.1f} s")
+        if paused != state[4]:
+            self._event("info", "replay paused" if paused else "replay resumed")
+        return now, replayed
 
     def _on_prediction(self, prediction: Prediction) -> None:
         if self._dumper is not None:
@@ -423,8 +559,8 @@ class Engine:
         with self._record_lock:
             if self._recorder is not None and self._recorder.active:
                 raise MilmerError(f"already recording to {self._recorder.folder}")
-            eeg = self.eeg_source
-            video = self.video_source
+            eeg = self.eeg_source if self.eeg_source is not None and self.eeg_source.connected else None
+            video = self.video_source if self.video_source is not None and self.video_source.connected else None
             eeg_info = None if eeg is None else {
                 "channels": list(eeg.channel_names), "srate": eeg.srate, "units": "uV", "source": eeg.name,
                 "source_unit": eeg.unit, "source_unit_origin": eeg.unit_origin,

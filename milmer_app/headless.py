@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class _Tally:
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.count = 0
         self.with_truth = 0
         self.correct = 0
@@ -28,11 +29,11 @@ class _Tally:
         if prediction.truth is not None:
             self.with_truth += 1
             self.correct += int(prediction.truth == prediction.quadrant)
-        truth = f" truth {prediction.truth}" if prediction.truth is not None else ""
-        log.info("[%.2f, %.2f] %s p=%s faces %d/%d latency %.3f s%s%s",
-                 prediction.window_start, prediction.window_end, prediction.label,
-                 "/".join(f"{p:.2f}" for p in prediction.probabilities), sum(prediction.face_mask),
-                 len(prediction.face_mask), prediction.latency, truth, " [DEMO model]" if prediction.demo_model else "")
+        log.info("%s", progress_line(prediction, self._class_names()))
+
+    def _class_names(self) -> list[str]:
+        contract = self.engine.contract
+        return list(contract.class_names) if contract is not None else []
 
     def summary(self) -> str:
         text = f"{self.count} prediction(s)"
@@ -44,10 +45,24 @@ class _Tally:
         return text
 
 
+def progress_line(prediction: Prediction, class_names: list[str]) -> str:
+    """One prediction as a log line: classes and the replayed truth by name, e.g.
+    `[12.00, 16.00] HAHV  HAHV 0.91 LAHV 0.05 ... faces 8/8 latency 0.120 s truth HAHV`."""
+    names = class_names if len(class_names) == len(prediction.probabilities) else \
+        [f"class{i}" for i in range(len(prediction.probabilities))]
+    probabilities = " ".join(f"{name} {p:.2f}" for name, p in zip(names, prediction.probabilities, strict=True))
+    line = (f"[{prediction.window_start:.2f}, {prediction.window_end:.2f}] {prediction.label}  {probabilities}  "
+            f"faces {sum(prediction.face_mask)}/{len(prediction.face_mask)} latency {prediction.latency:.3f} s")
+    if prediction.truth is not None:
+        truth = names[prediction.truth] if 0 <= prediction.truth < len(names) else str(prediction.truth)
+        line += f" truth {truth}"
+    return line + (" [DEMO model]" if prediction.demo_model else "")
+
+
 def run(args: argparse.Namespace) -> int:
     config = EngineConfig.from_args(args)
     engine = Engine(config)
-    tally = _Tally()
+    tally = _Tally(engine)
     engine.add_prediction_listener(tally)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -77,5 +92,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"milmer-app: recording stopped early: {status.error}")
     errors = engine.source_errors
     if errors:
+        # EEG and video fail independently: the run went on with what was left, and says so.
+        if tally.count:
+            raise SourceError(errors[0], hint=f"{tally.count} prediction(s) came from the other source alone")
         raise SourceError(errors[0])
     return 0

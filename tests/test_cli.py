@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -43,3 +44,35 @@ def test_missing_file_is_one_line_without_traceback(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "milmer-train: error:" in result.stderr
+
+
+def test_argument_errors_and_missing_paths_are_reported_as_fast_as_help(tmp_path):
+    """Checked before torch, Qt or liblsl load: each error comes within a second of --help's own time."""
+    def timed(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+        started = time.perf_counter()
+        result = _run("milmer_app.cli", *args)
+        return result, time.perf_counter() - started
+
+    help_seconds = min(timed("--help")[1] for _ in range(2))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [
+        (["--headless", "--demo", "--hop", "0"], "--hop must be positive"),
+        (["--demo", "--speed", "-1"], "--speed must be positive"),                       # window mode too
+        (["--headless", "--eeg", "gtec:1"], "unknown EEG source 'gtec:1'"),
+        (["--headless", "--eeg", "lsl:name=Cap,timeout=soon"], "timeout must be a number"),
+        (["--headless", "--eeg", "brainflow:board=nonsense"], "unknown BrainFlow board 'nonsense'"),
+        (["--eeg", "brainflow:synthetic", "--checkpoint", str(tmp_path / "nope")],
+         "checkpoint metadata file not found"),
+        (["--headless", "--eeg", f"deap:{tmp_path / 'deap'}:1:1"], "DEAP replay"),
+        (["--headless", "--eeg", f"recording:{tmp_path}"], "not a recording"),
+        (["--headless", "--eeg", "brainflow:synthetic", "--video", f"file:{tmp_path / 'no.avi'}"],
+         "video file not found"),
+        (["--headless", "--demo", "--record", str(a_file)], "exists and is not a folder"),
+        (["--headless"], "no source given"),
+    ]
+    for args, expected in cases:
+        result, seconds = timed(*args)
+        assert result.returncode == 2 and expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert seconds < help_seconds + 1.0, (args, seconds, help_seconds)

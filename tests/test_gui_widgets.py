@@ -226,11 +226,42 @@ def test_emotion_view_trail_history_truth_and_agreement(qtbot):
         view.add_prediction(100.0 + step, quadrant, QUADRANT_CLASSES[quadrant], probabilities, truth=1)
     assert len(view.plane.trail) == 3
     x, y = view.history.curves[1].getData()
-    assert list(x) == [0.0, 1.0, 2.0] and list(y) == [0.1, 0.7, 0.6]
+    assert list(x) == [-2.0, -1.0, 0.0] and list(y) == [0.1, 0.7, 0.6]   # seconds before the latest
     assert view.agreement.fraction == pytest.approx(2 / 3)
     assert "67%" in view.agreement_label.text() and "LAHV" in view.agreement_label.text()
+    assert view.history.legend_names() == list(QUADRANT_CLASSES) and not view.history.empty.empty
     view.reset()
     assert len(view.plane.trail) == 0 and view.agreement.total == 0
+    assert view.history.empty.empty and not view.history.empty.isHidden()
+
+
+def test_emotion_view_changes_truth_header_and_plane_together_at_an_item_boundary(qtbot):
+    view = EmotionView()
+    qtbot.addWidget(view)
+    view.show_item("s01 trial 1", 0)
+    view.add_prediction(10.0, 0, "HAHV", [0.7, 0.1, 0.1, 0.1], truth=0, item="s01 trial 1")
+    assert view.consistent() and "truth HAHV" in view.agreement_label.text()
+    view.show_item("s01 trial 2", 3)     # the replay moved on: truth, header and plane at once
+    assert view.consistent() and len(view.plane.trail) == 0 and "truth HALV" in view.agreement_label.text()
+    assert view.plane.shown_truth() == 3
+    # A late prediction of trial 1 counts towards the agreement but is not drawn over trial 2's truth.
+    assert not view.add_prediction(11.0, 1, "LAHV", [0.1, 0.7, 0.1, 0.1], truth=0, item="s01 trial 1")
+    assert view.consistent() and len(view.plane.trail) == 0 and view.agreement.total == 2
+    assert view.add_prediction(14.0, 3, "HALV", [0.1, 0.1, 0.1, 0.7], truth=3, item="s01 trial 2")
+    assert view.consistent() and "agreement 67% (2/3)" in view.agreement_label.text()
+
+
+def test_empty_plots_say_no_data_instead_of_showing_bare_axes(qtbot):
+    spectrum = SpectrumView()
+    qtbot.addWidget(spectrum)
+    spectrum.resize(500, 200)
+    spectrum.show()
+    assert spectrum.psd_empty.isVisible() and not spectrum.psd_plot.getPlotItem().getAxis("bottom").isVisible()
+    spectrum.draw(np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32), 128.0)
+    assert not spectrum.psd_empty.isVisible() and spectrum.psd_plot.getPlotItem().getAxis("bottom").isVisible()
+    spectrum.clear()
+    assert spectrum.psd_empty.isVisible() and spectrum.band_empty.isVisible()
+    assert spectrum.psd_empty.geometry() == spectrum.psd_plot.rect()     # centred over the whole plot
 
 
 # -- status bar and controls --------------------------------------------------------------
@@ -266,8 +297,11 @@ def test_replay_controls_drive_a_replay_clock(qtbot):
     controls = ReplayControls()
     qtbot.addWidget(controls)
     controls.bind(replay)
-    qtbot.mouseClick(controls.play_button, QtCore.Qt.MouseButton.LeftButton)
-    assert replay.paused and controls.play_button.text() == "Play"
+    width = controls.play_button.width()
+    with qtbot.waitSignal(controls.paused_changed, timeout=1000) as paused:
+        qtbot.mouseClick(controls.play_button, QtCore.Qt.MouseButton.LeftButton)
+    assert replay.paused and controls.play_button.text() == "Play" and paused.args == [True]
+    assert controls.play_button.width() == width       # Play and Pause take the same room
     controls.speed_box.setCurrentText("4x")
     assert replay.speed == 4.0
     controls.seek_slider.setValue(500)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6 import QtCore  # noqa: E402
+from PySide6 import QtCore, QtWidgets  # noqa: E402
 
 from milmer_app.gui.selection import SourceSelection  # noqa: E402
 
@@ -67,7 +67,7 @@ def test_window_opens_on_the_demo_and_shows_predictions(qtbot, open_window):
     assert "connecting" in window.status.state_label.text()
     wait_for_predictions(qtbot, window, 2)
     assert not window.status.demo_badge.isHidden()
-    assert window.status.model_label.text() == "model demo"
+    assert window.status.model_label.text().startswith("model demo · tiny preset")   # by its provenance
     assert window.replay_controls.play_button.isEnabled() and window.replay_controls.replay is not None
     qtbot.waitUntil(lambda: window.redraws > 0 and window.face_view.frame.frame_time is not None, timeout=5000)
     assert len(window.eeg_view.channel_names()) == 32
@@ -249,3 +249,96 @@ def test_no_display_is_a_clear_error(tmp_path):
                             timeout=60, env=env, cwd=ROOT)
     assert result.returncode == 2
     assert "no display" in result.stderr and "--headless" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.lsl
+def test_a_camera_that_cannot_open_leaves_the_eeg_running_in_the_window(qtbot, open_window, tiny_checkpoint,
+                                                                       tmp_path):
+    cap = LslCap("milmer-gui-nocam")
+    predictions, record = tmp_path / "p.jsonl", tmp_path / "rec"
+    try:
+        window = open_window(cli_args(eeg=f"lsl:source_id={cap.source_id}", video="webcam:99",
+                                      checkpoint=str(tiny_checkpoint), hop=0.5, predictions=str(predictions),
+                                      record=str(record), lsl_outlet="milmer-gui-nocam-emotion"))
+        wait_for_predictions(qtbot, window, 2)                     # from EEG alone: no failed start
+        assert window.last_error is None and window.status.state_label.text() == "running"
+        # The output options work in the window as headless: a predictions file, a recording, an outlet.
+        assert window.engine.recording_status().active and (record / "meta.json").is_file()
+        qtbot.waitUntil(lambda: predictions.is_file() and predictions.read_text().count("\n") >= 1, timeout=5000)
+        assert window.engine._outlet is not None
+        face = window.face_view
+        assert not face.problem.isHidden() and "webcam 99: cannot open the camera" in face.problem.text()
+        assert not face.retry_button.isHidden() and "not connected" in window.sources.message.text()
+        qtbot.waitUntil(lambda: any("not connected" in text for text in window.status.lost_streams()), timeout=5000)
+        engine, inlet = window.engine, window.engine.eeg_source._inlet
+        shown = window.emotion_view.predictions_shown
+        qtbot.mouseClick(face.retry_button, QtCore.Qt.MouseButton.LeftButton)   # fails again: only the camera
+        qtbot.waitUntil(lambda: face.retry_button.isEnabled() and face.retry_button.text() == "Retry video",
+                        timeout=15000)
+        assert "webcam 99" in face.problem.text() and window.engine is engine
+        assert engine.eeg_source._inlet is inlet                   # the EEG stream was not reopened
+        wait_for_predictions(qtbot, window, 1)
+        assert window.emotion_view.predictions_shown > shown
+    finally:
+        cap.stop()
+
+
+def test_a_replay_across_trial_boundaries_keeps_truth_agreement_and_plane_together(qtbot, open_window,
+                                                                                   tiny_checkpoint):
+    window = open_window(cli_args(eeg="demo", video="deap", checkpoint=str(tiny_checkpoint), speed=4.0))
+    wait_for_predictions(qtbot, window)
+    view = window.emotion_view
+    checks: list[tuple[str | None, bool]] = []
+
+    def check(*_) -> None:   # after the window's own slots: what a drawn frame shows
+        checks.append((view.item, view.consistent()))
+
+    window.draw_timer.timeout.connect(check)
+    window.slow_timer.timeout.connect(check)
+    window.bridge.prediction_ready.connect(check)
+    first_item = view.item
+    qtbot.waitUntil(lambda: view.item != first_item and view.plane_truth is not None, timeout=60000)
+    items = {item for item, _ in checks}
+    assert len(items) >= 2, items                                    # a trial boundary was crossed
+    assert all(ok for _, ok in checks), [c for c in checks if not c[1]][:3]
+
+    # Pause: the state says so, and the silence is neither a loss nor a gap.
+    controls = window.replay_controls
+    qtbot.mouseClick(controls.play_button, QtCore.Qt.MouseButton.LeftButton)
+    assert window.status.state_label.text() == "paused"
+    qtbot.wait(2000)
+    assert window.status.lost_streams() == []
+    qtbot.mouseClick(controls.play_button, QtCore.Qt.MouseButton.LeftButton)
+    assert window.status.state_label.text() == "running"
+    wait_for_predictions(qtbot, window, 2)
+    texts = [label.text() for label in window.status.stream_labels.values()]
+    assert texts and not any("gaps" in text for text in texts), texts
+
+
+def widgets_past_right_edge(container: QtWidgets.QWidget, area: QtWidgets.QWidget) -> list[str]:
+    """Visible widgets inside `container` whose right edge lies past `area`'s (both on screen)."""
+    right = area.mapToGlobal(area.rect().topRight()).x()
+    late = []
+    for child in container.findChildren(QtWidgets.QWidget):
+        if child.isVisible() and child.width() > 0:
+            edge = child.mapToGlobal(child.rect().topRight()).x()
+            if edge > right:
+                late.append(f"{type(child).__name__}({child.objectName() or getattr(child, 'text', lambda: '')()!r})"
+                            f" ends {edge - right} px past")
+    return late
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 700)])
+def test_the_window_fits_its_size_and_nothing_clips(qtbot, open_window, size):
+    window = open_window(cli_args(demo=True))
+    wait_for_predictions(qtbot, window, 2)
+    window.resize(*size)
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == size, timeout=5000)
+    qtbot.wait(600)                                  # a status report and a slow redraw at this size
+    scroll = window.sources_dock.widget()
+    assert widgets_past_right_edge(window.sources, scroll.viewport()) == []
+    assert widgets_past_right_edge(window.centralWidget(), window) == []
+    assert widgets_past_right_edge(window.statusBar(), window) == []
+    toolbar = window.findChild(QtWidgets.QToolBar)
+    assert window.replay_controls.isVisible() and window.record_controls.isVisible()   # none in the overflow menu
+    assert widgets_past_right_edge(toolbar, window) == []

@@ -73,5 +73,12 @@ def test_engine_replay_controls(tmp_path: Path, tiny_checkpoint: Path):
         assert replay.speed == 4.0
         assert replay.next_trial() is True and replay.next_trial() is False   # trial 3 is the last
         assert engine.finished.wait(timeout=10), "the end of the last trial was not reported"
+        # A pause, a seek, a speed change and a trial change are events of the replay, not gaps of its streams.
+        for source in engine.sources:
+            report, _ = source.monitor.check()
+            assert report.gaps == 0 and report.dropped == 0, (source.name, report)
+        seen = list(events.queue)
+        for expected in ("replay paused", "replay resumed", "replay: seek to 4.0 s", "replay: s01 trial "):
+            assert any(message.startswith(expected) for message in seen), (expected, seen)
     finally:
         engine.stop()

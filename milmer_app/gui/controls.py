@@ -12,6 +12,13 @@ from milmer_app.gui import theme
 
 SPEEDS = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
 SEEK_STEPS = 1000
+DESCRIPTION_WIDTH = 150   # the replayed item's name, elided: a longer one must not shift the toolbar
+
+
+def fix_width(widget: QtWidgets.QWidget, *texts: str, padding: int = 24) -> None:
+    """A fixed width that holds the widest of `texts`, so the toolbar does not move when the text changes."""
+    metrics = widget.fontMetrics()
+    widget.setFixedWidth(max(metrics.horizontalAdvance(text) for text in texts) + padding)
 
 
 def browse_button(tooltip: str) -> QtWidgets.QPushButton:
@@ -41,6 +48,7 @@ class ReplayControls(QtWidgets.QWidget):
     """Drives an engine `ReplayControl`; disabled when the source is live."""
 
     trial_changed = QtCore.Signal()
+    paused_changed = QtCore.Signal(bool)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -55,14 +63,17 @@ class ReplayControls(QtWidgets.QWidget):
         self.speed_box.currentTextChanged.connect(self._speed_chosen)
         self.seek_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.seek_slider.setRange(0, SEEK_STEPS)
-        self.seek_slider.setMinimumWidth(220)
+        self.seek_slider.setMinimumWidth(120)
         self.seek_slider.sliderReleased.connect(self._seek_released)
         self.position_label = QtWidgets.QLabel("–")
         self.next_button = QtWidgets.QPushButton("Next trial")
         self.next_button.clicked.connect(self.next_trial)
         self.description_label = QtWidgets.QLabel("live source")
-        self.description_label.setMinimumWidth(120)
+        self.description_label.setFixedWidth(DESCRIPTION_WIDTH)
         self.description_label.setStyleSheet(f"color: {theme.MUTED};")
+        fix_width(self.play_button, "Play", "Pause")
+        fix_width(self.next_button, "Next trial")
+        fix_width(self.position_label, "00:00 / 00:00", padding=8)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for widget in (self.play_button, self.speed_box, self.seek_slider, self.position_label, self.next_button,
@@ -77,7 +88,7 @@ class ReplayControls(QtWidgets.QWidget):
         if replay is None:
             self.play_button.setText("Play")
             self.position_label.setText("–")
-            self.description_label.setText("live source")
+            self._describe("live source")
             self.seek_slider.setValue(0)
         else:
             self.speed_box.setCurrentText(f"{replay.speed:g}x")
@@ -88,12 +99,18 @@ class ReplayControls(QtWidgets.QWidget):
         if replay is None:
             return
         self.play_button.setText("Play" if replay.paused else "Pause")
-        self.description_label.setText(replay.description)
+        self._describe(replay.description)
         duration = max(replay.duration, 1e-9)
         position = replay.position
         self.position_label.setText(f"{format_clock(position)} / {format_clock(replay.duration)}")
         if not self.seek_slider.isSliderDown():
             self.seek_slider.setValue(int(round(SEEK_STEPS * min(position / duration, 1.0))))
+
+    def _describe(self, text: str) -> None:
+        metrics = self.description_label.fontMetrics()
+        self.description_label.setText(metrics.elidedText(text, QtCore.Qt.TextElideMode.ElideMiddle,
+                                                          self.description_label.width() - 4))
+        self.description_label.setToolTip(text)
 
     def toggle_pause(self) -> None:
         if self.replay is None:
@@ -103,6 +120,7 @@ class ReplayControls(QtWidgets.QWidget):
         else:
             self.replay.pause()
         self.refresh()
+        self.paused_changed.emit(self.replay.paused)
 
     def next_trial(self) -> None:
         if self.replay is not None and self.replay.next_trial():

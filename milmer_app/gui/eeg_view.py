@@ -7,6 +7,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from milmer_app.gui import theme
+from milmer_app.gui.elided_label import ElidedLabel
+from milmer_app.gui.no_data import NoDataOverlay
 from milmer_app.gui.signal_quality import FLAT, MISSING, NOISY, OK
 from milmer_app.gui.spectra import display_filter
 
@@ -32,7 +34,10 @@ class ChannelAxis(pg.AxisItem):
 
 
 class EegTraceView(QtWidgets.QWidget):
-    """Traces of all channels, newest sample at the right edge (time 0)."""
+    """Traces of all channels, newest sample at the right edge (time 0); when the EEG source
+    failed, why, and a Retry for it alone."""
+
+    retry_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -56,16 +61,25 @@ class EegTraceView(QtWidgets.QWidget):
         self.scale_box.setCurrentText("200 µV")
         self.scale_box.setToolTip("amplitude of one lane; the mouse wheel over a channel name scales that channel")
         self.scale_box.currentTextChanged.connect(self._scale_chosen)
+        # Sized for "200 µV", not for its longest entry, so the header fits a 1024-pixel-wide window.
+        self.scale_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.scale_box.setMinimumContentsLength(7)
         self.filter_box = QtWidgets.QCheckBox("filter 1-40 Hz")
         self.filter_box.setChecked(True)
         self.filter_box.toggled.connect(self.set_filter_enabled)
-        self.flag_label = QtWidgets.QLabel("")
+        self.flag_label = ElidedLabel("", min_chars=4)
         self.flag_label.setObjectName("channelFlags")
         self.flag_label.setStyleSheet(f"color: {theme.WARNING};")
+
+        self.retry_button = QtWidgets.QPushButton("Retry EEG")
+        self.retry_button.setToolTip("open the EEG source again (the video keeps running)")
+        self.retry_button.clicked.connect(self.retry_requested.emit)
+        self.retry_button.setVisible(False)
 
         controls = QtWidgets.QHBoxLayout()
         controls.addWidget(QtWidgets.QLabel("<b>EEG</b>"))
         controls.addWidget(self.flag_label, 1)
+        controls.addWidget(self.retry_button)
         controls.addWidget(QtWidgets.QLabel("span"))
         controls.addWidget(self.span_box)
         controls.addWidget(QtWidgets.QLabel("scale"))
@@ -86,6 +100,7 @@ class EegTraceView(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.plot, 1)
+        self.empty = NoDataOverlay(self.plot, "no EEG")
 
     # settings -----------------------------------------------------------------
     def set_span(self, seconds: float) -> None:
@@ -158,6 +173,7 @@ class EegTraceView(QtWidgets.QWidget):
             for curve in self._curves:
                 curve.setData([], [])
             return
+        self.empty.set_empty(False)
         newest = float(timestamps[-1])
         start = np.searchsorted(timestamps, newest - self.span_s)
         if self.filter_enabled and srate > 8:
@@ -174,8 +190,17 @@ class EegTraceView(QtWidgets.QWidget):
             curve.setData(x, trace + lane, connect="finite")
         self.drawn_until = newest
 
-    def clear(self) -> None:
-        """Forget the channels, their flags and the traces (a new source is coming)."""
+    def show_problem(self, message: str | None, retrying: bool = False) -> None:
+        """Say why there is no EEG (None: there is), with a Retry button."""
+        self.retry_button.setVisible(bool(message))
+        self.retry_button.setEnabled(not retrying)
+        self.retry_button.setText("retrying…" if retrying else "Retry EEG")
+        if message:
+            self.clear(message + "\n(predictions from video alone)")
+
+    def clear(self, message: str = "no EEG") -> None:
+        """Forget the channels, their flags and the traces (a new source is coming, or none)."""
+        self.empty.set_empty(True, message)
         self._rebuild([])
         self.set_flags({})
         self.set_model_coverage(0, 0)

@@ -10,6 +10,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from milmer_app.gui import theme
+from milmer_app.gui.elided_label import ElidedLabel
+from milmer_app.gui.no_data import NoDataOverlay
 from models.contract import QUADRANT_CLASSES
 
 QUADRANT_CENTRES = {"HAHV": (7.0, 7.0), "LAHV": (7.0, 3.0), "LALV": (3.0, 3.0), "HALV": (3.0, 7.0)}
@@ -112,6 +114,16 @@ class ValenceArousalPlane(pg.PlotWidget):
         self.current.setData([position[0]], [position[1]])
         self._colour_labels(quadrant)
 
+    def shown_truth(self) -> int | None:
+        """The class whose quadrant the truth box marks (None when hidden)."""
+        if not self.truth_box.isVisible() or self.quadrants is None:
+            return None
+        centre = self.truth_box.rect().center()
+        for index, name in enumerate(self.quadrants):
+            if QUADRANT_CENTRES[name] == (centre.x(), centre.y()):
+                return index
+        return None
+
     def set_truth(self, truth: int | None, ratings: dict | None = None) -> None:
         if truth is None or self.quadrants is None or not 0 <= truth < len(self.quadrants):
             self.truth_box.setVisible(False)
@@ -130,45 +142,66 @@ class ValenceArousalPlane(pg.PlotWidget):
 
 
 class ProbabilityHistory(pg.PlotWidget):
-    """One line per class: its probability for each prediction, over the last few minutes."""
+    """One line per class: its probability for each prediction over the last `span_s` seconds,
+    the newest at 0, with a legend of the class names in their colours."""
+
+    span_s = 60.0
+    tick_step_s = 15.0
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, keep: int = 300):
         super().__init__(parent)
         self.setMenuEnabled(False)
         self.hideButtons()
         self.setMouseEnabled(x=False, y=False)
-        self.setYRange(0, 1, padding=0.02)
-        self.setLabel("bottom", "prediction time", units="s")
-        self.setLabel("left", "class probability")
-        self.setToolTip("probability of each class per prediction; colours as the quadrant names in the plane")
+        self.enableAutoRange(False)
+        self.setXRange(-self.span_s - 2, 2, padding=0)   # room for the end ticks' labels
+        self.setYRange(0, 1.3, padding=0.0)   # headroom for the legend's two rows above p = 1
+        self.setLabel("bottom", "s before the latest")
+        self.setLabel("left", "probability")
+        # Few fixed ticks: pyqtgraph's automatic ones run together in a narrow plot.
+        steps = np.arange(-self.span_s, 0.1, self.tick_step_s)
+        self.getAxis("bottom").setTicks([[(float(t), f"{t:g}") for t in steps], []])
+        self.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], []])
+        self.setToolTip("probability of each class per prediction")
+        self.legend = pg.LegendItem(offset=(4, 2), colCount=2, labelTextColor=theme.FOREGROUND,
+                                    labelTextSize="8pt", horSpacing=6, verSpacing=-8)
+        self.legend.setParentItem(self.getPlotItem().vb)
         self.keep = keep
         self.times: deque[float] = deque(maxlen=keep)
         self.rows: deque[list[float]] = deque(maxlen=keep)
         self.curves: list[pg.PlotDataItem] = []
         self.class_names: list[str] = []
-        self.origin: float | None = None
+        self.empty = NoDataOverlay(self, "no predictions yet")
 
     def set_class_names(self, class_names: list[str]) -> None:
         for curve in self.curves:
             self.removeItem(curve)
+        self.legend.clear()
         self.class_names = list(class_names)
-        self.curves = [self.plot(pen=pg.mkPen(theme.CLASS_COLORS[i % len(theme.CLASS_COLORS)], width=2))
-                       for i, name in enumerate(self.class_names)]
+        self.curves = [pg.PlotDataItem(pen=pg.mkPen(theme.CLASS_COLORS[i % len(theme.CLASS_COLORS)], width=2),
+                                       name=name) for i, name in enumerate(self.class_names)]
+        for curve in self.curves:
+            self.addItem(curve)
+            self.legend.addItem(curve, curve.name())
         self.times.clear()
         self.rows.clear()
-        self.origin = None
+        self.empty.set_empty(True)
+        self.legend.setVisible(False)
+
+    def legend_names(self) -> list[str]:
+        return [label.text for _, label in self.legend.items]
 
     def add_prediction(self, time: float, probabilities: list[float]) -> None:
         if len(probabilities) != len(self.curves):
             self.set_class_names([f"class {i}" for i in range(len(probabilities))])
-        if self.origin is None:
-            self.origin = time
-        self.times.append(time - self.origin)
+        self.times.append(time)
         self.rows.append(list(probabilities))
         values = np.asarray(self.rows)
-        times = np.asarray(self.times)
+        times = np.asarray(self.times) - time
         for index, curve in enumerate(self.curves):
             curve.setData(times, values[:, index])
+        self.empty.set_empty(False)
+        self.legend.setVisible(True)
 
 
 class AgreementCounter:
@@ -193,7 +226,12 @@ class AgreementCounter:
 
 
 class EmotionView(QtWidgets.QWidget):
-    """The plane, the probability history and a one-line readout of the latest prediction."""
+    """The plane, the probability history and a one-line readout of the latest prediction.
+
+    In a replay, what is shown belongs to one item (a DEAP trial): `show_item` switches the truth,
+    the header and the plane together, and a late prediction of the previous item only counts
+    towards the agreement (it is not drawn over the new item's truth).
+    """
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -203,10 +241,13 @@ class EmotionView(QtWidgets.QWidget):
         self.readout.setObjectName("predictionReadout")
         self.readout.setWordWrap(True)
         self.agreement = AgreementCounter()
-        self.agreement_label = QtWidgets.QLabel("")
+        self.agreement_label = ElidedLabel("", min_chars=16)
         self.agreement_label.setObjectName("agreement")
         self.class_names: list[str] = list(QUADRANT_CLASSES)
         self.predictions_shown = 0
+        self.item: str | None = None          # the replayed item whose truth is shown
+        self.truth: int | None = None
+        self.plane_truth: int | None = None   # the truth of the prediction the plane's current point shows
         header = QtWidgets.QHBoxLayout()
         header.addWidget(QtWidgets.QLabel("<b>Emotion</b>"))
         header.addWidget(self.readout, 1)
@@ -224,29 +265,74 @@ class EmotionView(QtWidgets.QWidget):
         self.class_names = list(class_names)
         self.plane.set_class_names(self.class_names)
         self.history.set_class_names(self.class_names)
+        self.plane_truth = None
 
     def reset(self) -> None:
-        """Forget the trail, history and agreement (new source or new trial)."""
+        """Forget the trail, history, item and agreement (a new source)."""
         self.set_class_names(self.class_names)
         self.agreement.reset()
+        self.item, self.truth = None, None
+        self.plane.set_truth(None)
         self.agreement_label.setText("")
         self.readout.setText("waiting for the first prediction")
 
-    def set_truth(self, truth: int | None, ratings: dict | None = None) -> None:
-        """The replayed item's true quadrant; the agreement keeps running over the whole replay."""
+    def truth_name(self, truth: int | None) -> str | None:
+        if truth is None:
+            return None
+        return self.class_names[truth] if 0 <= truth < len(self.class_names) else str(truth)
+
+    def show_item(self, item: str | None, truth: int | None, ratings: dict | None = None) -> None:
+        """A replayed item starts: its truth in the plane and the header at once, its own trail.
+        The agreement keeps running over the whole replay."""
+        self.item, self.truth = item, truth
         self.plane.set_truth(truth, ratings)
+        self.plane.clear_trail()
+        self.plane_truth = None
+        self.readout.setText("waiting for the first prediction of this trial" if item else
+                             "waiting for the first prediction")
+        self._show_agreement()
+
+    def set_truth(self, truth: int | None, ratings: dict | None = None) -> None:
+        """The true class of what is shown (no item boundaries: a single trial, or tests)."""
+        self.truth = truth
+        self.plane.set_truth(truth, ratings)
+        self._show_agreement()
+
+    def _show_agreement(self) -> None:
+        parts = []
+        name = self.truth_name(self.truth)
+        if name is not None:
+            parts.append(f"truth {name}")
+        fraction = self.agreement.fraction
+        if fraction is not None:
+            parts.append(f"agreement {fraction:.0%} ({self.agreement.matches}/{self.agreement.total})")
+        self.agreement_label.setText(" · ".join(parts))
 
     def add_prediction(self, time: float, quadrant: int, label: str, probabilities: list[float],
-                       truth: int | None) -> None:
+                       truth: int | None, item: str | None = None) -> bool:
+        """Show a prediction; False when it belongs to an earlier item than the one shown (it then only
+        counts towards the agreement)."""
+        self.agreement.add(quadrant, truth)
+        if item is not None and self.item is not None and item != self.item:
+            self._show_agreement()
+            return False
+        if self.item is None and truth is not None and truth != self.truth:
+            self.set_truth(truth)
         self.predictions_shown += 1
         self.plane.add_prediction(probabilities, quadrant)
+        self.plane_truth = truth
         self.history.add_prediction(time, probabilities)
         confidence = probabilities[quadrant] if 0 <= quadrant < len(probabilities) else float("nan")
         self.readout.setText(f"<b style='color:{theme.CLASS_COLORS[quadrant % len(theme.CLASS_COLORS)]}'>"
                              f"{label}</b> &nbsp; p = {confidence:.2f}")
-        if truth is not None:
-            self.agreement.add(quadrant, truth)
-            fraction = self.agreement.fraction
-            truth_name = self.class_names[truth] if 0 <= truth < len(self.class_names) else str(truth)
-            self.agreement_label.setText(f"truth {truth_name} · agreement {fraction:.0%} "
-                                         f"({self.agreement.matches}/{self.agreement.total})")
+        self._show_agreement()
+        return True
+
+    def consistent(self) -> bool:
+        """The header's truth, the plane's truth box and the truth of the plotted prediction agree."""
+        name = self.truth_name(self.truth)
+        header = self.agreement_label.text()
+        header_ok = (f"truth {name}" in header) if name is not None else "truth" not in header
+        box_ok = self.plane.shown_truth() == (self.truth if self.plane.quadrants is not None else None)
+        point_ok = len(self.plane.trail) == 0 or self.plane_truth is None or self.plane_truth == self.truth
+        return header_ok and box_ok and point_ok

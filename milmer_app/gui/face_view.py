@@ -154,7 +154,9 @@ class CropStrip(QtWidgets.QWidget):
 
 
 class FaceView(QtWidgets.QWidget):
-    """Frame on top, crop strip below."""
+    """Frame on top, crop strip below; when the video source failed, why, and a Retry for it alone."""
+
+    retry_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -162,8 +164,30 @@ class FaceView(QtWidgets.QWidget):
         self.strip = CropStrip()
         title = QtWidgets.QLabel("<b>Face</b> · live frame; crops of the current window with their MIL weights")
         title.setWordWrap(True)
+        self.problem = QtWidgets.QLabel("")
+        self.problem.setObjectName("videoProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet(f"color: {theme.ERROR};")
+        self.retry_button = QtWidgets.QPushButton("Retry video")
+        self.retry_button.setToolTip("open the video source again (the EEG keeps running)")
+        self.retry_button.clicked.connect(self.retry_requested.emit)
+        problem_row = QtWidgets.QHBoxLayout()
+        problem_row.addWidget(self.problem, 1)
+        problem_row.addWidget(self.retry_button)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(title)
+        layout.addLayout(problem_row)
         layout.addWidget(self.frame, 3)
         layout.addWidget(self.strip, 1)
+        self.show_problem(None)
+
+    def show_problem(self, message: str | None, retrying: bool = False) -> None:
+        """Say why there is no video (None: there is, or none was asked for), with a Retry button."""
+        self.problem.setText(message or "")
+        self.problem.setVisible(bool(message))
+        self.retry_button.setVisible(bool(message))
+        self.retry_button.setEnabled(not retrying)
+        self.retry_button.setText("retrying…" if retrying else "Retry video")
+        if message:
+            self.frame.clear("video not connected: predictions from EEG alone")

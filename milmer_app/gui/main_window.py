@@ -37,7 +37,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.selection: SourceSelection | None = None
         self.last_error: str | None = None
         self.redraws = 0                       # fast-timer draws with data (bench and tests)
-        self._truth_key: tuple | None = None
+        self._retrying: dict[str, bool] = {}   # kind -> a Retry of that source is running
+        self._failed_streams: set[str] = set()
 
         self.bridge = EngineBridge(self)
         self.sources = SourcesPanel()
@@ -59,11 +60,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.bridge.start_failed.connect(self._engine_failed)
         self.bridge.stopped.connect(self._engine_stopped)
         self.bridge.prediction_ready.connect(self._show_prediction)
-        self.bridge.status_ready.connect(self.status.set_streams)
+        self.bridge.status_ready.connect(self._show_streams)
         self.bridge.event.connect(self._show_event)
         self.record_controls.start_requested.connect(self._start_recording)
         self.record_controls.stop_requested.connect(self._stop_recording)
-        self.replay_controls.trial_changed.connect(self.emotion_view.plane.clear_trail)
+        self.replay_controls.paused_changed.connect(lambda _: self._show_run_state())
+        self.replay_controls.trial_changed.connect(self._follow_replay_item)
+        self.face_view.retry_requested.connect(lambda: self.retry_source("video"))
+        self.eeg_view.retry_requested.connect(lambda: self.retry_source("eeg"))
 
         self.draw_timer = QtCore.QTimer(self)
         self.draw_timer.setInterval(DRAW_INTERVAL_MS)
@@ -115,7 +119,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.main_splitter.setStretchFactor(1, 4)
         self.left_splitter, self.right_splitter = left, right
         self.setCentralWidget(self.main_splitter)
-        self.resize(1280, 800)
+        screen = QtGui.QGuiApplication.primaryScreen()
+        room = screen.availableGeometry().size() if screen is not None else QtCore.QSize(1280, 800)
+        self.resize(min(1280, room.width()), min(800, room.height()))   # a small screen gets all of it
         self.resizeDocks([dock], [scroll.minimumWidth()], QtCore.Qt.Orientation.Horizontal)
 
     def _restore_view_settings(self) -> None:
@@ -174,19 +180,72 @@ class MainWindow(QtWidgets.QMainWindow):
         self.record_controls.refresh(None)
         self.status.clear_engine()
         self.emotion_view.reset()
-        self.emotion_view.set_truth(None)
+        self.face_view.show_problem(None)
         self.face_view.frame.clear()
         self.face_view.strip.set_bag(None, [], [])
-        self._truth_key = None
+        self.spectrum_view.clear()
 
     def _engine_started(self, engine) -> None:
-        self.status.set_state("running", "good")
-        self.status.set_model(engine.model_name, str(engine.device), engine.is_demo_model)
+        if getattr(self.base_args, "record", None) is not None:
+            # --record DIR records the session the window opened with; one folder holds one recording,
+            # so later connections record only through the Record button.
+            self.base_args = argparse.Namespace(**{**vars(self.base_args), "record": None})
+        self._show_run_state()
+        self.status.set_model(engine.model_name, str(engine.device), engine.is_demo_model,
+                              engine.model_description)
         self.sources.set_connected(True)
-        self.sources.show_message(connected_text(engine))
+        self.sources.show_message(connected_text(engine), "warning" if engine.source_errors else "info")
         self.emotion_view.set_class_names(list(engine.contract.class_names))
         self.replay_controls.bind(engine.replay)
+        self._follow_replay_item()
+        self._show_source_problems()
         self.record_controls.refresh(engine.recording_status())
+
+    def _show_run_state(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        if engine.replay is not None and engine.replay.paused:
+            self.status.set_state("paused", "warning")
+        else:
+            self.status.set_state("running", "good")
+
+    def _show_source_problems(self) -> None:
+        """Each source on its own: a failed one says why, with a Retry, while the other keeps running."""
+        engine = self.engine
+        if engine is None:
+            return
+        video, eeg = engine.video_source, engine.eeg_source
+        if video is None:
+            self.face_view.show_problem(None)
+            self.face_view.frame.clear("no video source")
+        elif video.error is not None and not self._retrying.get("video"):
+            self.face_view.show_problem(f"video not connected: {video.error}")
+        elif video.error is None:
+            self.face_view.show_problem(None)
+        if eeg is None:
+            self.eeg_view.clear("no EEG source")
+        elif eeg.error is not None and not self._retrying.get("eeg"):
+            self.eeg_view.show_problem(f"EEG not connected: {eeg.error}")
+        elif eeg.error is None:
+            self.eeg_view.show_problem(None)
+
+    def retry_source(self, kind: str) -> None:
+        """Reconnect only the EEG or only the video source, off the GUI thread."""
+        engine = self.engine
+        if engine is None or self._retrying.get(kind):
+            return
+        self._retrying[kind] = True
+        (self.face_view if kind == "video" else self.eeg_view).show_problem(f"{kind}: reconnecting…", retrying=True)
+
+        def done(_=None) -> None:
+            self._retrying[kind] = False
+            if self.engine is engine:
+                self.sources.show_message(connected_text(engine), "warning" if engine.source_errors else "info")
+                self._show_source_problems()
+
+        self.bridge.runner.start(lambda: engine.retry(kind), f"reconnecting the {kind} source", done,
+                                 lambda message: done())
 
     def _engine_failed(self, message: str) -> None:
         self.last_error = message
@@ -201,12 +260,31 @@ class MainWindow(QtWidgets.QMainWindow):
         self.sources.show_message("disconnected")
 
     # engine signals ---------------------------------------------------------------
+    def _show_streams(self, statuses) -> None:
+        self.status.set_streams(statuses)
+        failed = {status.name for status in statuses if status.error}
+        if failed != self._failed_streams:   # a source failed mid-run, or came back
+            self._failed_streams = failed
+            self._show_source_problems()
+
+    def _follow_replay_item(self) -> None:
+        """Show the replayed item's truth (header and plane together) as soon as the replay moves to it."""
+        replay = self.engine.replay if self.engine is not None else None
+        if replay is not None and replay.description != self.emotion_view.item:
+            self.emotion_view.show_item(replay.description, replay.truth, replay.ratings)
+
     def _show_prediction(self, prediction) -> None:
-        self.emotion_view.add_prediction(prediction.window_end, prediction.quadrant, prediction.label,
-                                         list(prediction.probabilities), prediction.truth)
+        replay = self.engine.replay if self.engine is not None else None
+        item = prediction.source if replay is not None else None
+        if item is not None and item != self.emotion_view.item and item == replay.description:
+            self._follow_replay_item()   # its first window arrived before the slow timer noticed the new item
+        shown = self.emotion_view.add_prediction(prediction.window_end, prediction.quadrant, prediction.label,
+                                                 list(prediction.probabilities), prediction.truth, item)
+        self.status.add_latency(prediction.latency)
+        if not shown:
+            return
         self.face_view.strip.set_bag(prediction.crops, list(prediction.instance_weights),
                                      list(prediction.face_mask))
-        self.status.add_latency(prediction.latency)
         if self.engine is not None and self.engine.contract is not None:
             self.eeg_view.set_model_coverage(prediction.eeg_channels_used, len(self.engine.contract.eeg_channels))
 
@@ -266,10 +344,8 @@ class MainWindow(QtWidgets.QMainWindow):
         replay = engine.replay
         if replay is not None:
             self.replay_controls.refresh()
-            key = (replay.description, replay.truth)
-            if key != self._truth_key:
-                self._truth_key = key
-                self.emotion_view.set_truth(replay.truth, replay.ratings)
+            self._follow_replay_item()
+            self._show_run_state()
         self._refresh_recording()
 
     # closing ----------------------------------------------------------------------
@@ -285,10 +361,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
 
 def connected_text(engine) -> str:
-    """What the engine actually opened, for the sources panel."""
-    eeg = engine.eeg_source.name if engine.eeg_source is not None else "none"
-    video = engine.video_source.name if engine.video_source is not None else "none"
-    return f"connected · EEG {eeg} · video {video}"
+    """What the engine actually opened, for the sources panel (a failed source says so)."""
+    def name(source) -> str:
+        if source is None:
+            return "none"
+        return source.name if source.error is None else f"{source.name} (not connected)"
+
+    return f"connected · EEG {name(engine.eeg_source)} · video {name(engine.video_source)}"
 
 
 def grab_png(window: QtWidgets.QWidget, path: Path) -> bool:

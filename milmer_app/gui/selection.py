@@ -50,9 +50,12 @@ class SourceSelection:
         )
 
     def to_args(self, base: argparse.Namespace | None = None) -> argparse.Namespace:
-        """The namespace `EngineConfig.from_args` expects; outputs (predictions, record,
-        lsl_outlet, dump_bags) are carried over from `base`, the window's own command line."""
-        values = {
+        """The namespace `EngineConfig.from_args` expects. Every other option of `base`, the window's
+        own command line, is carried over as it is (outputs such as --predictions, --record,
+        --lsl-outlet and any added later), so the window's engine gets them as a headless one would."""
+        values = dict(vars(base)) if base is not None else {
+            "predictions": None, "record": None, "lsl_outlet": None}
+        values.update({
             "demo": self.demo,
             "eeg": None if self.demo else self.eeg,
             "video": None if self.demo else self.video,
@@ -61,13 +64,9 @@ class SourceSelection:
             "hop": self.hop,
             "speed": self.speed,
             "duration": None,
-            "predictions": getattr(base, "predictions", None),
-            "record": getattr(base, "record", None),
-            "lsl_outlet": getattr(base, "lsl_outlet", None),
-            "dump_bags": getattr(base, "dump_bags", None),
             "quit_after": None,
             "headless": False,
-        }
+        })
         return argparse.Namespace(**values)
 
     def describe(self) -> str:

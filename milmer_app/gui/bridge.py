@@ -59,7 +59,16 @@ class EngineBridge(QtCore.QObject):
         generation = self._generation
         self.engine = None
         self.runner.start(lambda: self._replace(args, generation), "starting the engine",
-                          lambda engine: self._on_started(engine, generation), self._on_failed)
+                          lambda engine: self._on_started(engine, generation),
+                          lambda message: self._on_failed(message, generation))
+
+    def cancel_connect(self) -> None:
+        """Give up on the engine being started: the window is free at once, and that engine is
+        stopped as soon as its start returns (a device or stream search cannot be interrupted)."""
+        if self._closed:
+            return
+        self._generation += 1
+        self.engine = None
 
     def disconnect_engine(self) -> None:
         if self._closed:
@@ -131,6 +140,7 @@ class EngineBridge(QtCore.QObject):
         self.engine = engine
         self.started.emit(engine)
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, generation: int | None = None) -> None:
         log.warning("%s", message)
-        self.start_failed.emit(message)
+        if generation is None or generation == self._generation:   # a cancelled start fails quietly
+            self.start_failed.emit(message)

@@ -38,6 +38,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error: str | None = None
         self.redraws = 0                       # fast-timer draws with data (bench and tests)
         self._retrying: dict[str, bool] = {}   # kind -> a Retry of that source is running
+        self.connecting = False                 # an engine is starting (Connect can be cancelled)
         self._failed_streams: set[str] = set()
 
         self.bridge = EngineBridge(self)
@@ -165,9 +166,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status.set_state("connecting…", "warning")
         self.sources.set_connected(False, busy=True)
         self.sources.show_message("connecting…")
+        self.connecting = True
         self.bridge.connect_engine(selection.to_args(self.base_args))
 
+    def cancel_connect(self) -> None:
+        """Stop waiting for a connection that takes too long (a stream search, a model loading)."""
+        if not self.connecting:
+            return
+        self.connecting = False
+        self.bridge.cancel_connect()
+        self.status.set_state("not connected", "warning")
+        self.sources.set_connected(False)
+        self.sources.show_message("connection cancelled", "warning")
+
     def disconnect_engine(self) -> None:
+        self.connecting = False
         self.status.set_state("disconnecting…", "warning")
         self.sources.set_connected(False, busy=True)
         self._clear_views()
@@ -186,6 +199,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.spectrum_view.clear()
 
     def _engine_started(self, engine) -> None:
+        self.connecting = False
         if getattr(self.base_args, "record", None) is not None:
             # --record DIR records the session the window opened with; one folder holds one recording,
             # so later connections record only through the Record button.
@@ -248,6 +262,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                  lambda message: done())
 
     def _engine_failed(self, message: str) -> None:
+        self.connecting = False
         self.last_error = message
         self.status.set_state("not connected", "error")
         self.status.show_event("error", message)

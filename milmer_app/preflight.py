@@ -128,6 +128,12 @@ def check_args(args: argparse.Namespace) -> None:
             raise MilmerError(f"--record {record}: already holds a recording",
                               hint="choose a new folder for each recording")
         check_output_path(record, "--record")
+    dump = getattr(args, "dump_bags", None)
+    if dump:
+        dump = Path(dump).expanduser()
+        if dump.exists() and not dump.is_dir():
+            raise MilmerError(f"--dump-bags {dump}: exists and is not a folder")
+        check_output_path(dump, "--dump-bags")
     if args.predictions:
         predictions = Path(args.predictions).expanduser()
         if predictions.is_dir():

@@ -9,6 +9,7 @@ or a camera is there is found out when the source connects.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_video_spec
@@ -61,16 +62,26 @@ def check_deap(spec: SourceSpec) -> None:
                           f"{spec.trial} (have {trials[:5]}{' ...' if len(trials) > 5 else ''})")
 
 
+def check_brainflow_board(board: str) -> None:
+    """A BrainFlow board given by name must be one BrainFlow knows (only its enum is imported, not the
+    board library itself, to stay fast; milmer_app.sources.brainflow_board resolves the name the same way)."""
+    if board.strip().lower() == "synthetic" or board.strip().lstrip("-").isdigit():
+        return
+    with warnings.catch_warnings():   # brainflow finds its library through the deprecated pkg_resources
+        warnings.simplefilter("ignore")
+        from brainflow.board_shim import BoardIds
+    name = board.strip().upper().replace("-", "_")
+    if name not in BoardIds.__members__ and f"{name}_BOARD" not in BoardIds.__members__:
+        raise SourceError(f"unknown BrainFlow board '{board}'", hint="use a BoardIds number or name, e.g. board=synthetic")
+
+
 def check_source_paths(eeg: SourceSpec, video: SourceSpec) -> None:
     """Every folder and file the two specs name exists and is of the right kind (and a BrainFlow
-    board's name and parameters are known)."""
+    board's name is known)."""
     if eeg.kind == "deap":
         check_deap(eeg)
     elif eeg.kind == "brainflow":
-        # Building the source checks the board name and its parameters without opening the board.
-        from milmer_app.sources.brainflow_board import BrainFlowSource
-
-        BrainFlowSource(eeg)
+        check_brainflow_board(eeg.options.get("board", ""))
     elif eeg.kind == "recording":
         assert eeg.path is not None
         check_recording(eeg.path)

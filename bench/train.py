@@ -12,22 +12,34 @@ in one process (alternating step by step; medians of per-step times):
 
 Both variants share the same weights and everything after the backbone. Usage:
     python bench/train.py [--presets tiny,paper] [--devices cpu,cuda] [--steps N] [--batch-size B]
+
+--shared-machine instead measures a tiny-preset training epoch (batched, CPU, the trainer's thread
+settings) on a quiet machine and then while busy-loop processes (one per core, started by this
+script) keep every core busy, and prints the slow-down; --also-spinning repeats it in a child
+process with OpenMP's spinning wait policy (the behaviour before the trainer chose passive waiting).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
 
-import torch
-from torch import nn
+from training.threads import available_cores, configure_cpu_threads, prefer_passive_waiting
 
-from models.config import MilmerConfig, preset_config
-from models.contract import IMAGENET_MEAN, IMAGENET_STD
-from models.device import autocast
-from models.milmer import Milmer, count_parameters
-from training.batches import amp_dtype
+prefer_passive_waiting()  # as milmer-train does, before torch loads
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from models.config import MilmerConfig, preset_config  # noqa: E402
+from models.contract import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from models.device import autocast  # noqa: E402
+from models.milmer import Milmer, count_parameters  # noqa: E402
+from training.batches import amp_dtype  # noqa: E402
 
 
 def published_loop_logits(model: Milmer, eeg: torch.Tensor, faces_host: torch.Tensor) -> torch.Tensor:
@@ -88,13 +100,68 @@ def measure(config: MilmerConfig, device: torch.device, batch_size: int, steps: 
     return results
 
 
+def epoch_seconds(steps: int, batch_size: int, repeats: int) -> list[float]:
+    """Seconds per tiny-preset training epoch of ``steps`` batches (forward, backward, AdamW), ``repeats`` times."""
+    config = MilmerConfig.tiny()
+    torch.manual_seed(0)
+    model = Milmer(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    eeg = torch.randn(batch_size, config.eeg_channels, config.eeg_samples)
+    faces = torch.randint(0, 256, (batch_size, config.num_instances, 3, config.image_size, config.image_size),
+                          dtype=torch.uint8)
+    labels = torch.randint(0, config.num_classes, (batch_size,))
+
+    def epoch() -> float:
+        started = time.perf_counter()
+        for _ in range(steps):
+            loss = nn.functional.cross_entropy(model(eeg, faces).logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return time.perf_counter() - started
+
+    epoch()  # warm-up
+    return [epoch() for _ in range(repeats)]
+
+
+def shared_machine(steps: int, batch_size: int, repeats: int) -> tuple[float, float]:
+    """Median epoch seconds quiet, then with one busy-loop process per core; prints both."""
+    threads = configure_cpu_threads(data_workers=0)
+    quiet = statistics.median(epoch_seconds(steps, batch_size, repeats))
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(available_cores())]
+    try:
+        time.sleep(0.5)
+        loaded = statistics.median(epoch_seconds(steps, batch_size, repeats))
+    finally:
+        for process in load:
+            process.kill()
+            process.wait()
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, {threads} intra-op thread(s), "
+          f"{available_cores()} core(s): epoch of {steps} x {batch_size} tiny windows: quiet {quiet:.2f} s, "
+          f"with {len(load)} busy-loop process(es) {loaded:.2f} s ({loaded / quiet:.1f}x)", flush=True)
+    return quiet, loaded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared-machine", action="store_true",
+                        help="tiny-preset epoch time quiet vs with every core kept busy by other processes")
+    parser.add_argument("--also-spinning", action="store_true",
+                        help="with --shared-machine: repeat with OMP_WAIT_POLICY=ACTIVE in a child process")
+    parser.add_argument("--epoch-steps", type=int, default=10, help="batches per epoch for --shared-machine")
+    parser.add_argument("--repeats", type=int, default=3, help="epochs timed per condition (median)")
     parser.add_argument("--presets", default="tiny,paper")
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 tiny, 3 paper on CPU)")
     parser.add_argument("--batch-size", type=int, default=0, help="bags per step (default 14; 2 for paper on CPU)")
     args = parser.parse_args()
+    if args.shared_machine:
+        shared_machine(args.epoch_steps, args.batch_size or 14, args.repeats)
+        if args.also_spinning:
+            child = [sys.executable, __file__, "--shared-machine", "--epoch-steps", str(args.epoch_steps),
+                     "--repeats", str(args.repeats), "--batch-size", str(args.batch_size or 14)]
+            subprocess.run(child, env={**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA"))
     print(f"{'preset':6} {'device':6} {'batch':>5} {'params':>12} {'loop samples/s':>15} {'batched samples/s':>18} "

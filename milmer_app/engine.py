@@ -321,7 +321,8 @@ class Engine:
         from models.pipeline.labels import LabelRule
 
         self.eeg_source, self.video_source = build_sources(eeg_spec, video_spec, self.config.speed,
-                                                           LabelRule.from_dict(contract.label_rule))
+                                                           LabelRule.from_dict(contract.label_rule),
+                                                           video_offset=contract.video_offset)
         for source in self.sources:
             source.add_event_sink(self._event)
         failures: list[MilmerError] = []

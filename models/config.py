@@ -11,7 +11,12 @@ from typing import Any
 from models.errors import CheckpointError
 
 MODALITIES = ("eeg,face", "eeg", "face")
-MIL_MODES = ("first", "mean", "amil", "topk", "weighted_topk")
+# Face-frame selection. Published (the paper's ablation; published code name in brackets): first ("none"),
+# global_weights ("softmax"), amil ("amil"), topk ("attention_topk"), weighted_topk ("attention_weighted_topk").
+# Ours: mean (plain average of the frames' tokens), gated_amil (Ilse et al.'s gated attention pooling the
+# frames' tokens, this project's former "amil").
+MIL_MODES = ("first", "mean", "global_weights", "amil", "gated_amil", "topk", "weighted_topk")
+PUBLISHED_MIL_MODES = ("first", "global_weights", "amil", "topk", "weighted_topk")
 FUSION_MODES = ("cross_attention", "mlp", "none")
 # Swin shape arguments that a config may override. Anything else timm.create_model accepts
 # (checkpoint_path, pretrained_cfg_overlay, an "hf-hub:" name, ...) would let a checkpoint's
@@ -107,8 +112,8 @@ class MilmerConfig:
 
     @property
     def selected_instances(self) -> int:
-        """How many instances' token sets leave the MIL step."""
-        return self.top_k if self.mil in ("topk", "weighted_topk") else 1
+        """How many instances' token sets leave the MIL step (amil leaves one pooled token, not a set)."""
+        return self.top_k if self.mil in ("topk", "weighted_topk", "global_weights") else 1
 
     @classmethod
     def paper(cls) -> MilmerConfig:

@@ -1,12 +1,15 @@
 """The Milmer network: Swin face tokens -> MIL selection -> balancing -> fusion with EEG tokens.
 
 Differences from the published code (see docs and the reference notes):
-- the MIL scorer is a gated-attention MLP on each instance's mean-pooled token
+- the top-k MIL scorer is a gated-attention MLP on each instance's mean-pooled token
   (d_model -> mil_hidden -> 1), not a Linear over 49*768 features, and it is trained:
-  "weighted_topk" scales the selected instances' tokens by their attention weights
-  (renormalised over the selected, times their count so the mean scale stays 1);
-  "topk" uses a straight-through estimator (tokens * (1 + w - w.detach()): the values are
-  unchanged, the gradient reaches the scorer); "amil" pools tokens with the weights.
+  "weighted_topk" (and "global_weights", whose scores are one learned logit per frame
+  position) scales the selected instances' tokens by their attention weights (renormalised
+  over the selected, times their count so the mean scale stays 1); "topk" uses a
+  straight-through estimator (tokens * (1 + w - w.detach()): the values are unchanged, the
+  gradient reaches the scorer). "amil" is the published attention pooling of mean-pooled
+  frame features into one token (hidden width mil_hidden instead of d_model); "gated_amil"
+  is ours: gated attention weights pooling whole token sets.
 - all B x N frames go through the backbone in one batch, normalised on the device;
 - the CLS token is a registered parameter;
 - optional learned per-electrode embedding with a key-padding mask for absent channels.
@@ -46,29 +49,46 @@ def build_backbone(config: MilmerConfig) -> nn.Module:
                              img_size=config.image_size, **config.backbone_kwargs)
 
 
-class GatedAttentionScorer(nn.Module):
-    """Ilse et al. (2018) gated attention on one pooled feature per instance."""
+class AttentionScorer(nn.Module):
+    """Ilse et al. (2018) attention on one pooled feature per instance: w^T tanh(V h), or with
+    ``gated`` their gated variant w^T (tanh(V h) * sigmoid(U h))."""
 
-    def __init__(self, dim: int, hidden: int):
+    def __init__(self, dim: int, hidden: int, gated: bool):
         super().__init__()
         self.value = nn.Linear(dim, hidden)
-        self.gate = nn.Linear(dim, hidden)
+        self.gate = nn.Linear(dim, hidden) if gated else None
         # No bias: the softmax over instances ignores a shared offset, so it would never learn.
         self.score = nn.Linear(hidden, 1, bias=False)
 
     def forward(self, pooled: Tensor) -> Tensor:
-        return self.score(torch.tanh(self.value(pooled)) * torch.sigmoid(self.gate(pooled))).squeeze(-1)
+        hidden = torch.tanh(self.value(pooled))
+        if self.gate is not None:
+            hidden = hidden * torch.sigmoid(self.gate(pooled))
+        return self.score(hidden).squeeze(-1)
 
 
 class MilSelector(nn.Module):
-    """Turns a bag of per-frame token sets (B, N, L, D) into the tokens the fusion sees."""
+    """Turns a bag of per-frame token sets (B, N, L, D) into the tokens the fusion sees.
+
+    first: the first present frame's tokens. mean: the present frames' tokens averaged.
+    global_weights: one learned logit per frame position (the same for every bag), top-k positions
+    among the present frames, scaled like weighted_topk. amil (published): each frame mean-pooled
+    to one feature, attention-pooled over the frames into ONE token. gated_amil: gated attention
+    weights pooling the frames' whole token sets (L tokens). topk / weighted_topk: an attention
+    scorer on each frame's pooled feature picks the top-k frames' token sets.
+    """
 
     def __init__(self, config: MilmerConfig):
         super().__init__()
         self.mode = config.mil
         self.top_k = config.top_k
-        self.scorer = (GatedAttentionScorer(config.d_model, config.mil_hidden)
-                       if self.mode in ("amil", "topk", "weighted_topk") else None)
+        self.scorer = None
+        self.position_logits = None
+        if self.mode == "global_weights":
+            # Zeros: every frame position starts with the same weight, as the published ones(1, N) under softmax.
+            self.position_logits = nn.Parameter(torch.zeros(config.num_instances))
+        elif self.mode != "first" and self.mode != "mean":
+            self.scorer = AttentionScorer(config.d_model, config.mil_hidden, gated=self.mode != "amil")
 
     def forward(self, feats: Tensor, face_mask: Tensor) -> Selection:
         b, n, length, dim = feats.shape
@@ -83,18 +103,27 @@ class MilSelector(nn.Module):
             weights = present / present.sum(dim=1, keepdim=True).clamp_min(1.0)
             return self._single(torch.einsum("bn,bnld->bld", weights, feats)[:, None], any_face, weights)
 
-        scores = self.scorer(feats.mean(dim=2))
+        if self.position_logits is not None:
+            if n != self.position_logits.shape[0]:
+                raise DataError(f"global_weights MIL learned {self.position_logits.shape[0]} frame positions; "
+                                f"a bag of {n} frames cannot use them")
+            scores = self.position_logits.to(feats.dtype).unsqueeze(0).expand(b, n)
+        else:
+            scores = self.scorer(feats.mean(dim=2))
         # A finite fill keeps the softmax (and its gradient) finite for bags without any face.
         scores = scores.masked_fill(~face_mask, torch.finfo(scores.dtype).min)
         attention = torch.softmax(scores.float(), dim=1).to(feats.dtype) * present
         if self.mode == "amil":
+            token = torch.einsum("bn,bnd->bd", attention, feats.mean(dim=2))
+            return Selection(token[:, None], any_face[:, None], attention)
+        if self.mode == "gated_amil":
             return self._single(torch.einsum("bn,bnld->bld", attention, feats)[:, None], any_face, attention)
 
         k = min(self.top_k, n)
         index = scores.topk(k, dim=1).indices  # (B, k)
         chosen_present = face_mask.gather(1, index)
         chosen_weight = attention.gather(1, index)
-        if self.mode == "weighted_topk":
+        if self.mode in ("weighted_topk", "global_weights"):
             total = chosen_weight.sum(dim=1, keepdim=True)
             normalised = chosen_weight / total.clamp_min(torch.finfo(total.dtype).tiny)
             scale = normalised * chosen_present.sum(dim=1, keepdim=True).to(feats.dtype)
@@ -119,7 +148,9 @@ class CrossAttentionBalancer(nn.Module):
     def __init__(self, config: MilmerConfig):
         super().__init__()
         self.queries = nn.Parameter(torch.randn(config.num_queries, config.d_model) * 0.02)
-        self.attention = nn.MultiheadAttention(config.d_model, config.num_heads, batch_first=True)
+        # Published: the encoder's dropout on the attention weights (0.2 in the paper preset).
+        self.attention = nn.MultiheadAttention(config.d_model, config.num_heads, dropout=config.dropout,
+                                               batch_first=True)
 
     def forward(self, tokens: Tensor, token_mask: Tensor) -> tuple[Tensor, Tensor]:
         b = tokens.shape[0]

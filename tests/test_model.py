@@ -11,7 +11,7 @@ from models.config import FUSION_MODES, MIL_MODES, MODALITIES, MilmerConfig
 from models.device import autocast, resolve_device
 from models.errors import CheckpointError, DataError, MilmerError
 from models.factory import create_model
-from models.milmer import Milmer, count_parameters
+from models.milmer import CrossAttentionBalancer, Milmer, count_parameters
 
 
 def make_batch(config: MilmerConfig, batch: int, instances: int | None = None, seed: int = 0):
@@ -77,7 +77,7 @@ def test_shapes_and_masks_for_every_switch(modalities, mil, fusion):
         assert weights[2, 1] == pytest.approx(1.0)
         if mil == "first":
             assert weights[0].tolist() == [1.0, 0.0, 0.0, 0.0]
-        if mil in ("topk", "weighted_topk"):
+        if mil in ("topk", "weighted_topk", "global_weights"):
             assert int((weights[0] > 0).sum()) == cfg.top_k
 
 
@@ -100,6 +100,46 @@ def test_absent_frames_and_masked_channels_do_not_influence_output(mil):
         unmasked = model(changed_eeg.nan_to_num(), changed_faces, None, face_mask).logits
     torch.testing.assert_close(changed, reference, rtol=0, atol=1e-5)
     assert not torch.allclose(unmasked, reference, atol=1e-3), "the test must be able to fail"
+
+
+def test_published_amil_pools_frames_into_one_token_without_gating():
+    model = tiny_model(mil="amil", fusion="none")
+    assert model.mil.scorer.gate is None and tiny_model(mil="gated_amil").mil.scorer.gate is not None
+    cfg = model.config
+    frames = torch.randn(2, cfg.num_instances, 5, cfg.d_model)
+    mask = torch.ones(2, cfg.num_instances, dtype=torch.bool)
+    selection = model.mil(frames, mask)
+    assert selection.tokens.shape == (2, 1, cfg.d_model)
+    expected = torch.einsum("bn,bnd->bd", selection.instance_weights, frames.mean(dim=2))
+    torch.testing.assert_close(selection.tokens[:, 0], expected)
+
+
+def test_global_weights_are_one_learned_weight_per_frame_position_for_every_bag():
+    model = tiny_model(mil="global_weights", fusion="none")
+    with torch.no_grad():
+        model.mil.position_logits.copy_(torch.tensor([0.0, 3.0, -1.0, 2.0]))
+    cfg = model.config
+    selection = model.mil(torch.randn(3, cfg.num_instances, 5, cfg.d_model),
+                          torch.ones(3, cfg.num_instances, dtype=torch.bool))
+    chosen = (selection.instance_weights > 0).tolist()
+    assert chosen == [[False, True, False, True]] * 3  # the same two positions whatever the frames hold
+    with pytest.raises(DataError, match="global_weights"):
+        model.mil(torch.randn(1, 3, 5, cfg.d_model), torch.ones(1, 3, dtype=torch.bool))
+
+
+def test_cross_attention_has_the_encoder_dropout():
+    for config in (MilmerConfig.paper(), MilmerConfig.tiny()):
+        balancer = CrossAttentionBalancer(config)
+        assert balancer.attention.dropout == config.dropout > 0
+    model = tiny_model(fusion="cross_attention").train()
+    tokens = torch.randn(2, 8, model.config.d_model)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    torch.manual_seed(1)
+    first, _ = model.balancer(tokens, mask)
+    second, _ = model.balancer(tokens, mask)
+    assert not torch.allclose(first, second), "dropout must act in training"
+    model.eval()
+    torch.testing.assert_close(model.balancer(tokens, mask)[0], model.balancer(tokens, mask)[0])
 
 
 def test_bag_without_faces_gives_finite_logits_and_gradients():
@@ -151,7 +191,8 @@ def test_wrong_shapes_are_clear_errors():
 
 
 @pytest.mark.parametrize(("mil", "fusion"), [("weighted_topk", "cross_attention"), ("topk", "none"),
-                                             ("amil", "mlp"), ("mean", "cross_attention"), ("first", "none")])
+                                             ("amil", "mlp"), ("mean", "cross_attention"), ("first", "none"),
+                                             ("gated_amil", "cross_attention"), ("global_weights", "mlp")])
 def test_every_tiny_parameter_receives_gradient(mil, fusion):
     model = tiny_model(mil=mil, fusion=fusion, channel_embedding=True).train()
     eeg, faces = make_batch(model.config, batch=2)

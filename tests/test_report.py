@@ -20,6 +20,10 @@ def _write_run(path: Path, protocol: str, modalities: str, accuracy: float, best
         "protocol_label": "paper (leaky: windows of one trial in train and test)" if protocol == "paper" else protocol,
         "num_folds": 2, "mean_test_accuracy": accuracy, "std_test_accuracy": 0.05, "mean_test_macro_f1": accuracy - 0.1,
         "std_test_macro_f1": 0.02, "mean_test_balanced_accuracy": accuracy, "folds": [],
+        "leaky": protocol == "paper",
+        "training_data": {"label": "trials with face video" if "face" in modalities else "all trials",
+                          "subjects": [1, 2], "trials": 16,
+                          "excluded": {"trials": 8 if "face" in modalities else 0}},
     }
     if best_over_epochs is not None:
         metrics["mean_best_test_accuracy_over_epochs"] = best_over_epochs
@@ -39,10 +43,12 @@ def test_report_tabulates_runs_in_protocol_order(tmp_path, capsys):
     assert [line.split(" | ")[0] for line in lines] == [
         "| paper (leaky: windows of one trial in train and test)", "| trial", "| trial", "| loso"]
     paper, trial_eeg, trial_mlp, _ = lines
-    assert "90.0 ± 5.0 %" in paper and "97.0 %" in paper
+    assert "LEAKY 90.0 ± 5.0 %" in paper and "LEAKY 97.0 %" in paper and "LEAKY" not in trial_eeg
     assert "| eeg | — | — |" in trial_eeg  # MIL and fusion do not apply without faces
     assert "| mlp |" in trial_mlp and trial_mlp.split(" | ")[9] == "—"  # best-over-epochs only for paper
     assert "runs/c_paper" in paper
+    assert "trials with face video: 2 subjects, 16 trials (8 without face video left out)" in paper
+    assert "| all trials: 2 subjects, 16 trials |" in trial_eeg
     page = (tmp_path / "report.html").read_text()
     assert page.count("<tr>") == 5 and "leaky" in page
     assert "| trial |" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import pytest
 
 from models.errors import DataError
 from training.prepare import META_DTYPE
-from training.splits import make_splits, trial_ids
+from training.splits import make_splits, split_problems, trial_ids
 
 
 def _meta(subjects: int = 4, trials: int = 10, windows: int = 20) -> np.ndarray:
@@ -19,7 +19,7 @@ def _meta(subjects: int = 4, trials: int = 10, windows: int = 20) -> np.ndarray:
 
 def _check_partition(split, n: int) -> None:
     parts = [split.train, split.val, split.test]
-    assert all(len(p) for p in parts), split.name
+    assert all(len(p) for p in (parts if not split.leaky else [split.train, split.test])), split.name
     together = np.concatenate(parts)
     assert len(together) == len(np.unique(together)) == n  # disjoint, and nothing lost
 
@@ -69,6 +69,21 @@ def test_paper_split_is_marked_leaky_and_is_per_subject():
     assert set(groups[split.train]) & set(groups[split.test])  # the published protocol's leak
     for subject in range(1, 5):
         assert (meta["subject"][split.test] == subject).sum() == 40  # 20 % of each subject's 200 windows
+        assert (meta["subject"][split.train] == subject).sum() == 160  # the whole 80 % trains, as published
+    assert len(split.val) == 0 and len(split.train) == 0.8 * len(meta)
+
+
+def test_split_problems_name_small_and_class_less_splits():
+    meta = _meta(subjects=1, trials=10)
+    labels = (meta["experiment_id"] % 4).astype(np.int64)
+    splits = make_splits(meta, "trial", folds=5, seed=0)
+    problems = [p for split in splits for p in split_problems(meta, labels, split, 4, ("A", "B", "C", "D"))]
+    assert any("val split has 1 trial(s)" in p for p in problems)
+    assert any("test split has 2 trial(s)" in p for p in problems)
+    assert any("lacks class(es)" in p for p in problems)
+    (paper,) = make_splits(_meta(), "paper")
+    all_labels = (_meta()["experiment_id"] % 4).astype(np.int64)
+    assert split_problems(_meta(), all_labels, paper, 4, ("A", "B", "C", "D")) == []  # no val by design
 
 
 def test_deterministic_for_a_seed_and_bad_requests():

@@ -17,10 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from models.checkpoint import load_checkpoint
+from models.config import MIL_MODES, MilmerConfig
+from models.milmer import Milmer
 from training import cli
 from training.commands.train import export_best_checkpoint
 from training.run_dir import RunDir
@@ -35,19 +38,27 @@ CHANCE = 0.25
 
 @pytest.fixture(scope="module")
 def single_thread():
+    """One thread in this process; OMP_NUM_THREADS also stops the trainer from choosing its own count."""
     threads = torch.get_num_threads()
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+    if previous is None:
+        del os.environ["OMP_NUM_THREADS"]
+    else:
+        os.environ["OMP_NUM_THREADS"] = previous
 
 
 @pytest.fixture(scope="module")
 def deap(tmp_path_factory, single_thread) -> tuple[Path, Path]:
-    """A 4-subject x 8-trial x 15 s synthetic DEAP and a cache folder shared by the tests."""
+    """A 5-subject x 8-trial x 15 s synthetic DEAP (s05 without face video, like DEAP's s23-s32) and a
+    cache folder shared by the tests."""
     root = tmp_path_factory.mktemp("train")
     data = root / "deap"
-    assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "4", "--trials", "8", "--seconds", "15",
-                     "--strength", "3", "--seed", "1", "--video-size", "240x192"]) == 0
+    assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "5", "--trials", "8", "--seconds", "15",
+                     "--strength", "3", "--seed", "1", "--video-size", "240x192", "--video-subjects", "4"]) == 0
     return data, root / "cache"
 
 
@@ -72,6 +83,10 @@ def test_full_model_learns_and_writes_the_run_directory(full_run):
     out, metrics = full_run
     assert metrics["protocol"] == "trial" and not metrics["leaky"]
     assert metrics["mean_test_accuracy"] >= 0.5 > CHANCE
+    assert metrics["training_data"]["label"] == "trials with face video"
+    assert metrics["training_data"]["subjects"] == [1, 2, 3, 4] and metrics["training_data"]["trials"] == 32
+    assert metrics["training_data"]["excluded"] == {"subjects": [5], "trials": 8, "windows": 40}
+    assert any("val split has 2 trial(s)" in warning for warning in metrics["split_warnings"])
     assert len(metrics["folds"]) == 2
     for key in ("std_test_accuracy", "mean_test_macro_f1"):
         assert isinstance(metrics[key], float)
@@ -88,6 +103,7 @@ def test_full_model_learns_and_writes_the_run_directory(full_run):
     assert len(rows) == 2 * EPOCHS
     assert {"train_loss", "train_accuracy", "train_macro_f1", "val_loss", "val_accuracy", "val_macro_f1", "lr",
             "seconds"} <= set(rows[0])
+    assert "test_accuracy" not in rows[0] and not any(row["leaky_test_accuracy"] for row in rows)
     assert float(rows[-1]["lr"]) < float(rows[0]["lr"])  # cosine decay
     assert (out / "learning_curves.png").stat().st_size > 0
     assert not (out / "resume.json").exists()
@@ -118,19 +134,65 @@ def test_single_modality_runs_are_above_chance(eeg_run, deap, tmp_path):
     for modalities, metrics in runs.items():
         assert metrics["modalities"] == modalities
         assert metrics["mean_test_accuracy"] >= 0.5 > CHANCE
+    assert runs["eeg"]["training_data"]["trials"] == 40  # EEG needs no video: s05 trains and tests too
 
 
-def test_evaluate_gives_the_training_test_accuracy(full_run, deap, tmp_path):
+def test_evaluate_reproduces_the_training_test_figure_from_the_checkpoint_alone(full_run, deap, tmp_path, capsys):
     out, metrics = full_run
     data, cache = deap
     fold = metrics["folds"][1]
     result = tmp_path / "evaluation.json"
-    assert cli.main(["-q", "evaluate", "--checkpoint", str(out / fold["checkpoint"]), "--deap", str(data),
-                     "--cache", str(cache), "--run", str(out), "--device", "cpu", "--out", str(result)]) == 0
+    checkpoint = out / fold["checkpoint"]
+    assert cli.main(["-q", "evaluate", "--checkpoint", str(checkpoint), "--deap", str(data),
+                     "--cache", str(cache), "--device", "cpu", "--out", str(result)]) == 0
     evaluation = json.loads(result.read_text())
-    assert evaluation["trials"] == fold["test"]
+    assert evaluation["trials"] == fold["test"] and not evaluation["leaky"]
     assert evaluation["accuracy"] == fold["test_accuracy"]
     assert evaluation["confusion"] == fold["confusion"]
+    assert "LEAKY" not in capsys.readouterr().out
+    provenance = load_checkpoint(checkpoint).provenance
+    assert provenance["leaky"] is False and provenance["split"]["unit"] == "trials"
+    assert provenance["training_data"]["excluded"]["subjects"] == [5]
+
+    everything = tmp_path / "everything.json"
+    assert cli.main(["-q", "evaluate", "--checkpoint", str(checkpoint), "--deap", str(data), "--cache", str(cache),
+                     "--device", "cpu", "--all-windows", "--out", str(everything)]) == 0
+    assert "may include windows the checkpoint trained" in capsys.readouterr().out
+    assert json.loads(everything.read_text())["count"] == 160  # the face-video trials only, as trained
+
+
+def test_evaluate_refuses_a_checkpoint_without_its_test_split(full_run, deap, tmp_path, capsys):
+    from models.checkpoint import save_checkpoint
+
+    out, metrics = full_run
+    loaded = load_checkpoint(out / metrics["folds"][0]["checkpoint"])
+    stem = tmp_path / "old"
+    save_checkpoint(stem, loaded.model, loaded.contract, {k: v for k, v in loaded.provenance.items() if k != "split"})
+    assert cli.main(["evaluate", "--checkpoint", str(stem), "--deap", str(deap[0]), "--cache", str(deap[1]),
+                     "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "does not record which windows it was tested on" in error and "--all-windows" in error
+
+
+def test_include_faceless_restores_every_trial_and_says_so(deap):
+    from training.run_data import open_window_data
+    from training.train_config import TrainConfig
+
+    data, cache = deap
+    config = TrainConfig(deap=str(data), cache=str(cache), preset="tiny", model={"modalities": "face"})
+    assert open_window_data(config).description["training_data"]["trials"] == 32
+    everything = open_window_data(config.replace(include_faceless=True)).description["training_data"]
+    assert everything["trials"] == 40 and "8 without face video" in everything["label"]
+    assert not everything["face_trials_only"]
+
+
+def test_face_only_loso_never_tests_a_subject_without_video(deap, tmp_path):
+    metrics = _train(deap, tmp_path / "loso_face", "--protocol", "loso", "--epochs", "1", "--modalities", "face",
+                     "--subjects", "1,2,5")
+    assert [fold["name"] for fold in metrics["folds"]] == ["loso s01", "loso s02"]
+    for fold in metrics["folds"]:
+        assert 5 not in {subject for subject, _ in fold["train"] + fold["val"] + fold["test"]}
+    assert metrics["training_data"]["excluded"]["subjects"] == [5]
 
 
 def _wait_for_rows(csv_path: Path, rows: int, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -205,40 +267,89 @@ def test_an_existing_run_directory_is_not_overwritten(full_run, deap, capsys):
     assert "already holds a run" in capsys.readouterr().err
 
 
-def test_paper_protocol_reports_the_leaky_best_over_epochs_beside_the_selected_model(deap, tmp_path):
-    metrics = _train(deap, tmp_path / "paper", "--protocol", "paper", "--epochs", "3", "--modalities", "face")
-    assert metrics["leaky"] and "leaky" in metrics["protocol_label"]
+def test_paper_protocol_trains_on_80_percent_and_reports_leaky_figures(deap, tmp_path, capsys):
+    out = tmp_path / "paper"
+    metrics = _train(deap, out, "--protocol", "paper", "--epochs", "3", "--modalities", "face")
+    assert metrics["leaky"] and "leaky" in metrics["protocol_label"] and "LEAKY" in metrics["test_accuracy_note"]
     (fold,) = metrics["folds"]
+    assert fold["windows"] == {"train": 128, "val": 0, "test": 32}  # all of the 80 %, no validation carve
     assert set(map(tuple, fold["train"])) & set(map(tuple, fold["test"]))  # windows of one trial on both sides
-    assert fold["best_test_accuracy_over_epochs"] >= fold["test_accuracy"] - 1e-12
+    assert fold["best_epoch"] == 2  # the last epoch's model
+    with (out / "epochs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(row["leaky_test_accuracy"] for row in rows) and "test_accuracy" not in rows[0]
+    assert fold["best_test_accuracy_over_epochs"] == max(float(row["leaky_test_accuracy"]) for row in rows)
+    assert fold["test_accuracy"] == pytest.approx(float(rows[-1]["leaky_test_accuracy"]), abs=1e-6)
     assert metrics["mean_best_test_accuracy_over_epochs"] == fold["best_test_accuracy_over_epochs"]
-    with (tmp_path / "paper" / "epochs.csv").open() as handle:
-        assert all(row["test_accuracy"] for row in csv.DictReader(handle))
+
+    checkpoint = out / fold["checkpoint"]
+    provenance = load_checkpoint(checkpoint).provenance
+    assert provenance["leaky"] is True and provenance["split"]["unit"] == "windows"
+    assert len(provenance["split"]["test"]) == 32
+    result = tmp_path / "evaluation.json"
+    capsys.readouterr()
+    assert cli.main(["-q", "evaluate", "--checkpoint", str(checkpoint), "--deap", str(deap[0]), "--cache",
+                     str(deap[1]), "--device", "cpu", "--out", str(result)]) == 0
+    printed = capsys.readouterr().out
+    assert "LEAKY accuracy" in printed and "32 windows" in printed
+    evaluation = json.loads(result.read_text())
+    assert evaluation["leaky"] and evaluation["accuracy"] == fold["test_accuracy"]
 
 
 def test_loso_holds_out_one_whole_subject_per_fold(deap, tmp_path):
     metrics = _train(deap, tmp_path / "loso", "--protocol", "loso", "--epochs", "1", "--modalities", "eeg")
-    assert metrics["num_folds"] == 4
+    assert metrics["num_folds"] == 5
     held_out = []
     for fold in metrics["folds"]:
         test_subjects = {subject for subject, _ in fold["test"]}
         assert len(test_subjects) == 1 and len(fold["test"]) == 8
         assert not test_subjects & {subject for subject, _ in fold["train"] + fold["val"]}
         held_out += test_subjects
-    assert sorted(held_out) == [1, 2, 3, 4]
+    assert sorted(held_out) == [1, 2, 3, 4, 5]
 
 
 def test_ablate_runs_variants_and_reports_them(deap, tmp_path):
     data, cache = deap
     out = tmp_path / "ablation"
     assert cli.main(["-q", "ablate", "--deap", str(data), "--cache", str(cache), "--protocol", "trial", "--folds", "2",
-                     "--preset", "tiny", "--epochs", "1", "--device", "cpu", "--only", "eeg,eeg+face_mean_cross_attention",
+                     "--preset", "tiny", "--epochs", "1", "--device", "cpu", "--only", "eeg,eeg+face_amil_cross_attention",
                      "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir() if p.is_dir()} == {"eeg", "eeg+face_mean_cross_attention"}
+    assert {p.name for p in out.iterdir() if p.is_dir()} == {"eeg", "eeg+face_amil_cross_attention"}
     report = (out / "report.md").read_text()
     assert "| trial | eeg | — | — |" in report
-    assert "| trial | eeg,face | mean | cross_attention |" in report
+    assert "| trial | eeg,face | amil | cross_attention |" in report
     assert "<table>" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("mil", MIL_MODES)
+def test_every_mil_mode_learns_the_face_cue(deap, mil):
+    """Face only, each MIL mode: a fixed number of steps on half the face-video trials, tested on the others."""
+    from models.contract import InputContract
+    from models.pipeline.labels import LabelRule
+    from training.batches import collate_windows
+    from training.run_data import face_trial_subset, open_windows
+    from training.splits import make_splits
+
+    config = MilmerConfig.tiny().replace(modalities="face", mil=mil)
+    windows = face_trial_subset(open_windows(deap[0], deap[1], InputContract.for_deap(config), LabelRule()), False)
+    split = make_splits(windows.dataset.meta, "trial", folds=2, seed=0)[0]
+    train = np.concatenate([split.train, split.val])
+    items = [windows.dataset[i] for i in range(len(windows))]
+    torch.manual_seed(0)
+    model = Milmer(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    order = np.random.default_rng(0)
+    for _ in range(160):
+        batch = collate_windows([items[i] for i in order.choice(train, 8, replace=False)])
+        loss = torch.nn.functional.cross_entropy(model(None, batch.faces, None, batch.face_mask).logits, batch.labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    test = collate_windows([items[i] for i in split.test])
+    with torch.no_grad():
+        accuracy = float((model(None, test.faces, None, test.face_mask).logits.argmax(dim=1) == test.labels).float().mean())
+    assert accuracy >= 0.5 > CHANCE, f"{mil}: test accuracy {accuracy:.3f}"
 
 
 def test_ddp_with_two_processes_agrees_with_one(deap, tmp_path):

@@ -153,3 +153,15 @@ def test_bad_config_files_are_named(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         resolve_config(read_config_file(path), {}, str(path))
+
+
+def test_ablation_grid_is_the_published_table():
+    from training.ablation import ablation_grid
+
+    rows = {(v.model["modalities"], v.model["mil"], v.model["fusion"]) for v in ablation_grid()}
+    full = ("eeg,face", "weighted_topk", "cross_attention")
+    assert rows == {full, ("eeg", "weighted_topk", "cross_attention"), ("face", "weighted_topk", "cross_attention"),
+                    *{("eeg,face", mil, "cross_attention") for mil in ("first", "global_weights", "amil", "topk")},
+                    ("eeg,face", "weighted_topk", "mlp"), ("eeg,face", "weighted_topk", "none")}
+    assert {"mean", "gated_amil"} <= {v.model["mil"] for v in ablation_grid(full_grid=True)}
+

@@ -7,6 +7,7 @@ import sys
 
 from models.commands import Subcommand, add_subcommands, add_verbosity, dispatch, verbosity
 from models.console import package_version, run_cli, setup_logging
+from training.threads import prefer_passive_waiting
 
 COMMANDS = [
     Subcommand("synth", "training.commands.synth", "write a small synthetic dataset in the DEAP layout"),
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_passive_waiting()  # before any command imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

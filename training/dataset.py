@@ -103,6 +103,15 @@ class DeapWindowDataset(Dataset):
         source = self._parts if self._parts is not None else self.cache
         return DeapWindowDataset(source, self.label_rule, self.indices[np.asarray(positions, np.int64)])
 
+    def faces_per_window(self) -> np.ndarray:
+        """(W,) how many face frames each window has (detected faces; 0 for windows without video)."""
+        counts = np.zeros(len(self), np.int64)
+        for part in np.unique(self._part):
+            chosen = np.flatnonzero(self._part == part)
+            mask = self._arrays(int(part))["face_mask"]
+            counts[chosen] = np.asarray(mask)[self.meta["row"][chosen]].sum(axis=1)
+        return counts
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_open"] = None  # memory maps are reopened in each worker, never pickled

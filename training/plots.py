@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 
 
 def plot_learning_curves(rows: Sequence[dict[str, float]], path: Path, title: str = "") -> None:
-    """Loss, accuracy and macro-F1 per epoch for train and val (and test where logged), one line per fold."""
+    """Loss, accuracy and macro-F1 per epoch for train and val (and the paper protocol's leaky test
+    accuracy where logged), one line per fold."""
     figure, axes = plt.subplots(1, 3, figsize=(14, 4))
     folds = sorted({int(row["fold"]) for row in rows})
     colours = plt.get_cmap("tab10")
@@ -23,11 +24,12 @@ def plot_learning_curves(rows: Sequence[dict[str, float]], path: Path, title: st
             fold_rows = [row for row in rows if int(row["fold"]) == fold]
             epochs = [row["epoch"] + 1 for row in fold_rows]
             colour = colours(position % 10)
-            for split, style in (("train", "-"), ("val", "--"), ("test", ":")):
+            for split, style, name in (("train", "-", "train"), ("val", "--", "val"),
+                                       ("leaky_test", ":", "test (leaky)")):
                 values = [row.get(f"{split}_{metric}", math.nan) for row in fold_rows]
                 if all(math.isnan(v) for v in values):
                     continue
-                label = f"fold {fold} {split}" if len(folds) <= 5 else (split if position == 0 else None)
+                label = f"fold {fold} {name}" if len(folds) <= 5 else (name if position == 0 else None)
                 axis.plot(epochs, values, style, color=colour, label=label)
         axis.set_xlabel("epoch")
         axis.set_title(metric.replace("_", "-"))

@@ -13,14 +13,17 @@ from models.errors import DataError
 
 PROTOCOL_ORDER = {"paper": 0, "trial": 1, "loso": 2}
 COLUMNS = ("protocol", "modalities", "MIL", "fusion", "preset", "folds", "test accuracy", "test macro-F1",
-           "test balanced accuracy", "best test accuracy over epochs", "run")
+           "test balanced accuracy", "best test accuracy over epochs", "training data", "run")
 NOTES = (
     "Test figures are mean ± sample standard deviation over folds; each fold's model is chosen on its "
     "validation split and its test split is evaluated once.",
-    "The paper protocol is leaky: windows of one trial land in both train and test, so its figures "
-    "overstate how the model does on unseen trials or people. Its 'best test accuracy over epochs' picks "
-    "the epoch on the test split itself, which is how the published figure was made; it is not an estimate "
+    "The paper protocol is leaky: windows of one trial land in both train and test, so its figures (marked "
+    "LEAKY) overstate how the model does on unseen trials or people. It trains on all of each subject's 80 % "
+    "without validation; its test accuracy is the last epoch's, and its 'best test accuracy over epochs' picks "
+    "the epoch on the test split itself, which is how the published figure was made; neither is an estimate "
     "of accuracy.",
+    "Face models train and test on the trials with face video only (DEAP: s01-s22) unless the training data "
+    "column says otherwise; EEG-only rows use every trial.",
 )
 
 
@@ -39,6 +42,8 @@ class RunSummary:
         m = self.metrics
         best = m.get("mean_best_test_accuracy_over_epochs")
         face_used = "face" in str(m.get("modalities", "face"))
+        leaky = bool(m.get("leaky", m.get("protocol") == "paper"))
+        mark = "LEAKY " if leaky else ""
         try:
             shown_path = self.path.resolve().relative_to(relative_to.resolve()) if relative_to else self.path
         except ValueError:
@@ -50,12 +55,23 @@ class RunSummary:
             str(m.get("fusion", "?")) if face_used else "—",
             str(m.get("preset", "?")),
             str(m.get("num_folds", len(m.get("folds", [])))),
-            _mean_std(m.get("mean_test_accuracy"), m.get("std_test_accuracy")),
-            _mean_std(m.get("mean_test_macro_f1"), m.get("std_test_macro_f1")),
-            _percent(m.get("mean_test_balanced_accuracy")),
-            _percent(best) if best is not None else "—",
+            mark + _mean_std(m.get("mean_test_accuracy"), m.get("std_test_accuracy")),
+            mark + _mean_std(m.get("mean_test_macro_f1"), m.get("std_test_macro_f1")),
+            mark + _percent(m.get("mean_test_balanced_accuracy")),
+            mark + _percent(best) if best is not None else "—",
+            _training_data(m.get("training_data")),
             str(shown_path),
         ]
+
+
+def _training_data(record: dict[str, Any] | None) -> str:
+    if not isinstance(record, dict):
+        return "?"
+    text = f"{record.get('label', '?')}: {len(record.get('subjects', []))} subjects, {record.get('trials', '?')} trials"
+    excluded = record.get("excluded") or {}
+    if excluded.get("trials"):
+        text += f" ({excluded['trials']} without face video left out)"
+    return text
 
 
 def _percent(value: float | None) -> str:

@@ -43,20 +43,20 @@ def _carve_val(candidates: np.ndarray, fraction: float, rng: np.random.Generator
     return np.sort(shuffled[count:]), np.sort(shuffled[:count])
 
 
-def paper_split(meta: np.ndarray, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2) -> list[Split]:
-    """The published protocol: per subject, a random 80/20 of windows (LEAKY); val carved from the 80 %."""
+def paper_split(meta: np.ndarray, seed: int = 0, test_fraction: float = 0.2) -> list[Split]:
+    """The published protocol: per subject, a random 80/20 of windows (LEAKY), training on all of the 80 %.
+
+    There is no validation split, as published: the model of the last epoch is kept.
+    """
     rng = np.random.default_rng(seed)
-    train, val, test = [], [], []
+    train, test = [], []
     for subject in np.unique(meta["subject"]):
         positions = rng.permutation(np.flatnonzero(meta["subject"] == subject))
         n_test = int(round(test_fraction * len(positions)))
-        rest, tst = positions[n_test:], positions[:n_test]
-        n_val = int(round(val_fraction * len(rest)))
-        val.append(rest[:n_val])
-        train.append(rest[n_val:])
-        test.append(tst)
-    return [Split(PAPER_LEAKY_LABEL, np.sort(np.concatenate(train)),
-                  np.sort(np.concatenate(val)), np.sort(np.concatenate(test)), leaky=True)]
+        train.append(positions[n_test:])
+        test.append(positions[:n_test])
+    return [Split(PAPER_LEAKY_LABEL, np.sort(np.concatenate(train)), np.zeros(0, np.int64),
+                  np.sort(np.concatenate(test)), leaky=True)]
 
 
 def trial_folds(meta: np.ndarray, folds: int = 5, seed: int = 0, val_fraction: float = 0.1) -> list[Split]:
@@ -109,9 +109,35 @@ def loso_splits(meta: np.ndarray, seed: int = 0, val_fraction: float = 0.1) -> l
 def make_splits(meta: np.ndarray, protocol: str, folds: int = 5, seed: int = 0, val_fraction: float = 0.1) -> list[Split]:
     """Splits of the windows listed in ``meta`` (fields subject, experiment_id) under a protocol."""
     if protocol == "paper":
-        return paper_split(meta, seed, val_fraction)
+        return paper_split(meta, seed)
     if protocol == "trial":
         return trial_folds(meta, folds, seed, val_fraction)
     if protocol == "loso":
         return loso_splits(meta, seed, val_fraction)
     raise DataError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+
+
+MIN_TRIALS_PER_SPLIT = 3
+
+
+def split_problems(meta: np.ndarray, labels: np.ndarray, split: Split, num_classes: int,
+                   class_names: tuple[str, ...] | list[str]) -> list[str]:
+    """What makes a fold's validation or test figure shaky: fewer than 3 trials, or a class missing.
+
+    An empty validation split (the paper protocol's) is not a problem: it has none by design.
+    """
+    problems = []
+    groups = trial_ids(meta)
+    for part in ("val", "test"):
+        positions = getattr(split, part)
+        if part == "val" and len(positions) == 0:
+            continue
+        trials = len(np.unique(groups[positions]))
+        if trials < MIN_TRIALS_PER_SPLIT:
+            problems.append(f"{split.name}: {part} split has {trials} trial(s) (fewer than {MIN_TRIALS_PER_SPLIT}); "
+                            f"its accuracy moves in steps of whole trials")
+        missing = sorted(set(range(num_classes)) - {int(c) for c in labels[positions]})
+        if missing:
+            problems.append(f"{split.name}: {part} split lacks class(es) "
+                            f"{', '.join(class_names[c] for c in missing)}")
+    return problems

@@ -20,6 +20,8 @@ PROTOCOLS = ("paper", "trial", "loso")
 PRESETS = tuple(MODEL_PRESETS)
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 SELECT_METRICS = ("accuracy", "macro_f1", "loss")
+# Channel dropout when the config leaves it unset and the model has a channel embedding.
+DEFAULT_CHANNEL_DROPOUT = 0.25
 
 
 class ConfigError(MilmerError):
@@ -33,11 +35,20 @@ class TrainConfig:
     Defaults are the published ones (AdamW 1e-4, cosine decay to 0.1 x lr per
     epoch, batch 14, 100 epochs, seed 0). ``model`` holds `MilmerConfig` field
     overrides applied on top of the preset; ``label`` is a `LabelRule` as a dict.
+
+    ``include_faceless``: face models also train and test on trials without face video (every
+    frame masked); off by default, as published (DEAP's s23-s32 have no video).
+    ``video_offset``: trial time (s, baseline included) of a video's first frame; it goes into the
+    checkpoint's input contract, so prepare, training, evaluation and replay pair frames alike.
+    ``channel_dropout``: probability that a training window loses each EEG channel (key-padding
+    masked, as absent channels are live); None: DEFAULT_CHANNEL_DROPOUT with a channel embedding, else 0.
     """
 
     deap: str | None = None
     cache: str | None = None
     subjects: list[int] | None = None
+    include_faceless: bool = False
+    video_offset: float = 0.0
     protocol: str = "trial"
     folds: int = 5
     preset: str = "paper"
@@ -49,6 +60,7 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 0.01
     min_lr_ratio: float = 0.1
+    channel_dropout: float | None = None
     seed: int = 0
     device: str = "auto"
     num_workers: int = -1
@@ -71,6 +83,8 @@ class TrainConfig:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0:
             problems.append("lr must be positive, min_lr_ratio in [0, 1], weight_decay >= 0")
+        if self.channel_dropout is not None and not 0 <= self.channel_dropout < 1:
+            problems.append(f"channel_dropout={self.channel_dropout} must lie in [0, 1)")
         if problems:
             raise ConfigError("invalid training configuration: " + "; ".join(problems))
         self.label_rule()
@@ -94,6 +108,17 @@ class TrainConfig:
             return base.replace(**changes)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid model settings: {exc}") from exc
+
+    def channel_dropout_rate(self) -> float:
+        if self.channel_dropout is not None:
+            return self.channel_dropout
+        model = self.model_config()
+        return DEFAULT_CHANNEL_DROPOUT if model.channel_embedding and model.uses_eeg else 0.0
+
+    @property
+    def leaky(self) -> bool:
+        """The paper protocol splits windows, not trials: its test figures are leaky."""
+        return self.protocol == "paper"
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -13,8 +13,12 @@ __all__ = ["EEGSource", "Source", "VideoSource", "build_sources"]
 
 
 def build_sources(eeg_spec: SourceSpec, video_spec: SourceSpec, speed: float = 1.0,
-                  label_rule: LabelRule | None = None) -> tuple[EEGSource | None, VideoSource | None]:
-    """Unconnected sources for the two specs; a replayed EEG source and its video share one replay clock."""
+                  label_rule: LabelRule | None = None,
+                  video_offset: float = 0.0) -> tuple[EEGSource | None, VideoSource | None]:
+    """Unconnected sources for the two specs; a replayed EEG source and its video share one replay clock.
+
+    ``video_offset``: the checkpoint contract's trial time of a DEAP video's first frame.
+    """
     eeg: EEGSource | None = None
     video: VideoSource | None = None
     deap = None
@@ -25,10 +29,12 @@ def build_sources(eeg_spec: SourceSpec, video_spec: SourceSpec, speed: float = 1
         if eeg_spec.kind == "demo":
             from milmer_app.demo import DEMO_SUBJECT, demo_data_dir
 
-            deap = DeapReplay(demo_data_dir(), DEMO_SUBJECT, 1, speed=speed, label_rule=label_rule, advance=True)
+            deap = DeapReplay(demo_data_dir(), DEMO_SUBJECT, 1, speed=speed, label_rule=label_rule, advance=True,
+                              video_offset=video_offset)
         else:
             assert eeg_spec.path is not None and eeg_spec.subject is not None and eeg_spec.trial is not None
-            deap = DeapReplay(eeg_spec.path, eeg_spec.subject, eeg_spec.trial, speed=speed, label_rule=label_rule)
+            deap = DeapReplay(eeg_spec.path, eeg_spec.subject, eeg_spec.trial, speed=speed, label_rule=label_rule,
+                              video_offset=video_offset)
         eeg = DeapEEGSource(deap)
     elif eeg_spec.kind == "lsl":
         from milmer_app.sources.lsl import LSLSource

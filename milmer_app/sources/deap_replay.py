@@ -3,8 +3,8 @@
 Replay starts at the stimulus (after the 3 s pre-trial baseline, which training
 drops too) and runs the subject's presentation trials in order from the chosen
 one: one trial, or all of them in a loop (`advance=True`, used by the demo).
-Video time 0 is the first EEG sample of the trial (the baseline's start), as in
-training's window/frame pairing.
+A video's first frame is at trial time ``video_offset`` (the checkpoint contract's; 0: the
+first EEG sample of the trial, the baseline's start), as in training's window/frame pairing.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class DeapReplay:
     """The trial being replayed and how to move to the next; owns the ReplayControl."""
 
     def __init__(self, root: Path, subject: int, trial: int, speed: float = 1.0,
-                 label_rule: LabelRule | None = None, advance: bool = False):
+                 label_rule: LabelRule | None = None, advance: bool = False, video_offset: float = 0.0):
         try:
             self.index: DeapIndex = scan_deap(root)
         except DataError as exc:
@@ -59,6 +59,7 @@ class DeapReplay:
                               f"(have {have[:5]}{' ...' if len(have) > 5 else ''})")
         self.rule = label_rule or LabelRule()
         self.advance = advance
+        self.video_offset = video_offset
         self._arrays = load_subject(self.index, subject)
         self.control = ReplayControl(1.0, speed=speed, next_item=self.next_trial)
         self._item: ReplayItem | None = None
@@ -174,7 +175,7 @@ class DeapVideoSource(VideoSource):
 
     def _seek_to_position(self) -> None:
         assert self._capture is not None
-        self._next_frame = int(np.ceil((self.replay.position + BASELINE_S) * self._video_fps))
+        self._next_frame = max(0, int(np.ceil(self._video_time(self.replay.position) * self._video_fps)))
         self._capture.set(cv2.CAP_PROP_POS_FRAMES, self._next_frame)
 
     def _pull(self) -> bool:
@@ -192,7 +193,7 @@ class DeapVideoSource(VideoSource):
         if self._capture is None:
             self._stop.wait(0.05)
             return True
-        due = int(np.floor((control.position + BASELINE_S) * self._video_fps))
+        due = int(np.floor(self._video_time(control.position) * self._video_fps))
         # More than a second behind (a slow decoder at high speed): skip the backlog undecoded.
         backlog_limit = max(1, int(self._video_fps))
         while self._next_frame <= due and not self._stop.is_set():
@@ -203,11 +204,19 @@ class DeapVideoSource(VideoSource):
             if due - self._next_frame < backlog_limit:
                 ok, image = self._capture.retrieve()
                 if ok:
-                    self.push(image, control.stamp(self._next_frame / self._video_fps - BASELINE_S))
+                    self.push(image, control.stamp(self._replay_time(self._next_frame)))
             self._next_frame += 1
-        wait = control.stamp(self._next_frame / self._video_fps - BASELINE_S) - local_clock()
+        wait = control.stamp(self._replay_time(self._next_frame)) - local_clock()
         self._stop.wait(min(0.05, max(0.0, wait)) if not control.paused else 0.05)
         return True
+
+    def _video_time(self, position: float) -> float:
+        """Replay position (s after the baseline) -> seconds into the video."""
+        return position + BASELINE_S - self.deap.video_offset
+
+    def _replay_time(self, frame: int) -> float:
+        """Video frame number -> replay position (s after the baseline)."""
+        return frame / self._video_fps + self.deap.video_offset - BASELINE_S
 
     def _close(self) -> None:
         if self._capture is not None:

@@ -1,8 +1,9 @@
 """milmer-train evaluate: a checkpoint's accuracy, macro-F1 and confusion on DEAP-layout data.
 
-The data is windowed and cropped as the checkpoint's input contract says. By default every
-window of the selected subjects counts; --run RUN_DIR [--fold K] restricts it to the test
-trials that fold of a training run held out (the fold defaults to the checkpoint's own).
+The data is windowed and cropped as the checkpoint's input contract says. Only the windows the
+checkpoint neither trained nor validated on count: the test split that `train` stored with it
+(its test trials; for the leaky paper protocol its test windows, reported as leaky). --all-windows
+scores every window of the selected subjects instead, training windows included, and says so.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from training.commands.train import int_list
 
 log = logging.getLogger(__name__)
 
+ALL_WINDOWS_LABEL = "all windows (may include windows the checkpoint trained or validated on)"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="NAME(.safetensors) with NAME.json beside it")
     parser.add_argument("--deap", required=True, metavar="DIR", help="DEAP-layout folder")
     parser.add_argument("--cache", metavar="DIR", help="prepared-window cache folder (default ~/.cache/milmer/prepared)")
     parser.add_argument("--subjects", metavar="LIST", type=int_list, help="only these subjects, e.g. 1,2,5")
-    parser.add_argument("--run", metavar="RUN_DIR", help="evaluate on the test trials of a training run's fold")
-    parser.add_argument("--fold", type=int, metavar="K", help="which fold of --run (default: the checkpoint's)")
+    parser.add_argument("--all-windows", action="store_true",
+                        help="score every window of the data, not only the checkpoint's test split (the figure then "
+                             "includes windows it trained on; use it for data the checkpoint never saw)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--prepare-workers", type=int, default=1)
@@ -36,29 +40,43 @@ def run(args: argparse.Namespace) -> int:
 
     from models.checkpoint import load_checkpoint
     from models.device import resolve_device
-    from training.evaluation import evaluate_windows
     from models.pipeline.labels import LabelRule
-    from training.run_data import open_windows
+    from training.evaluation import evaluate_windows
+    from training.run_data import face_trial_subset, open_windows
 
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint, device=device)
     contract = checkpoint.contract
+    provenance = checkpoint.provenance
+    split = provenance.get("split")
+    if not args.all_windows and not (isinstance(split, dict) and split.get("test")):
+        raise DataError(f"{args.checkpoint}: the checkpoint does not record which windows it was tested on, so "
+                        "evaluate cannot keep its training windows out",
+                        hint="retrain it with this version, or pass --all-windows for data it never saw")
     rule = LabelRule.from_dict(contract.label_rule)
     data = open_windows(args.deap, args.cache, contract, rule, args.subjects, workers=args.prepare_workers)
-    positions = np.arange(len(data))
-    scope = "all windows"
-    if args.run:
-        fold = args.fold if args.fold is not None else checkpoint.provenance.get("fold")
-        trials = _test_trials(Path(args.run), fold)
-        positions = data.positions_of_trials(trials)
-        scope = f"test trials of fold {fold} of {args.run}"
+    leaky = False
+    if args.all_windows:
+        if checkpoint.config.uses_face:
+            training_data = provenance.get("training_data") or {}
+            data = face_trial_subset(data, include_faceless=not training_data.get("face_trials_only", True))
+        positions = np.arange(len(data))
+        scope = ALL_WINDOWS_LABEL
+        log.warning("--all-windows: the figure counts every window, including any the checkpoint trained on")
+    else:
+        positions = data.positions_of_split(split)
+        leaky = bool(split.get("leaky"))
+        scope = (f"test windows of the paper protocol (LEAKY: the other windows of their trials were trained on)"
+                 if leaky else f"test trials of {provenance.get('fold_name') or 'its fold'}")
         if len(positions) == 0:
-            raise DataError(f"{args.deap}: none of the {len(trials)} test trials of fold {fold} are in this data")
-    elif args.fold is not None:
-        raise DataError("--fold needs --run RUN_DIR (the run whose fold it is)")
+            raise DataError(f"{args.deap}: none of the checkpoint's {len(split['test'])} test {split.get('unit')} "
+                            "are in this data", hint="pass the data it was trained on, or --all-windows")
+        if len(positions) < len(split["test"]) and split.get("unit") == "windows":
+            log.warning("%d of the checkpoint's %d test windows are in this data", len(positions), len(split["test"]))
     metrics = evaluate_windows(checkpoint.model, checkpoint.config, data.dataset, positions, device, args.batch_size)
     print(f"{args.checkpoint}: {metrics.count} windows ({scope})")
-    print(f"accuracy {metrics.accuracy:.4f}  macro-F1 {metrics.macro_f1:.4f}  "
+    prefix = "LEAKY " if leaky else ""
+    print(f"{prefix}accuracy {metrics.accuracy:.4f}  macro-F1 {metrics.macro_f1:.4f}  "
           f"balanced accuracy {metrics.balanced_accuracy:.4f}  loss {metrics.loss:.4f}")
     names = list(contract.class_names)
     width = max(len(name) for name in names)
@@ -66,20 +84,8 @@ def run(args: argparse.Namespace) -> int:
     for name, row in zip(names, metrics.confusion):
         print(f"  {name:>{width}} " + " ".join(f"{count:>{width}d}" for count in row))
     if args.out:
-        document = {"checkpoint": str(args.checkpoint), "deap": str(args.deap), "scope": scope,
+        document = {"checkpoint": str(args.checkpoint), "deap": str(args.deap), "scope": scope, "leaky": leaky,
+                    "all_windows": bool(args.all_windows), "protocol": provenance.get("protocol"),
                     "trials": data.trials_of(positions), **metrics.to_dict(), "class_names": names}
         Path(args.out).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
-
-
-def _test_trials(run_dir: Path, fold: int | None) -> list[list[int]]:
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise DataError(f"{metrics_path}: not found; --run needs a finished training run")
-    folds = json.loads(metrics_path.read_text(encoding="utf-8")).get("folds", [])
-    if fold is None:
-        raise DataError("the checkpoint does not say which fold it belongs to", hint="pass --fold K")
-    matching = [entry for entry in folds if entry.get("fold") == fold]
-    if not matching:
-        raise DataError(f"{metrics_path}: no fold {fold} (folds: {[entry.get('fold') for entry in folds]})")
-    return matching[0]["test"]

@@ -39,8 +39,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                       help="prepared-window cache folder (default ~/.cache/milmer/prepared); prepared on first use")
     data.add_argument("--prepare-workers", type=int, help="processes that crop faces when preparing (default 1)")
     data.add_argument("--subjects", metavar="LIST", type=int_list, help="only these subjects, e.g. 1,2,5")
+    data.add_argument("--include-faceless", action="store_true", default=None,
+                      help="face models also train and test on trials without face video (all frames masked; "
+                           "default: only trials with video, as published)")
+    data.add_argument("--video-offset", type=float, metavar="S",
+                      help="trial time (s, baseline included) of a video's first frame (default 0); stored in the "
+                           "checkpoint's contract for evaluation and replay")
     data.add_argument("--protocol", choices=PROTOCOLS,
-                      help="paper (leaky window split, as published), trial (trial-wise k-fold, default) or loso")
+                      help="paper (leaky window split, trains on all of the 80 %% without validation, as published), "
+                           "trial (trial-wise k-fold, default) or loso")
     data.add_argument("--folds", type=int, metavar="K", help="folds of the trial protocol (default 5; paper is one split, loso one fold per subject)")
     data.add_argument("--label", choices=("quadrant", "valence", "arousal"), help="label rule (default quadrant)")
     model = parser.add_argument_group("model")
@@ -51,6 +58,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                        help="face-frame selection (default weighted_topk)")
     model.add_argument("--fusion", choices=FUSION_MODES,
                        help="balancing of the selected image tokens (default cross_attention)")
+    model.add_argument("--channel-embedding", action="store_true", default=None,
+                       help="learned per-electrode embedding (lets one model run with channels missing)")
     model.add_argument("--backbone-weights", metavar="FILE",
                        help="Swin weights (finetune-face or convert-backbone output) to start the face backbone from")
     optim = parser.add_argument_group("optimisation")
@@ -58,6 +67,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--batch-size", type=int, help="global batch size, split over DDP processes (default 14)")
     optim.add_argument("--lr", type=float, help="AdamW learning rate, cosine decay to 0.1 x lr (default 1e-4)")
     optim.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
+    optim.add_argument("--channel-dropout", type=float, metavar="P",
+                       help="probability of masking each EEG channel of a training window (default "
+                            "0.25 with --channel-embedding, else 0)")
     optim.add_argument("--seed", type=int, help="seed of initialisation, shuffling and dropout (default 0)")
     optim.add_argument("--select-metric", choices=SELECT_METRICS,
                        help="validation metric that picks each fold's best epoch (default accuracy)")
@@ -84,9 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig overrides given as flags (None where a flag was not used)."""
-    model = {key: getattr(args, key) for key in ("modalities", "mil", "fusion") if getattr(args, key) is not None}
+    model = {key: getattr(args, key) for key in ("modalities", "mil", "fusion", "channel_embedding")
+             if getattr(args, key) is not None}
     return {
         "deap": args.deap, "cache": args.cache, "subjects": args.subjects, "protocol": args.protocol,
+        "include_faceless": args.include_faceless, "video_offset": args.video_offset,
+        "channel_dropout": args.channel_dropout,
         "folds": args.folds, "preset": args.preset, "model": model or None,
         "label": {"kind": args.label} if args.label else None, "backbone_weights": args.backbone_weights,
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,

@@ -165,3 +165,31 @@ def test_ablation_grid_is_the_published_table():
                     ("eeg,face", "weighted_topk", "mlp"), ("eeg,face", "weighted_topk", "none")}
     assert {"mean", "gated_amil"} <= {v.model["mil"] for v in ablation_grid(full_grid=True)}
 
+
+def test_video_offset_travels_from_the_train_config_through_the_contract_to_prepare():
+    from training.run_data import contract_for, prepare_config_for
+
+    contract = contract_for(TrainConfig(preset="tiny", video_offset=1.5))
+    assert contract.video_offset == 1.5
+    assert prepare_config_for(contract).window.video_offset_s == 1.5
+    assert prepare_config_for(contract_for(TrainConfig(preset="tiny"))).window.video_offset_s == 0.0
+
+
+def test_a_cache_that_does_not_fit_the_model_is_named_with_its_differences(tmp_path, caplog):
+    from training.run_data import _announce_cache, contract_for, prepare_config_for
+
+    config = prepare_config_for(contract_for(TrainConfig(preset="tiny")))
+    paper = prepare_config_for(contract_for(TrainConfig(preset="paper")))
+    (tmp_path / "paperkey").mkdir()
+    (tmp_path / "paperkey" / "manifest.json").write_text(json.dumps({"parameters": paper.parameters()}))
+    with caplog.at_level("INFO", logger="training.run_data"):
+        _announce_cache(tmp_path, tmp_path / "tinykey", config)
+    assert "paperkey does not fit this model" in caplog.text
+    assert "face size 224 (needed: 64)" in caplog.text and "num_instances 10 (needed: 4)" in caplog.text
+    assert "preparing a new cache" in caplog.text
+    (tmp_path / "tinykey").mkdir()
+    (tmp_path / "tinykey" / "manifest.json").write_text(json.dumps({"parameters": config.parameters()}))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="training.run_data"):
+        _announce_cache(tmp_path, tmp_path / "tinykey", config)
+    assert "reusing the prepared cache" in caplog.text and "tinykey" in caplog.text

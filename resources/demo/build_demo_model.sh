@@ -24,5 +24,6 @@ train train --deap "$WORK/train_data" --cache "$WORK/cache" --protocol trial --f
 
 # The app's demo subject (same settings as milmer_app/demo.py DEMO_DATA).
 train synth --out "$WORK/demo_subject" --subjects 1 --trials 8 --seconds 12 --strength 1.0 --seed 20260
-train evaluate --checkpoint resources/demo/demo_model --deap "$WORK/demo_subject" --cache "$WORK/cache" --device cpu
+# --all-windows: this data is not the training data, so every window counts.
+train evaluate --checkpoint resources/demo/demo_model --deap "$WORK/demo_subject" --cache "$WORK/cache" --device cpu --all-windows
 echo "work files (data, cache, run directory) are in $WORK"

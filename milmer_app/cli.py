@@ -9,22 +9,32 @@ import sys
 from models.commands import add_verbosity, verbosity
 from models.console import package_version, run_cli, setup_logging
 
-SPEC_HELP = (
-    "lsl:name=NAME | lsl:type=EEG | lsl:source_id=ID | brainflow:synthetic | "
-    "brainflow:board=ID,serial_port=PORT | deap:DIR:SUBJECT:TRIAL | recording:DIR | none"
-)
-VIDEO_SPEC_HELP = "webcam:0 | file:PATH | deap (the replayed trial's video) | recording:DIR | none"
+
+
+def _spec_epilog() -> str:
+    """Every source kind and option, from the source registry (light: no device library is imported)."""
+    from milmer_app.sources.registry import help_text
+
+    return help_text("eeg") + "\n\n" + help_text("video")
+
+
+def _kinds(role: str) -> str:
+    from milmer_app.sources.registry import kind_names
+
+    return " | ".join(kind_names(role))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="milmer-app", description=__doc__)
+    parser = argparse.ArgumentParser(prog="milmer-app", description=__doc__, epilog=_spec_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     add_verbosity(parser)
     parser.add_argument("--demo", action="store_true",
                         help="run the built-in demo: a synthetic subject replayed with its video and the demo model")
     parser.add_argument("--headless", action="store_true", help="run without a window (servers, scripts)")
-    parser.add_argument("--eeg", metavar="SPEC", help=f"EEG source: {SPEC_HELP}")
-    parser.add_argument("--video", metavar="SPEC", help=f"video source: {VIDEO_SPEC_HELP}")
+    parser.add_argument("--eeg", metavar="SPEC", help=f"EEG source KIND[:...], KIND one of {_kinds('eeg')} "
+                                                      "(every kind and option: below)")
+    parser.add_argument("--video", metavar="SPEC", help=f"video source KIND[:...], KIND one of {_kinds('video')}")
     parser.add_argument("--checkpoint", metavar="CKPT", help="model checkpoint (.safetensors + .json) or 'demo'")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="inference device")
     parser.add_argument("--duration", type=float, metavar="S", help="headless: stop after S seconds")
@@ -35,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dump-bags", metavar="DIR",
                         help="write every bag fed to the model (EEG window, face crops, masks, times) "
                              "as DIR/bag-NNNNNN.npz")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed for DEAP trials and recordings")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed for DEAP trials, recordings and EEG files")
     parser.add_argument("--quit-after", type=float, metavar="S", help="window: close cleanly after S seconds")
     parser.add_argument("--export", nargs=2, metavar=("RECORDING", "FILE"),
                         help="export a recording's EEG to FILE (.fif or .edf) and exit")

@@ -31,7 +31,7 @@ from models.pipeline.streaming import StreamingEEG
 from milmer_app.recording import Recorder, RecordingStatus
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, Source, VideoSource
-from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_video_spec
+from milmer_app.specs import SourceSpec, as_spec
 from models.contract import InputContract
 from models.errors import MilmerError
 
@@ -45,10 +45,15 @@ MONITOR_INTERVAL = 0.2   # with the monitors' 1.25 s threshold, a lost stream is
 
 @dataclass
 class EngineConfig:
-    eeg: str                      # lsl:name=NAME | lsl:type=EEG | lsl:source_id=ID | brainflow:synthetic |
-                                  # brainflow:board=ID,serial_port=PORT | deap:DIR:SUBJECT:TRIAL |
-                                  # recording:DIR | demo | none
-    video: str = "none"           # webcam:0 | file:PATH | deap | recording:DIR | none
+    """What the engine runs: typed source specs (from the registry), the model and the outputs.
+
+    `eeg` and `video` accept spec text ("lsl:type=EEG") or a parsed `SourceSpec`; text is parsed
+    here, so a bad spec fails before any model loads. The GUI builds this directly from the
+    registry's option dataclasses (`spec_from_options`); the command line through `from_args`.
+    """
+
+    eeg: SourceSpec | str = "none"          # see `milmer-app --help` for every kind and option
+    video: SourceSpec | str = "none"
     checkpoint: str = "demo"      # path to NAME(.safetensors|.json) or "demo"
     hop: float = 1.0
     device: str = "auto"
@@ -61,13 +66,33 @@ class EngineConfig:
     dump_bags: Path | None = None  # write every bag fed to the model as DIR/bag-NNNNNN.npz
 
     def __post_init__(self) -> None:
-        if self.hop <= 0:
-            raise MilmerError(f"--hop must be positive, got {self.hop}")
-        if self.speed <= 0:
-            raise MilmerError(f"--speed must be positive, got {self.speed}")
+        for name in ("hop", "speed"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise MilmerError(f"--{name} must be positive, got {value}")
+        if not 0 < self.min_channels <= 1:
+            raise MilmerError(f"min_channels must be a fraction in (0, 1], got {self.min_channels}")
+        self.eeg = as_spec("eeg", self.eeg)
+        self.video = as_spec("video", self.video)
         self.predictions = Path(self.predictions) if self.predictions else None
         self.record = Path(self.record) if self.record else None
         self.dump_bags = Path(self.dump_bags) if self.dump_bags else None
+
+    @property
+    def eeg_spec(self) -> SourceSpec:
+        assert isinstance(self.eeg, SourceSpec)
+        return self.eeg
+
+    @property
+    def video_spec(self) -> SourceSpec:
+        assert isinstance(self.video, SourceSpec)
+        return self.video
+
+    @staticmethod
+    def output_options(args: argparse.Namespace) -> dict:
+        """The output settings of milmer-app's command line (the window keeps them across reconnects)."""
+        return {"predictions": getattr(args, "predictions", None), "record": getattr(args, "record", None),
+                "lsl_outlet": getattr(args, "lsl_outlet", None), "dump_bags": getattr(args, "dump_bags", None)}
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EngineConfig:
@@ -82,8 +107,7 @@ class EngineConfig:
             if not args.checkpoint:
                 log.warning("no --checkpoint given: using the DEMO model")
         return cls(eeg=eeg, video=video, checkpoint=checkpoint, hop=args.hop, device=args.device,
-                   predictions=args.predictions, record=args.record, lsl_outlet=args.lsl_outlet,
-                   speed=args.speed, dump_bags=getattr(args, "dump_bags", None))
+                   speed=args.speed, **cls.output_options(args))
 
 
 @dataclass
@@ -229,7 +253,7 @@ class Engine:
         cfg = self.config
         self.finished.clear()
         self._crops = None
-        eeg_spec, video_spec = parse_eeg_spec(cfg.eeg), parse_video_spec(cfg.video)
+        eeg_spec, video_spec = cfg.eeg_spec, cfg.video_spec
         self._specs = {"eeg": eeg_spec, "video": video_spec}
         check_source_paths(eeg_spec, video_spec)   # before the model loads: a wrong path fails at once
         check_checkpoint(cfg.checkpoint)

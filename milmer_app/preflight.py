@@ -87,8 +87,10 @@ def check_source_paths(eeg: SourceSpec, video: SourceSpec) -> None:
         check_recording(eeg.path)
     if video.kind == "file":
         assert video.path is not None
-        if not video.path.is_file():
+        if not video.path.exists():
             raise SourceError(f"{video.path}: video file not found")
+        if not video.path.is_file():
+            raise SourceError(f"{video.path}: not a video file (not a regular file)")
     elif video.kind == "recording":
         assert video.path is not None
         check_recording(video.path)

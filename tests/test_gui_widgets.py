@@ -30,6 +30,7 @@ from milmer_app.gui.spectrum_view import SpectrumView  # noqa: E402
 from milmer_app.gui.status_bar import STALE_AFTER_S, EngineStatusBar  # noqa: E402
 from milmer_app.replay import ReplayControl  # noqa: E402
 from models.contract import QUADRANT_CLASSES  # noqa: E402
+from models.errors import SourceError  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -81,11 +82,13 @@ def test_selection_round_trips_through_args_and_settings(settings):
                               device="cpu", hop=0.5, speed=2.0, predictions="p.jsonl", record=None, lsl_outlet=None)
     selection = SourceSelection.from_args(args)
     assert selection == SourceSelection(False, "brainflow:synthetic", "webcam:1", "m.safetensors", "cpu", 0.5, 2.0)
-    engine_args = selection.to_args(args)
-    assert (engine_args.eeg, engine_args.video, engine_args.predictions) == ("brainflow:synthetic", "webcam:1",
+    config = selection.engine_config(args)
+    assert (str(config.eeg), str(config.video), str(config.predictions)) == ("brainflow:synthetic", "webcam:1",
                                                                              "p.jsonl")
+    assert config.eeg.typed.board == "synthetic" and config.video.typed.index == 1
     assert SourceSelection.from_args(argparse.Namespace(demo=False, eeg=None, video=None, checkpoint=None)) is None
-    assert SourceSelection.demo_selection().to_args().demo is True
+    demo = SourceSelection.demo_selection().engine_config()
+    assert (demo.eeg.kind, demo.video.kind, demo.checkpoint) == ("demo", "deap", "demo")
     assert load_selection(settings) is None
     save_selection(settings, selection)
     assert load_selection(settings) == selection
@@ -348,8 +351,12 @@ def test_sources_panel_builds_and_shows_selections(qtbot, tmp_path):
     with qtbot.waitSignal(panel.connect_requested, timeout=1000) as requested:
         qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
     assert requested.args[0] == chosen[-1]
-    panel.set_selection(SourceSelection(False, "lsl:name=Cap", "file:"))   # not a valid video spec
-    assert "file" in panel.message.text()
+    with pytest.raises(SourceError, match="file needs path"):   # not a valid video spec
+        SourceSelection(False, "lsl:name=Cap", "file:")
+    panel.pages["video"]["webcam"].editors["fps"].setText("-5")       # a value the registry refuses
+    panel.video_kind.setCurrentIndex(panel.video_kind.findData("webcam"))
+    qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+    assert "fps must be above 0" in panel.message.text()
 
 
 @pytest.mark.lsl

@@ -145,7 +145,7 @@ def test_sources_switch_live_and_a_lost_stream_shows(qtbot, open_window, tiny_ch
         qtbot.waitUntil(lambda: window.engine is not None and window.engine is not first_engine, timeout=30000)
         wait_for_predictions(qtbot, window, 1, timeout=30000)
         assert window.replay_controls.replay is None                  # live source: replay controls off
-        assert window.selection.eeg == f"lsl:source_id={cap.source_id}"
+        assert str(window.selection.eeg) == f"lsl:source_id={cap.source_id}"
         labels = window.status.stream_labels
         qtbot.waitUntil(lambda: any("milmer-gui-cap" in name for _, name in labels), timeout=5000)
         label = next(label for (_, name), label in labels.items() if "milmer-gui-cap" in name)
@@ -207,8 +207,8 @@ def test_record_then_replay_the_recording(qtbot, open_window, tiny_checkpoint, t
 def test_settings_persist_across_a_restart_and_start_errors_are_shown(qtbot, open_window, settings, tmp_path):
     missing = tmp_path / "no_such_model.safetensors"
     chosen = SourceSelection(False, "brainflow:synthetic", "none", str(missing), "cpu", 0.5)
-    first = open_window(cli_args(eeg=chosen.eeg, video=chosen.video, checkpoint=chosen.checkpoint, device="cpu",
-                                 hop=0.5))
+    first = open_window(cli_args(eeg=str(chosen.eeg), video=str(chosen.video), checkpoint=chosen.checkpoint,
+                                 device="cpu", hop=0.5))
     qtbot.waitUntil(lambda: first.last_error is not None, timeout=30000)
     assert "no_such_model" in first.last_error                  # shown, not raised
     assert "no_such_model" in first.sources.message.text()

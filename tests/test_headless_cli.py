@@ -38,7 +38,10 @@ def test_bad_specs_and_checkpoints(tiny_checkpoint, tmp_path, capsys):
         (["--eeg", f"deap:{tmp_path}:1:1"], "DEAP replay"),
         (["--eeg", "brainflow:board=nonsense"], "unknown BrainFlow board 'nonsense'"),
         (["--eeg", "recording:/no/such/recording"], "/no/such/recording: not a recording"),
-        (["--eeg", "brainflow:board=synthetic,ip_port=x"], "ip_port must be a number, got 'x'"),
+        (["--eeg", "brainflow:board=synthetic,ip_port=x"], "ip_port must be a whole number, got 'x'"),
+        (["--eeg", "brainflow:synthetic", "--video", "file:/dev/zero"], "/dev/zero: not a video file"),
+        (["--eeg", "lsl:type=EEG,timeout=-1"], "timeout must be above 0, got -1"),
+        (["--eeg", "lsl:type=EEG,timout=2"], "unknown option 'timout' (did you mean 'timeout'?)"),
         (["--eeg", "brainflow:synthetic", "--video", "webcam:0,fps=x"], "fps must be a number, got 'x'"),
     ]
     for args, expected in cases:

@@ -6,9 +6,9 @@ model loading, device start-up or thread joins.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
+from collections.abc import Callable
 
 from PySide6 import QtCore
 
@@ -51,14 +51,15 @@ class EngineBridge(QtCore.QObject):
     def busy(self) -> bool:
         return self.runner.busy()
 
-    def connect_engine(self, args: argparse.Namespace) -> None:
-        """Stop the running engine (if any) and start one configured from `args`, off the GUI thread."""
+    def connect_engine(self, make_config: Callable[[], object]) -> None:
+        """Stop the running engine (if any) and start one configured by `make_config()` (an
+        EngineConfig; called off the GUI thread, as importing the engine is heavy)."""
         if self._closed:
             return
         self._generation += 1
         generation = self._generation
         self.engine = None
-        self.runner.start(lambda: self._replace(args, generation), "starting the engine",
+        self.runner.start(lambda: self._replace(make_config, generation), "starting the engine",
                           lambda engine: self._on_started(engine, generation),
                           lambda message: self._on_failed(message, generation))
 
@@ -90,14 +91,14 @@ class EngineBridge(QtCore.QObject):
         self._stop_all()
 
     # worker-thread side ---------------------------------------------------------
-    def _replace(self, args: argparse.Namespace, generation: int):
+    def _replace(self, make_config: Callable[[], object], generation: int):
         with self._lock:
             self._stop_live()
             if generation != self._generation:   # superseded before it began
                 return None
-            from milmer_app.engine import Engine, EngineConfig
+            from milmer_app.engine import Engine
 
-            engine = Engine(EngineConfig.from_args(args))
+            engine = Engine(make_config())
             engine.add_prediction_listener(lambda p: self._engine_prediction.emit(generation, p))
             engine.add_status_listener(lambda s: self._engine_status.emit(generation, s))
             engine.add_event_listener(lambda level, message: self._engine_event.emit(generation, level, message))

@@ -33,7 +33,7 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__(parent)
         self.setWindowTitle(WINDOW_TITLE)
         self.settings = settings
-        self.base_args = base_args
+        self.base_args = base_args   # its outputs (predictions, record, LSL outlet) apply to every connection
         self.selection: SourceSelection | None = None
         self.last_error: str | None = None
         self.redraws = 0                       # fast-timer draws with data (bench and tests)
@@ -167,7 +167,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.sources.set_connected(False, busy=True)
         self.sources.show_message("connecting…")
         self.connecting = True
-        self.bridge.connect_engine(selection.to_args(self.base_args))
+        base_args = self.base_args
+        self.bridge.connect_engine(lambda: selection.engine_config(base_args))
 
     def cancel_connect(self) -> None:
         """Stop waiting for a connection that takes too long (a stream search, a model loading)."""

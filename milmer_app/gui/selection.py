@@ -1,15 +1,22 @@
-"""What the user picked in the sources panel, as plain data (no Qt).
+"""What the user picked in the sources panel, as plain typed data (no Qt).
 
-A `SourceSelection` becomes the same argument namespace the command line builds,
-so the engine configuration always goes through `EngineConfig.from_args` and the
-window never has its own idea of what `--demo` means.
+The EEG and video choices are `SourceSpec`s: a registry kind with its typed
+options, the same objects the command line parses into. A selection becomes
+an `EngineConfig` directly (`engine_config`), and is stored in the settings as
+the kind plus its option values (`to_dict`/`from_dict`), checked again on load.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, fields, replace
+import logging
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+
+from milmer_app.specs import SourceSpec, as_spec, spec_from_strings
+from models.errors import MilmerError
+
+log = logging.getLogger(__name__)
 
 
 def as_bool(raw: object) -> bool:
@@ -20,12 +27,16 @@ def as_bool(raw: object) -> bool:
 @dataclass(frozen=True)
 class SourceSelection:
     demo: bool = True
-    eeg: str = "none"            # engine EEG spec, e.g. "lsl:name=Cap", "brainflow:synthetic"
-    video: str = "none"          # engine video spec, e.g. "webcam:0", "file:/x.avi", "deap"
+    eeg: SourceSpec | str = "none"       # a SourceSpec; text is parsed (SourceError when wrong)
+    video: SourceSpec | str = "none"
     checkpoint: str = "demo"
     device: str = "auto"
     hop: float = 1.0
     speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eeg", as_spec("eeg", self.eeg))
+        object.__setattr__(self, "video", as_spec("video", self.video))
 
     @classmethod
     def demo_selection(cls) -> SourceSelection:
@@ -49,25 +60,15 @@ class SourceSelection:
             speed=float(getattr(args, "speed", None) or default.speed),
         )
 
-    def to_args(self, base: argparse.Namespace | None = None) -> argparse.Namespace:
-        """The namespace `EngineConfig.from_args` expects. Every other option of `base`, the window's
-        own command line, is carried over as it is (outputs such as --predictions, --record,
-        --lsl-outlet and any added later), so the window's engine gets them as a headless one would."""
-        values = dict(vars(base)) if base is not None else {
-            "predictions": None, "record": None, "lsl_outlet": None}
-        values.update({
-            "demo": self.demo,
-            "eeg": None if self.demo else self.eeg,
-            "video": None if self.demo else self.video,
-            "checkpoint": None if self.demo and self.checkpoint == "demo" else self.checkpoint,
-            "device": self.device,
-            "hop": self.hop,
-            "speed": self.speed,
-            "duration": None,
-            "quit_after": None,
-            "headless": False,
-        })
-        return argparse.Namespace(**values)
+    def engine_config(self, command_line: argparse.Namespace | None = None):
+        """The EngineConfig for this selection. The outputs (predictions, record, LSL outlet) come
+        from the window's own command line, if any (`EngineConfig.output_options`)."""
+        from milmer_app.engine import EngineConfig   # heavy (torch): called off the GUI thread
+
+        eeg, video = (("demo", "deap") if self.demo else (self.eeg, self.video))
+        outputs = EngineConfig.output_options(command_line) if command_line is not None else {}
+        return EngineConfig(eeg=eeg, video=video, checkpoint=self.checkpoint, device=self.device, hop=self.hop,
+                            speed=self.speed, **outputs)
 
     def describe(self) -> str:
         if self.demo:
@@ -75,26 +76,56 @@ class SourceSelection:
         model = self.checkpoint if self.checkpoint == "demo" else Path(self.checkpoint).stem
         return f"EEG {self.eeg} · video {self.video} · model {model}"
 
+    # -- settings ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """Flat values for the settings: the kinds and their options as `eeg/NAME`, `video/NAME`."""
+        values: dict[str, object] = {"demo": self.demo, "checkpoint": self.checkpoint, "device": self.device,
+                                     "hop": self.hop, "speed": self.speed}
+        for role, spec in (("eeg", self.eeg), ("video", self.video)):
+            assert isinstance(spec, SourceSpec)
+            values[f"{role}/kind"] = spec.kind
+            for key, value in spec.options.items():
+                values[f"{role}/{key}"] = value
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> SourceSelection:
-        """Rebuild from stored values, ignoring unknown keys and keeping defaults for bad ones."""
+        """Rebuild from stored values; unknown keys are ignored, bad values keep their defaults
+        (with a warning naming what was wrong)."""
         selection = cls()
         changes: dict[str, object] = {}
-        for field in fields(cls):
-            if field.name not in values or values[field.name] is None:
+        for f in fields(cls):
+            if f.name in ("eeg", "video"):
+                spec = _stored_spec(f.name, values)
+                if spec is not None:
+                    changes[f.name] = spec
                 continue
-            default = getattr(selection, field.name)
-            raw = values[field.name]
+            if values.get(f.name) is None:
+                continue
+            default = getattr(selection, f.name)
+            raw = values[f.name]
             try:
                 if isinstance(default, bool):
-                    changes[field.name] = as_bool(raw)
+                    changes[f.name] = as_bool(raw)
                 elif isinstance(default, float):
-                    changes[field.name] = float(raw)
+                    changes[f.name] = float(raw)
                 else:
-                    changes[field.name] = str(raw)
+                    changes[f.name] = str(raw)
             except (TypeError, ValueError):
                 continue
         return replace(selection, **changes)
+
+
+def _stored_spec(role: str, values: dict[str, object]) -> SourceSpec | None:
+    try:
+        kind = values.get(f"{role}/kind")
+        if kind is None:
+            legacy = values.get(role)       # settings written before the registry: the spec text
+            return as_spec(role, str(legacy)) if legacy else None
+        prefix = f"{role}/"
+        options = {key[len(prefix):]: str(value) for key, value in values.items()
+                   if key.startswith(prefix) and key != f"{role}/kind" and value is not None}
+        return spec_from_strings(role, str(kind), options)
+    except MilmerError as exc:
+        log.warning("stored %s source ignored: %s", role, exc)
+        return None

@@ -1,4 +1,8 @@
-"""Settings that persist between launches (QSettings, organisation "milmer", application "milmer-app")."""
+"""Settings that persist between launches (QSettings, organisation "milmer", application "milmer-app").
+
+The source selection is stored as its kinds and their typed options (`SourceSelection.to_dict`),
+key by key under `sources/`, and rebuilt through the registry's checks when loaded.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,10 @@ def app_settings() -> QtCore.QSettings:
 
 
 def load_selection(settings: QtCore.QSettings) -> SourceSelection | None:
-    """The last connected selection, or None on first launch."""
+    """The last connected selection (kinds and typed options, checked again), or None on first launch."""
     settings.beginGroup(SELECTION_GROUP)
     try:
-        keys = settings.childKeys()
+        keys = settings.allKeys()
         if not keys:
             return None
         return SourceSelection.from_dict({key: settings.value(key) for key in keys})

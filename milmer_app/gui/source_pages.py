@@ -1,8 +1,14 @@
-"""The pages of the sources panel: LSL discovery, BrainFlow board, DEAP trial browser, a folder."""
+"""The pages of the sources panel, one per source kind (named by the kind's registry entry).
+
+Every page takes `(runner, kind)` and offers `options()` (the kind's typed options;
+MilmerError when something needed is missing) and `set_options(options)`. A kind
+without a page of its own gets an `OptionsForm` made from its options' fields.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import typing
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from PySide6 import QtWidgets
@@ -10,6 +16,9 @@ from PySide6 import QtWidgets
 from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
 from milmer_app.gui.workers import CallRunner
+from milmer_app.sources.kinds import DeapOptions, FolderOptions
+from milmer_app.sources.registry import (Options, SourceKind, format_spec, option_help, option_metavar,
+                                         option_text, parse_spec, spec_from_strings)
 from models.errors import MilmerError
 
 LSL_WAIT_S = 1.5
@@ -55,12 +64,21 @@ def browse_row(line: QtWidgets.QLineEdit, browse: QtWidgets.QPushButton) -> QtWi
     return row
 
 
+def _typed(role: str, text: str, kind: str) -> Options:
+    """Spec text typed in a page -> the kind's typed options (SourceError naming what is wrong)."""
+    text = text.strip()
+    if not text.lower().startswith(f"{kind}:") and text.lower() != kind:
+        text = f"{kind}:{text}"
+    return parse_spec(role, text).typed
+
+
 class LslPage(QtWidgets.QWidget):
     """Streams found on this network; a click picks one."""
 
-    def __init__(self, runner: CallRunner, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.runner = runner
+        self.kind = kind
         self.searched = False
         self.entries: list[LslStreamEntry] = []
         self.table = QtWidgets.QTableWidget(0, 4)
@@ -117,13 +135,17 @@ class LslPage(QtWidgets.QWidget):
         if rows:
             self.spec_edit.setText(self.entries[rows[0].row()].spec)
 
-    def spec(self) -> str:
-        return self.spec_edit.text().strip()
+    def options(self) -> Options:
+        return _typed(self.kind.role, self.spec_edit.text(), self.kind.name)
+
+    def set_options(self, options: Options) -> None:
+        self.spec_edit.setText(format_spec(self.kind.role, self.kind.name, options))
 
 
 class BrainFlowPage(QtWidgets.QWidget):
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
+        self.kind = kind
         self.board_box = QtWidgets.QComboBox()
         for name, board_id in brainflow_boards():
             self.board_box.addItem(f"{name} ({board_id})", board_id)
@@ -135,28 +157,32 @@ class BrainFlowPage(QtWidgets.QWidget):
         layout.addRow("board", self.board_box)
         layout.addRow("parameters", self.params_edit)
 
-    def spec(self) -> str:
+    def options(self) -> Options:
         board_id = self.board_box.currentData()
         params = ",".join(p.strip() for p in self.params_edit.text().split(",") if p.strip())
-        if board_id == -1 and not params:
-            return "brainflow:synthetic"
-        return f"brainflow:board={board_id}" + (f",{params}" if params else "")
+        board = "synthetic" if board_id == -1 else str(board_id)
+        return _typed(self.kind.role, f"{board}" + (f",{params}" if params else ""), self.kind.name)
 
-    def set_spec(self, options: dict[str, str]) -> None:
-        board = options.get("board", "synthetic")
-        board_id = -1 if board == "synthetic" else int(board)
+    def set_options(self, options: Options) -> None:
+        given = dict(options.given())
+        board = str(given.pop("board", "synthetic"))
+        try:
+            board_id = -1 if board.lower() == "synthetic" else int(board)
+        except ValueError:   # a board name: shown among the parameters
+            board_id, given = None, {"board": board, **given}
         index = self.board_box.findData(board_id)
         if index >= 0:
             self.board_box.setCurrentIndex(index)
-        self.params_edit.setText(",".join(f"{k}={v}" for k, v in options.items() if k != "board"))
+        self.params_edit.setText(",".join(f"{k}={v}" for k, v in given.items()))
 
 
 class DeapPage(QtWidgets.QWidget):
     """Folder chooser, subject and trial with its ratings and whether its face video is there."""
 
-    def __init__(self, runner: CallRunner, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.runner = runner
+        self.kind = kind
         self.index = None
         self.folder_edit = QtWidgets.QLineEdit()
         self.folder_edit.setPlaceholderText("DEAP folder")
@@ -239,30 +265,33 @@ class DeapPage(QtWidgets.QWidget):
                 self.trial_table.selectRow(row)
                 break
 
-    def set_spec(self, folder: Path, subject: int, trial: int) -> None:
-        self._wanted = (subject, trial)
-        self.folder_edit.setText(str(folder))
+    def set_options(self, options: DeapOptions) -> None:
+        self._wanted = (options.subject, options.trial)
+        self.folder_edit.setText(str(options.path))
+        self.scan()
 
-    def spec(self) -> str:
+    def options(self) -> DeapOptions:
         folder = self.folder_edit.text().strip()
         if not folder:
             raise MilmerError("choose a DEAP folder first")
         rows = self.trial_table.selectionModel().selectedRows()
         if rows and self.subject_box.currentData() is not None:
-            return f"deap:{folder}:{self.subject_box.currentData()}:{self.trials[rows[0].row()].presentation_trial}"
+            return DeapOptions(path=Path(folder), subject=self.subject_box.currentData(),
+                               trial=self.trials[rows[0].row()].presentation_trial)
         if self._wanted is not None:
-            return f"deap:{folder}:{self._wanted[0]}:{self._wanted[1]}"
+            return DeapOptions(path=Path(folder), subject=self._wanted[0], trial=self._wanted[1])
         raise MilmerError(f"{folder}: pick a subject and a trial")
 
 
 class FolderPage(QtWidgets.QWidget):
     """A folder line with a Browse button (recordings)."""
 
-    def __init__(self, title: str, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
-        self.title = title
+        self.kind = kind
+        self.title = f"{kind.title.lower()} folder"
         self.folder_edit = QtWidgets.QLineEdit()
-        self.folder_edit.setPlaceholderText(title)
+        self.folder_edit.setPlaceholderText(self.title)
         browse = browse_button("choose a folder")
         browse.clicked.connect(self._browse)
         layout = QtWidgets.QVBoxLayout(self)
@@ -280,3 +309,86 @@ class FolderPage(QtWidgets.QWidget):
         if not folder:
             raise MilmerError(f"choose a folder: {self.title}")
         return folder
+
+    def options(self) -> FolderOptions:
+        return FolderOptions(path=Path(self.folder()))
+
+    def set_options(self, options: FolderOptions) -> None:
+        self.folder_edit.setText(str(options.path))
+
+
+class OptionsForm(QtWidgets.QWidget):
+    """A page made from a kind's options: its help, then one row per option (a list for choices,
+    a line with a Browse button for paths, a line otherwise; empty = the default)."""
+
+    def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.kind = kind
+        self.editors: dict[str, QtWidgets.QWidget] = {}
+        layout = QtWidgets.QFormLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        about = QtWidgets.QLabel(kind.help)
+        about.setWordWrap(True)
+        about.setStyleSheet(f"color: {theme.MUTED};")
+        layout.addRow(about)
+        hints = typing.get_type_hints(kind.options)
+        for f in fields(kind.options):
+            editor, row = self._editor(f, hints[f.name])
+            editor.setToolTip(option_help(f))
+            self.editors[f.name] = editor
+            layout.addRow(f.name, row)
+
+    def _editor(self, f, hint) -> tuple[QtWidgets.QWidget, QtWidgets.QWidget]:
+        choices = f.metadata.get("choices")
+        if choices:
+            box = QtWidgets.QComboBox()
+            if f.default is None or f.default is MISSING:
+                box.addItem("", "")
+            for choice in choices:
+                box.addItem(choice, choice)
+            return box, box
+        line = QtWidgets.QLineEdit()
+        if f.default is not MISSING and f.default is not None:
+            line.setPlaceholderText(str(f.default))
+        else:
+            line.setPlaceholderText(option_metavar(f, hint) + ("" if f.default is MISSING else " (optional)"))
+        if option_metavar(f, hint) in ("PATH", "DIR"):
+            browse = browse_button(f"choose {f.name}")
+            folder = option_metavar(f, hint) == "DIR"
+            browse.clicked.connect(lambda _=False, line=line, folder=folder: self._browse(line, folder))
+            return line, browse_row(line, browse)
+        return line, line
+
+    def _browse(self, line: QtWidgets.QLineEdit, folder: bool) -> None:
+        if folder:
+            chosen = QtWidgets.QFileDialog.getExistingDirectory(self, self.kind.title, line.text())
+        else:
+            chosen, _ = QtWidgets.QFileDialog.getOpenFileName(self, self.kind.title, line.text())
+        if chosen:
+            line.setText(chosen)
+
+    def raw(self) -> dict[str, str]:
+        values = {}
+        for name, editor in self.editors.items():
+            text = editor.currentData() if isinstance(editor, QtWidgets.QComboBox) else editor.text().strip()
+            if text:
+                values[name] = text
+        return values
+
+    def options(self) -> Options:
+        return spec_from_strings(self.kind.role, self.kind.name, self.raw()).typed
+
+    def set_options(self, options: Options) -> None:
+        given = options.given()
+        for name, editor in self.editors.items():
+            value = given.get(name)
+            text = "" if value is None else option_text(value)
+            if isinstance(editor, QtWidgets.QComboBox):
+                index = editor.findData(text)
+                editor.setCurrentIndex(index if index >= 0 else 0)
+            else:
+                editor.setText(text)
+
+
+class FilePage(OptionsForm):  # the file: kind (registered with it)
+    """An EEG file and its options."""

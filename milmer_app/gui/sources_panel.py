@@ -7,18 +7,17 @@ from PySide6 import QtCore, QtWidgets
 from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
 from milmer_app.gui.selection import SourceSelection
-from milmer_app.gui.source_pages import BrainFlowPage, DeapPage, FolderPage, LslPage, browse_row
+from milmer_app.gui.source_pages import OptionsForm, browse_row
 from milmer_app.gui.workers import CallRunner
+from milmer_app.sources.registry import OptionError, SourceKind, kinds, spec_from_options
 from models.errors import MilmerError
-
-EEG_KINDS = [("demo", "Demo (synthetic subject)"), ("lsl", "LSL stream"), ("brainflow", "BrainFlow board"),
-             ("deap", "DEAP trial"), ("recording", "Recording"), ("none", "None")]
-VIDEO_KINDS = [("none", "None"), ("webcam", "Camera"), ("file", "Video file"), ("deap", "DEAP trial video"),
-               ("recording", "Recording")]
 
 
 class SourcesPanel(QtWidgets.QWidget):
-    """Emits `connect_requested(SourceSelection)` and `disconnect_requested()`."""
+    """Emits `connect_requested(SourceSelection)` and `disconnect_requested()`.
+
+    The kinds and their pages come from the source registry: one entry and one page per kind.
+    """
 
     connect_requested = QtCore.Signal(object)
     disconnect_requested = QtCore.Signal()
@@ -26,44 +25,21 @@ class SourcesPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.runner = CallRunner(self)
-
-        self.eeg_kind = QtWidgets.QComboBox()
-        for key, text in EEG_KINDS:
-            self.eeg_kind.addItem(text, key)
-        self.eeg_pages = QtWidgets.QStackedWidget()
-        demo_text = QtWidgets.QLabel("A synthetic subject replayed with its face video and the demo model. "
-                                     "The demo model knows nothing about real emotions.")
-        demo_text.setWordWrap(True)
-        self.lsl_page = LslPage(self.runner)
-        self.brainflow_page = BrainFlowPage()
-        self.deap_page = DeapPage(self.runner)
-        self.recording_page = FolderPage("recording folder")
-        self._eeg_page_of = {"demo": demo_text, "lsl": self.lsl_page, "brainflow": self.brainflow_page,
-                             "deap": self.deap_page, "recording": self.recording_page,
-                             "none": QtWidgets.QLabel("no EEG")}
-        for page in self._eeg_page_of.values():
-            self.eeg_pages.addWidget(page)
+        self.pages: dict[str, dict[str, QtWidgets.QWidget]] = {"eeg": {}, "video": {}}
+        self.eeg_kind, self.eeg_pages = self._kind_box("eeg")
+        self.video_kind, self.video_pages = self._kind_box("video")
         self.eeg_kind.currentIndexChanged.connect(self._eeg_kind_changed)
         self.eeg_kind.activated.connect(self._eeg_kind_picked)
-
-        self.video_kind = QtWidgets.QComboBox()
-        for key, text in VIDEO_KINDS:
-            self.video_kind.addItem(text, key)
-        self.camera_index = QtWidgets.QSpinBox(minimum=0, maximum=16)
-        self.video_file = QtWidgets.QLineEdit()
-        self.video_file.setPlaceholderText("video file")
-        file_browse = browse_button("choose a video file")
-        file_browse.clicked.connect(self._browse_video)
-        self.video_recording = QtWidgets.QLineEdit()
-        self.video_recording.setPlaceholderText("recording folder (default: the EEG recording)")
-        self.video_pages = QtWidgets.QStackedWidget()
-        self._video_page_of = {"none": QtWidgets.QWidget(), "webcam": self._labelled("camera", self.camera_index),
-                               "file": browse_row(self.video_file, file_browse),
-                               "deap": QtWidgets.QLabel("the replayed trial's own face video"),
-                               "recording": self.video_recording}
-        for page in self._video_page_of.values():
-            self.video_pages.addWidget(page)
         self.video_kind.currentIndexChanged.connect(self._video_kind_changed)
+        # Built-in pages the window and tests reach directly.
+        self.lsl_page = self.pages["eeg"].get("lsl")
+        self.brainflow_page = self.pages["eeg"].get("brainflow")
+        self.deap_page = self.pages["eeg"].get("deap")
+        self.recording_page = self.pages["eeg"].get("recording")
+        self.file_page = self.pages["eeg"].get("file")
+        if "recording" in self.pages["video"]:
+            self.pages["video"]["recording"].folder_edit.setPlaceholderText(
+                "recording folder (default: the EEG recording)")
 
         self.checkpoint_edit = QtWidgets.QLineEdit("demo")
         self.checkpoint_edit.setToolTip("NAME.safetensors (with NAME.json beside it) or 'demo'")
@@ -118,14 +94,23 @@ class SourcesPanel(QtWidgets.QWidget):
         self._eeg_kind_changed()
         self._video_kind_changed()
 
-    @staticmethod
-    def _labelled(text: str, widget: QtWidgets.QWidget) -> QtWidgets.QWidget:
-        row = QtWidgets.QWidget()
-        layout = QtWidgets.QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QtWidgets.QLabel(text))
-        layout.addWidget(widget, 1)
-        return row
+    def _kind_box(self, role: str) -> tuple[QtWidgets.QComboBox, QtWidgets.QStackedWidget]:
+        box = QtWidgets.QComboBox()
+        stack = QtWidgets.QStackedWidget()
+        for kind in kinds(role):
+            box.addItem(kind.title, kind.name)
+            box.setItemData(box.count() - 1, kind.help, QtCore.Qt.ItemDataRole.ToolTipRole)
+            page = self._page(kind)
+            self.pages[role][kind.name] = page
+            stack.addWidget(page)
+        return box, stack
+
+    def _page(self, kind: SourceKind) -> QtWidgets.QWidget:
+        page_class = kind.page_class() or OptionsForm
+        return page_class(self.runner, kind)
+
+    def page(self, role: str, kind: str) -> QtWidgets.QWidget:
+        return self.pages[role][kind]
 
     # state --------------------------------------------------------------------
     def set_connected(self, connected: bool, busy: bool = False) -> None:
@@ -140,74 +125,41 @@ class SourcesPanel(QtWidgets.QWidget):
 
     # selection ----------------------------------------------------------------
     def selection(self) -> SourceSelection:
-        """What the panel currently says; raises MilmerError when a required field is empty."""
+        """What the panel currently says; MilmerError when a required field is empty or a value is wrong."""
         eeg_kind = self.eeg_kind.currentData()
         common = {"checkpoint": self.checkpoint_edit.text().strip() or "demo",
                   "device": self.device_box.currentText(), "hop": self.hop_box.value()}
         if eeg_kind == "demo":
             return SourceSelection(demo=True, **common)
-        if eeg_kind == "lsl":
-            eeg = self.lsl_page.spec()
-        elif eeg_kind == "brainflow":
-            eeg = self.brainflow_page.spec()
-        elif eeg_kind == "deap":
-            eeg = self.deap_page.spec()
-        elif eeg_kind == "recording":
-            eeg = f"recording:{self.recording_page.folder()}"
+        eeg = self._spec("eeg", eeg_kind)
+        video_kind = self.video_kind.currentData()
+        if video_kind == "recording" and not self.pages["video"]["recording"].folder_edit.text().strip() \
+                and eeg.kind == "recording":
+            video = spec_from_options("video", "recording", eeg.typed)   # the EEG recording's own frames
         else:
-            eeg = "none"
-        return SourceSelection(demo=False, eeg=eeg, video=self._video_spec(eeg), **common)
+            video = self._spec("video", video_kind)
+        return SourceSelection(demo=False, eeg=eeg, video=video, **common)
 
-    def _video_spec(self, eeg: str) -> str:
-        kind = self.video_kind.currentData()
-        if kind == "webcam":
-            return f"webcam:{self.camera_index.value()}"
-        if kind == "file":
-            path = self.video_file.text().strip()
-            if not path:
-                raise MilmerError("choose a video file, or set video to None")
-            return f"file:{path}"
-        if kind == "recording":
-            folder = self.video_recording.text().strip() or (eeg.partition(":")[2] if eeg.startswith("recording:")
-                                                             else "")
-            if not folder:
-                raise MilmerError("choose the recording folder for the video")
-            return f"recording:{folder}"
-        return kind
+    def _spec(self, role: str, kind: str):
+        page = self.pages[role][kind]
+        try:
+            return spec_from_options(role, kind, page.options())
+        except OptionError as exc:
+            raise MilmerError(f"{kind}: {exc}") from None
 
     def set_selection(self, selection: SourceSelection) -> None:
-        """Show a stored or command-line selection (unparseable specs leave the page at its default)."""
-        from milmer_app.specs import parse_eeg_spec, parse_video_spec
-
+        """Show a stored or command-line selection."""
         self.checkpoint_edit.setText(selection.checkpoint)
         self.device_box.setCurrentText(selection.device)
         self.hop_box.setValue(selection.hop)
         if selection.demo:
             self._select(self.eeg_kind, "demo")
             return
-        try:
-            eeg = parse_eeg_spec(selection.eeg)
-            video = parse_video_spec(selection.video)
-        except MilmerError as exc:
-            self.show_message(str(exc), "error")
-            return
-        self._select(self.eeg_kind, eeg.kind)
-        if eeg.kind == "lsl":
-            self.lsl_page.spec_edit.setText(selection.eeg)
-        elif eeg.kind == "brainflow":
-            self.brainflow_page.set_spec(eeg.options)
-        elif eeg.kind == "deap":
-            self.deap_page.set_spec(eeg.path, eeg.subject, eeg.trial)
-            self.deap_page.scan()
-        elif eeg.kind == "recording":
-            self.recording_page.folder_edit.setText(str(eeg.path))
-        self._select(self.video_kind, video.kind)
-        if video.kind == "webcam":
-            self.camera_index.setValue(int(video.options.get("index", 0)))
-        elif video.kind == "file":
-            self.video_file.setText(str(video.path))
-        elif video.kind == "recording":
-            self.video_recording.setText(str(video.path))
+        for role, spec, box in (("eeg", selection.eeg, self.eeg_kind), ("video", selection.video, self.video_kind)):
+            self._select(box, spec.kind)
+            page = self.pages[role].get(spec.kind)
+            if page is not None:
+                page.set_options(spec.typed)
 
     @staticmethod
     def _select(box: QtWidgets.QComboBox, key: str) -> None:
@@ -228,7 +180,7 @@ class SourcesPanel(QtWidgets.QWidget):
 
     def _eeg_kind_changed(self) -> None:
         kind = self.eeg_kind.currentData()
-        self._show_page(self.eeg_pages, self._eeg_page_of[kind])
+        self._show_page(self.eeg_pages, self.pages["eeg"][kind])
         if kind == "demo":   # the demo replays its trials with their own face videos
             self._select(self.video_kind, "deap")
         elif kind != "deap" and self.video_kind.currentData() == "deap":   # only a DEAP trial has that video
@@ -237,7 +189,7 @@ class SourcesPanel(QtWidgets.QWidget):
 
     def _eeg_kind_picked(self) -> None:
         """The user chose an EEG kind: look for LSL streams the first time that page opens."""
-        if self.eeg_kind.currentData() == "lsl" and not self.lsl_page.searched:
+        if self.eeg_kind.currentData() == "lsl" and self.lsl_page is not None and not self.lsl_page.searched:
             self.lsl_page.refresh()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
@@ -245,7 +197,7 @@ class SourcesPanel(QtWidgets.QWidget):
         super().closeEvent(event)
 
     def _video_kind_changed(self) -> None:
-        self._show_page(self.video_pages, self._video_page_of[self.video_kind.currentData()])
+        self._show_page(self.video_pages, self.pages["video"][self.video_kind.currentData()])
 
     def _connect_clicked(self) -> None:
         try:
@@ -255,12 +207,6 @@ class SourcesPanel(QtWidgets.QWidget):
             return
         self.show_message("")
         self.connect_requested.emit(selection)
-
-    def _browse_video(self) -> None:
-        chosen, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Video file", self.video_file.text(),
-                                                          "Videos (*.avi *.mp4 *.mkv *.mov);;All files (*)")
-        if chosen:
-            self.video_file.setText(chosen)
 
     def _browse_checkpoint(self) -> None:
         chosen, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Checkpoint", "",

@@ -1,0 +1,575 @@
+"""The source registry: one descriptor per source kind, for EEG and for video.
+
+A `SourceKind` says everything the app needs to know about a kind: its spec
+grammar (`KIND:HEAD,KEY=VALUE,...`), its options as a frozen dataclass (checked
+once, when built, whether from a command-line spec, the GUI or stored settings),
+a builder, its help text and its GUI page. The command line, `build_sources`,
+`--help`, README's spec list and the Sources panel all read this registry, so a
+new kind is one module (the source and its builder) plus one `register(...)`
+call (see docs/architecture.md).
+
+Parsing stays light: this module imports nothing heavier than the standard
+library; builders and GUI pages are named as "module:attribute" and imported
+only when used.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import math
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from models.errors import SourceError
+
+ROLES = ("eeg", "video")
+_ROLE_TITLE = {"eeg": "EEG", "video": "video"}
+
+
+class OptionError(ValueError):
+    """An option value that is not allowed; `key` names the option."""
+
+    def __init__(self, key: str, message: str, hint: str | None = None):
+        super().__init__(f"{key} {message}")
+        self.key = key
+        self.hint = hint
+
+
+def option(default: Any = MISSING, help: str = "", *, metavar: str | None = None,  # noqa: A002 (dataclass idiom)
+           low: float | None = None, high: float | None = None, above: float | None = None,
+           choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field of an options class with its help and its allowed values.
+
+    `low`/`high`: inclusive bounds; `above`: exclusive lower bound; `choices`: allowed strings.
+    Numbers are always finite.
+    """
+    metadata = {"help": help, "metavar": metavar, "low": low, "high": high, "above": above, "choices": choices}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Base of every kind's options; checks each value against its field's limits once, when built."""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                object.__setattr__(self, f.name, _checked_value(f, hints[f.name], value))
+        self.check()
+
+    def check(self) -> None:
+        """Checks between options (raise OptionError); none by default."""
+
+    def given(self) -> dict[str, Any]:
+        """The options that differ from their defaults: the kind's own first, then shared ones."""
+        out = {}
+        for f in own_fields_first(type(self)):
+            value = getattr(self, f.name)
+            if f.default is MISSING or value != f.default:
+                out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoOptions(Options):
+    pass
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a builder may need besides its options: replay speed, the label rule, the EEG source
+    already built (a video kind that replays beside it shares its clock), the contract's video
+    offset (trial time of a DEAP video's first frame)."""
+
+    speed: float = 1.0
+    label_rule: Any = None
+    eeg: Any = None
+    video_offset: float = 0.0
+
+
+Builder = Callable[[Any, BuildContext], Any]
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One source kind. `build` and `page` are "module:attribute" (imported when used) or callables.
+
+    `head`: the option filled by the text after `KIND:` up to the first comma (a path, an index,
+    a board); `split`: a custom grammar (text after `KIND:` -> raw option strings) for kinds whose
+    spec is not `HEAD,KEY=VALUE,...`; `unsplit` its inverse (options -> text after `KIND:`).
+    A builder returns an unconnected Source (or None for `none`). A page is a QWidget class taking
+    (runner, kind) with `options()` and `set_options(options)`; None gives a form made from the
+    options' fields.
+    """
+
+    name: str
+    role: str
+    title: str
+    help: str
+    options: type[Options] = NoOptions
+    build: str | Builder | None = None
+    page: str | type | None = None
+    grammar: str = ""
+    example: str = ""
+    head: str | None = None
+    split: Callable[[str], dict[str, str]] | None = None
+    unsplit: Callable[[Options], str] | None = None
+    replayed: bool = False          # driven by a replay clock (speed, seek, pause)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"source kind {self.name!r}: role must be one of {ROLES}")
+        if self.head is not None and self.head not in {f.name for f in fields(self.options)}:
+            raise ValueError(f"source kind {self.name!r}: head {self.head!r} is not an option")
+
+    @property
+    def usage(self) -> str:
+        return self.grammar or self.name
+
+    def option_fields(self) -> list[Field]:
+        return list(fields(self.options))
+
+    def builder(self) -> Builder | None:
+        return _resolve(self.build)
+
+    def page_class(self) -> type | None:
+        return _resolve(self.page)
+
+
+def _resolve(target):
+    if isinstance(target, str):
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+    return target
+
+
+# -- the registry ----------------------------------------------------------------------------
+_KINDS: dict[str, dict[str, SourceKind]] = {role: {} for role in ROLES}
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        importlib.import_module("milmer_app.sources.kinds")
+
+
+def register(kind: SourceKind, replace: bool = False) -> SourceKind:
+    """Add a kind to the registry (a second kind of the same name and role needs `replace=True`)."""
+    _load_builtins()
+    table = _KINDS[kind.role]
+    if kind.name in table and not replace:
+        raise ValueError(f"{kind.role} source kind {kind.name!r} is registered already")
+    table[kind.name] = kind
+    return kind
+
+
+def unregister(role: str, name: str) -> None:
+    _KINDS[role].pop(name, None)
+
+
+def kinds(role: str) -> list[SourceKind]:
+    """Registered kinds of `role` ("eeg" or "video"), in registration order."""
+    _load_builtins()
+    return list(_KINDS[role].values())
+
+
+def kind_names(role: str) -> tuple[str, ...]:
+    return tuple(k.name for k in kinds(role))
+
+
+def get_kind(role: str, name: str, spec: str | None = None) -> SourceKind:
+    _load_builtins()
+    table = _KINDS[role]
+    key = name.strip().lower()
+    if key in table:
+        return table[key]
+    what = f"unknown {_ROLE_TITLE[role]} source '{spec if spec is not None else name}'"
+    raise SourceError(what + did_you_mean(key, table), hint=f"use one of: {', '.join(table)}")
+
+
+def did_you_mean(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# -- specs -------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class SourceSpec:
+    """A parsed source spec: its kind and typed options. `text` is the spec as given (messages);
+    `options` the raw KEY=VALUE strings (as given, keys lower case). Two specs are equal when
+    their kinds and typed options are; a spec also equals spec text that parses to the same."""
+
+    role: str
+    kind: str
+    typed: Options
+    text: str = field(default="", compare=False)
+    options: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            try:
+                other = parse_spec(self.role, other)
+            except SourceError:
+                return False
+        if not isinstance(other, SourceSpec):
+            return NotImplemented
+        return (self.role, self.kind, self.typed) == (other.role, other.kind, other.typed)
+
+    def __hash__(self) -> int:
+        return hash((self.role, self.kind, self.typed))
+
+    @property
+    def descriptor(self) -> SourceKind:
+        return get_kind(self.role, self.kind)
+
+    def __str__(self) -> str:
+        return format_spec(self.role, self.kind, self.typed)
+
+    # Conveniences for the options most kinds share.
+    @property
+    def path(self) -> Path | None:
+        return getattr(self.typed, "path", None)
+
+    @property
+    def subject(self) -> int | None:
+        return getattr(self.typed, "subject", None)
+
+    @property
+    def trial(self) -> int | None:
+        return getattr(self.typed, "trial", None)
+
+    @property
+    def by_position(self) -> bool:
+        return getattr(self.typed, "map", "label") == "position"
+
+    @property
+    def min_fraction(self) -> float | None:
+        return getattr(self.typed, "min_channels", None)
+
+    @property
+    def unit(self) -> str | None:
+        """The unit forced by `unit=` ("V", "mV", "µV", "nV"), or None to go by the source."""
+        from models.pipeline.units import parse_unit
+
+        value = getattr(self.typed, "unit", None)
+        return parse_unit(value) if value is not None else None
+
+    @property
+    def montage(self) -> str | None:
+        value = getattr(self.typed, "montage", None)
+        return value.lower() if value is not None else None
+
+    @property
+    def pick_first(self) -> bool:
+        return getattr(self.typed, "pick", None) == "first"
+
+    def number(self, key: str, kind: type[int] | type[float] = float) -> float | None:
+        """Option `key` as a number (None when absent); SourceError naming the spec when it is not one."""
+        value = getattr(self.typed, key, None)
+        if value is None:
+            raw = self.options.get(key)
+            if raw is None:
+                return None
+            value = _convert(key, kind, raw)
+        return kind(value)
+
+
+def split_options(rest: str, head: str | None = None) -> dict[str, str]:
+    """`HEAD,KEY=VALUE,...` -> raw strings; a part without '=' continues the head (a path with a comma).
+
+    Raises OptionError for a part that is neither."""
+    raw: dict[str, str] = {}
+    parts = rest.split(",")
+    if head is not None:
+        taken = [parts.pop(0)]
+        while parts and "=" not in parts[0]:
+            taken.append(parts.pop(0))
+        text = ",".join(taken).strip()
+        if text and "=" in text.split(",")[0] and text.split("=", 1)[0].strip().isidentifier():
+            parts.insert(0, text)       # no head given, only options
+        elif text:
+            raw[head] = text
+    for part in filter(None, (p.strip() for p in parts)):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(part, "is not KEY=VALUE")
+        raw[key.strip().lower()] = value.strip()
+    return raw
+
+
+def join_options(values: dict[str, Any], head: str | None = None) -> str:
+    parts = []
+    if head is not None and head in values:
+        parts.append(option_text(values[head]))
+    parts += [f"{key}={option_text(value)}" for key, value in values.items() if key != head]
+    return ",".join(parts)
+
+
+def option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if value == float(f"{value:g}") else repr(value)
+    return str(value)
+
+
+def parse_spec(role: str, text: str) -> SourceSpec:
+    """`KIND[:REST]` -> SourceSpec; SourceError naming the spec and the option when it is wrong."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    name, _, rest = text.strip().partition(":")
+    kind = get_kind(role, name, text)
+    try:
+        raw = kind.split(rest) if kind.split is not None else split_options(rest, kind.head)
+    except OptionError as exc:
+        raise SourceError(f"source spec '{text}': {exc}", hint=_example_hint(kind)) from None
+    return spec_from_strings(role, kind.name, raw, text)
+
+
+def spec_from_strings(role: str, name: str, raw: dict[str, str], text: str | None = None) -> SourceSpec:
+    """A spec from option strings (the command line, stored settings, a GUI form)."""
+    kind = get_kind(role, name)
+    text = text if text is not None else f"{kind.name}:{join_options(raw, kind.head)}".rstrip(":")
+    known = {f.name: f for f in fields(kind.options)}
+    hints = _hints(kind.options)
+    values: dict[str, Any] = {}
+    where = f"source spec '{text}'"
+    for key, value in raw.items():
+        if key not in known:
+            listed = ", ".join(known) or "none"
+            raise SourceError(f"{where}: unknown option '{key}'{did_you_mean(key, known)}",
+                              hint=f"{kind.name} takes: {listed}")
+        try:
+            values[key] = _convert(key, hints[key], value)
+        except OptionError as exc:
+            raise SourceError(f"{where}: {exc}", hint=_example_hint(kind)) from None
+    missing = [f.name for f in known.values() if f.default is MISSING and f.default_factory is MISSING
+               and f.name not in values]
+    if missing:
+        raise SourceError(f"{where}: {kind.name} needs {', '.join(missing)}", hint=_example_hint(kind))
+    try:
+        typed = kind.options(**values)
+    except OptionError as exc:
+        raise SourceError(f"{where}: {exc}", hint=exc.hint or _example_hint(kind)) from None
+    return SourceSpec(role, kind.name, typed, text, dict(raw))
+
+
+def spec_from_options(role: str, name: str, typed: Options) -> SourceSpec:
+    """A spec from typed options (the GUI); checked like a parsed one."""
+    kind = get_kind(role, name)
+    if not isinstance(typed, kind.options):
+        raise TypeError(f"{name}: expected {kind.options.__name__}, got {type(typed).__name__}")
+    text = format_spec(role, name, typed)
+    raw = {key: option_text(value) for key, value in typed.given().items()}
+    return SourceSpec(role, kind.name, typed, text, raw)
+
+
+def format_spec(role: str, name: str, typed: Options) -> str:
+    """The spec text that parses back to `typed`."""
+    kind = get_kind(role, name)
+    rest = kind.unsplit(typed) if kind.unsplit is not None else join_options(typed.given(), kind.head)
+    return f"{kind.name}:{rest}" if rest else kind.name
+
+
+def parse_eeg_spec(text: str) -> SourceSpec:
+    return parse_spec("eeg", text)
+
+
+def parse_video_spec(text: str) -> SourceSpec:
+    return parse_spec("video", text)
+
+
+def as_spec(role: str, value: SourceSpec | str) -> SourceSpec:
+    if isinstance(value, SourceSpec):
+        if value.role != role:
+            raise SourceError(f"'{value.text}' is a {value.role} spec, not a {_ROLE_TITLE[role]} spec")
+        return value
+    return parse_spec(role, str(value))
+
+
+def _example_hint(kind: SourceKind) -> str:
+    return f"{kind.usage}" + (f", e.g. {kind.example}" if kind.example else "")
+
+
+# -- values --------------------------------------------------------------------------------
+_HINTS_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS_CACHE:
+        _HINTS_CACHE[cls] = typing.get_type_hints(cls)
+    return _HINTS_CACHE[cls]
+
+
+def _base_type(hint: Any) -> Any:
+    """int | None -> int; Path -> Path."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+        return args[0]
+    return hint
+
+
+def _convert(key: str, hint: Any, raw: str) -> Any:
+    kind = _base_type(hint)
+    text = raw.strip()
+    if not text:
+        raise OptionError(key, "is empty")
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise OptionError(key, f"must be true or false, got '{raw}'")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise OptionError(key, f"must be a whole number, got '{raw}'") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise OptionError(key, f"must be a number, got '{raw}'") from None
+    if kind is Path:
+        return Path(text).expanduser()
+    return text
+
+
+def _checked_value(f: Field, hint: Any, value: Any) -> Any:
+    meta = f.metadata
+    kind = _base_type(hint)
+    key = f.name
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OptionError(key, f"must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise OptionError(key, f"must be a finite number, got {value}")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise OptionError(key, f"must be a whole number, got {value!r}")
+    elif kind is Path:
+        value = Path(value).expanduser()
+        if not str(value).strip() or str(value) == ".":
+            raise OptionError(key, "is empty")
+    elif kind is str:
+        value = str(value).strip()
+        if not value:
+            raise OptionError(key, "is empty")
+    if kind in (int, float):
+        low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+        if above is not None and not value > above:
+            raise OptionError(key, f"must be above {above:g}, got {value:g}")
+        if low is not None and value < low:
+            raise OptionError(key, f"must be at least {low:g}, got {value:g}")
+        if high is not None and value > high:
+            raise OptionError(key, f"must be at most {high:g}, got {value:g}")
+    choices = meta.get("choices")
+    if choices:
+        match = next((c for c in choices if c.lower() == str(value).lower()), None)
+        if match is None:
+            close = did_you_mean(str(value).lower(), [c.lower() for c in choices])
+            error = OptionError(key, "", hint=f"use one of: {', '.join(choices)}")
+            error.args = (f"unknown {key} '{value}'{close}",)
+            raise error
+        value = match
+    return value
+
+
+# -- help -----------------------------------------------------------------------------------
+def option_help(f: Field) -> str:
+    meta = f.metadata
+    text = meta.get("help", "")
+    if f.default is not MISSING and f.default is not None:
+        text += f" [default {option_text(f.default)}]"
+    return text.strip()
+
+
+def option_metavar(f: Field, hint: Any) -> str:
+    meta = f.metadata
+    if meta.get("metavar"):
+        return meta["metavar"]
+    if meta.get("choices"):
+        return "|".join(meta["choices"])
+    kind = _base_type(hint)
+    return {int: "N", float: "X", Path: "PATH", bool: "true|false"}.get(kind, "TEXT")
+
+
+def own_fields_first(cls: type[Options]) -> list[Field]:
+    """The option fields of `cls`, those it declares itself before inherited (shared) ones."""
+    own = set(cls.__dict__.get("__annotations__", {}))
+    return sorted(fields(cls), key=lambda f: f.name not in own)
+
+
+def describe_kinds(role: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """For help texts: (usage, help, [(option=METAVAR, help)]) per kind of `role`; options that the
+    grammar already spells out (the head, a custom grammar's parts) are left out."""
+    out = []
+    for kind in kinds(role):
+        hints = _hints(kind.options)
+        opts = [(f"{f.name}={option_metavar(f, hints[f.name])}", option_help(f))
+                for f in own_fields_first(kind.options) if f.name != kind.head and kind.split is None]
+        out.append((kind.usage, kind.help, opts))
+    return out
+
+
+def help_text(role: str, width: int = 100) -> str:
+    """Plain-text reference of every kind of `role` and its options (the CLI's --help)."""
+    import textwrap
+
+    lines = [f"{_ROLE_TITLE[role]} sources (--{role} SPEC):"]
+    for usage, text, opts in describe_kinds(role):
+        lines.append(f"  {usage}")
+        lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
+        for name, desc in opts:
+            lines += textwrap.wrap(f"{name}: {desc}", width, initial_indent="      ",
+                                   subsequent_indent="          ")
+    return "\n".join(lines)
+
+
+def markdown_reference() -> str:
+    """README's list of source specs (a test checks that README holds exactly this)."""
+    lines = []
+    for role in ROLES:
+        lines.append(f"{_ROLE_TITLE[role].capitalize() if role == 'video' else 'EEG'} sources (`--{role}`):")
+        lines.append("")
+        for usage, text, opts in describe_kinds(role):
+            lines.append(f"- `{usage}`: {text}")
+            for name, desc in opts:
+                lines.append(f"  - `{name}`: {desc}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+README_BEGIN = "<!-- source-kinds:begin (generated by `python -m milmer_app.sources.registry README.md`) -->"
+README_END = "<!-- source-kinds:end -->"
+
+
+def with_reference(text: str) -> str:
+    """`text` (README) with the block between the markers replaced by `markdown_reference()`."""
+    head, begin, rest = text.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    if not begin or not end:
+        raise ValueError("README has no source-kinds markers")
+    return f"{head}{README_BEGIN}\n{markdown_reference()}{README_END}{tail}"
+
+
+if __name__ == "__main__":   # regenerate README's list of source specs
+    import sys
+
+    from milmer_app.sources import registry   # the module the kinds register in, not this __main__
+
+    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    readme.write_text(registry.with_reference(readme.read_text()))

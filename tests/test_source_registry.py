@@ -1,0 +1,229 @@
+"""The source registry: one descriptor per kind feeds specs, checks, --help, README, settings and the panel."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from milmer_app import cli as app_cli
+from milmer_app.sources import registry
+from milmer_app.sources.registry import (BuildContext, Options, SourceKind, SourceSpec, format_spec, option,
+                                         parse_eeg_spec, parse_spec, parse_video_spec, spec_from_options)
+from models.errors import SourceError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_lists_exactly_the_registered_kinds():
+    readme = (ROOT / "README.md").read_text()
+    assert registry.with_reference(readme) == readme, \
+        "README's source list is out of date: run python -m milmer_app.sources.registry README.md"
+    for role in registry.ROLES:
+        for kind in registry.kinds(role):
+            assert f"- `{kind.usage}`" in readme
+
+
+def test_help_lists_every_kind_and_option():
+    text = app_cli.build_parser().format_help()
+    for role in registry.ROLES:
+        for kind in registry.kinds(role):
+            assert kind.usage in text, kind.name
+            for f in registry.own_fields_first(kind.options):
+                if f.name != kind.head and kind.split is None:
+                    assert f"{f.name}=" in text, (kind.name, f.name)
+    for needed in ("  demo", "map=label|position", "min_channels=FRACTION", "timeout=S", "unit=uV|mV|V|nV",
+                   "montage=biosemi32|biosemi64", "pick=first"):
+        assert needed in text
+
+
+def test_parsing_a_spec_imports_no_device_library():
+    code = ("import sys; from milmer_app.cli import build_parser; build_parser().format_help(); "
+            "from milmer_app.specs import parse_eeg_spec, parse_video_spec; "
+            "parse_eeg_spec('lsl:type=EEG,timeout=2'); parse_eeg_spec('brainflow:synthetic'); "
+            "parse_video_spec('webcam:0,width=640'); parse_video_spec('file:x.avi'); "
+            "heavy = ('torch', 'pylsl', 'cv2', 'mne', 'PySide6', 'brainflow', 'pyxdf'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("lsl:type=EEG,timeout=-1", "timeout must be above 0, got -1"),
+    ("lsl:type=EEG,timeout=0", "timeout must be above 0, got 0"),
+    ("lsl:type=EEG,timeout=nan", "timeout must be a finite number, got nan"),
+    ("lsl:type=EEG,timeout=inf", "timeout must be a finite number, got inf"),
+    ("lsl:type=EEG,timeout=", "timeout is empty"),
+    ("lsl:type=EEG,min_channels=0", "min_channels must be above 0"),
+    ("lsl:type=EEG,min_channels=1.5", "min_channels must be at most 1"),
+    ("lsl:type=EEG,map=positon", "unknown map 'positon' (did you mean 'position'?)"),
+    ("lsl:type=EEG,unit=furlongs", "unknown unit 'furlongs'"),
+    ("lsl:type=EEG,montage=biosemi128", "unknown montage 'biosemi128'"),
+    ("lsl:type=EEG,tpye=EEG", "unknown option 'tpye' (did you mean 'type'?)"),
+    ("lsl:map=position", "needs name=, type= or source_id="),
+    ("lls:type=EEG", "unknown EEG source 'lls:type=EEG' (did you mean 'lsl'?)"),
+    ("brainflow:synthetic,ip_port=70000", "ip_port must be at most 65535"),
+    ("brainflow:synthetic,timeout=1.5", "timeout must be a whole number, got '1.5'"),
+    ("brainflow:synthetic,serial_prot=/dev/ttyUSB0", "did you mean 'serial_port'?"),
+    ("deap:/data:0:1", "subject must be at least 1, got 0"),
+    ("deap:/data:1", "expects deap:DIR:SUBJECT:TRIAL"),
+    ("recording:", "recording needs path"),
+])
+def test_bad_eeg_options_are_named(spec, message):
+    with pytest.raises(SourceError) as error:
+        parse_eeg_spec(spec)
+    assert message in str(error.value)
+    assert spec in str(error.value)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("webcam:0,width=0", "width must be above 0, got 0"),
+    ("webcam:0,width=-640", "width must be above 0, got -640"),
+    ("webcam:0,width=64.5", "width must be a whole number"),
+    ("webcam:0,height=99999", "height must be at most 16384"),
+    ("webcam:0,fps=nan", "fps must be a finite number"),
+    ("webcam:0,fps=0", "fps must be above 0"),
+    ("webcam:-1", "index must be at least 0"),
+    ("webcam:0,widht=640", "did you mean 'width'?"),
+    ("webcma:0", "did you mean 'webcam'?"),
+    ("file:", "file needs path"),
+])
+def test_bad_video_options_are_named(spec, message):
+    with pytest.raises(SourceError) as error:
+        parse_video_spec(spec)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("role, text", [
+    ("eeg", "lsl:type=EEG,map=position,min_channels=0.1,timeout=2.5,unit=mV,montage=biosemi64,pick=first"),
+    ("eeg", "brainflow:synthetic,min_channels=0.3"),
+    ("eeg", "brainflow:board=0,serial_port=/dev/ttyUSB0,ip_port=6677"),
+    ("eeg", "deap:/data/my:deap:2:7"),
+    ("eeg", "recording:/tmp/rec, with comma"),
+    ("eeg", "demo"),
+    ("video", "webcam:1,width=640,height=480,fps=30"),
+    ("video", "file:/tmp/face.avi"),
+    ("video", "deap"),
+])
+def test_specs_round_trip_through_typed_options(role, text):
+    spec = parse_spec(role, text)
+    assert parse_spec(role, format_spec(role, spec.kind, spec.typed)) == spec
+    assert spec_from_options(role, spec.kind, spec.typed) == spec
+    assert spec == text and hash(spec) == hash(parse_spec(role, str(spec)))
+
+
+def test_typed_options_check_values_built_directly():
+    from milmer_app.sources.kinds import LslOptions, WebcamOptions
+
+    assert LslOptions(type="EEG", timeout=3).timeout == 3.0
+    for bad in (dict(type="EEG", timeout=-1.0), dict(type="EEG", timeout=math.inf), dict(name=None)):
+        with pytest.raises(registry.OptionError):
+            LslOptions(**bad)
+    with pytest.raises(registry.OptionError, match="width must be above 0"):
+        WebcamOptions(width=0)
+
+
+# -- a toy kind, registered from this test only ----------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ToyOptions(Options):
+    seconds: float = option(4.0, "how long the toy plays", above=0.0, high=60.0, metavar="S")
+    amplitude: float = option(20.0, "sine amplitude in microvolts", above=0.0, metavar="UV")
+
+
+def _build_toy(spec: SourceSpec, context: BuildContext):
+    from milmer_app.clock import local_clock
+    from milmer_app.sources.base import EEGSource
+    from models.pipeline.eeg import GENEVA_CHANNELS
+
+    class ToySource(EEGSource):
+        """32 Geneva channels of 10 Hz sine at 128 Hz, paced by the clock, for `seconds`."""
+
+        def _open(self) -> None:
+            self.channel_names = list(GENEVA_CHANNELS)
+            self.srate = 128.0
+            self._start = local_clock()
+            self._sent = 0
+
+        def _pull(self) -> bool:
+            due = min(int((local_clock() - self._start) * self.srate), int(spec.typed.seconds * self.srate))
+            if due > self._sent:
+                index = np.arange(self._sent, due)
+                wave = spec.typed.amplitude * np.sin(2 * np.pi * 10 * index / self.srate)
+                self.push(np.tile(wave, (32, 1)).astype(np.float32), self._start + index / self.srate)
+                self._sent = due
+            if self._sent >= int(spec.typed.seconds * self.srate):
+                return False
+            self._stop.wait(0.02)
+            return True
+
+    return ToySource(f"toy {spec.typed.seconds:g} s")
+
+
+@pytest.fixture
+def toy_kind():
+    kind = registry.register(SourceKind("toy", "eeg", "Toy sine", "a sine on every channel (tests)", ToyOptions,
+                                        _build_toy, grammar="toy[:seconds=S,amplitude=UV]"))
+    yield kind
+    registry.unregister("eeg", "toy")
+
+
+def test_a_registered_kind_works_from_the_command_line(toy_kind, tiny_checkpoint, tmp_path):
+    out = tmp_path / "toy.jsonl"
+    assert "toy[:seconds=S,amplitude=UV]" in app_cli.build_parser().format_help()
+    code = app_cli.main(["--headless", "--eeg", "toy:seconds=30", "--checkpoint", str(tiny_checkpoint),
+                         "--device", "cpu", "--hop", "0.5", "--duration", "5", "--predictions", str(out)])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and all(r["eeg_channels_used"] == 32 for r in records)
+    assert app_cli.main(["--headless", "--eeg", "toy:second=3", "--checkpoint", str(tiny_checkpoint)]) == 2
+
+
+@pytest.mark.gui
+def test_a_registered_kind_shows_in_the_sources_panel(toy_kind, qtbot):
+    pytest.importorskip("PySide6")
+    from milmer_app.gui.selection import SourceSelection
+    from milmer_app.gui.source_pages import OptionsForm
+    from milmer_app.gui.sources_panel import SourcesPanel
+
+    panel = SourcesPanel()
+    qtbot.addWidget(panel)
+    index = panel.eeg_kind.findData("toy")
+    assert index >= 0 and panel.eeg_kind.itemText(index) == "Toy sine"
+    panel.eeg_kind.setCurrentIndex(index)
+    page = panel.page("eeg", "toy")
+    assert isinstance(page, OptionsForm) and panel.eeg_pages.currentWidget() is page
+    assert set(page.editors) == {"seconds", "amplitude"}
+    page.editors["seconds"].setText("2.5")
+    selection = panel.selection()
+    assert selection.eeg.kind == "toy" and selection.eeg.typed == ToyOptions(seconds=2.5)
+    assert selection.eeg == "toy:seconds=2.5"
+    panel.set_selection(SourceSelection(False, "toy:amplitude=5", "none"))
+    assert (page.editors["seconds"].text(), page.editors["amplitude"].text()) == ("", "5")
+
+
+@pytest.mark.gui
+def test_settings_store_the_typed_options(settings):
+    from milmer_app.gui.selection import SourceSelection
+    from milmer_app.gui.settings import load_selection, save_selection
+
+    chosen = SourceSelection(False, "lsl:type=EEG,timeout=2.5,map=position", "webcam:1,width=640", "m.safetensors")
+    save_selection(settings, chosen)
+    assert settings.value("sources/eeg/kind") == "lsl" and settings.value("sources/eeg/timeout") == "2.5"
+    assert settings.value("sources/video/width") == "640"
+    assert load_selection(settings) == chosen
+    # A value the registry refuses (edited by hand): that source falls back to its default, the rest stays.
+    settings.setValue("sources/eeg/timeout", "-3")
+    loaded = load_selection(settings)
+    assert loaded.eeg.kind == "none" and loaded.video == chosen.video and loaded.checkpoint == "m.safetensors"
+    # Settings written before the registry kept the spec text.
+    settings.remove("sources")
+    settings.setValue("sources/eeg", "brainflow:synthetic")
+    settings.setValue("sources/demo", "false")
+    assert load_selection(settings).eeg == "brainflow:synthetic"

@@ -177,6 +177,11 @@ class StreamMonitor:
     - effective rate: samples per second of timestamps over the last `rate_window` seconds;
       `rate_ratio()` gives measured / nominal once a full `rate_window` of timestamps has
       been seen since the start or the last `restart()` (a discontinuity);
+    - delivery: samples per second of this machine's clock over the last `delivery_window`
+      seconds of uninterrupted arrival (`delivery_ratio()`): it catches a stream whose
+      timestamps follow the declared rate while its samples come faster or slower. A pause
+      longer than `lost_after` starts the measurement again, so a catch-up after an outage
+      is not taken for a fast stream;
     - gaps: jumps between consecutive timestamps larger than `gap_factor` sample periods
       (and at least 0.1 s); dropped: samples those gaps should have held;
     - late: chunks arriving more than `late_s` after their last timestamp;
@@ -184,10 +189,12 @@ class StreamMonitor:
     """
 
     def __init__(self, nominal_rate: float, lost_after: float = 1.25, rate_window: float = 5.0,
-                 gap_factor: float = 3.0, late_s: float = 1.0):
+                 gap_factor: float = 3.0, late_s: float = 1.0, delivery_window: float = 10.0):
         self.nominal_rate = nominal_rate
         self.lost_after = lost_after
         self.rate_window = rate_window
+        self.delivery_window = delivery_window
+        self._delivered: deque[tuple[float, int]] = deque()  # (local arrival time, samples)
         self.gap_factor = gap_factor
         self.late_s = late_s
         self._lock = threading.Lock()
@@ -204,6 +211,18 @@ class StreamMonitor:
         """Forget the rate measurement (after a discontinuity: spans across it mean nothing)."""
         with self._lock:
             self._arrivals.clear()
+            self._delivered.clear()
+
+    def delivery_ratio(self) -> float | None:
+        """Samples delivered per second of this clock / nominal rate, over a full `delivery_window`."""
+        with self._lock:
+            if self.nominal_rate <= 0 or len(self._delivered) < 2:
+                return None
+            span = self._delivered[-1][0] - self._delivered[0][0]
+            if span < self.delivery_window:
+                return None
+            samples = sum(n for _, n in list(self._delivered)[1:])
+            return samples / span / self.nominal_rate
 
     def rate_ratio(self) -> float | None:
         """Measured / nominal rate over a full `rate_window` of timestamps; None until there is one."""
@@ -241,6 +260,11 @@ class StreamMonitor:
                     self._dropped += int(np.round(jumps.sum() / period)) - len(jumps)
             if now - last > self.late_s:
                 self._late += 1
+            if self._last_arrival is not None and now - self._last_arrival > self.lost_after:
+                self._delivered.clear()
+            self._delivered.append((now, len(timestamps)))
+            while len(self._delivered) > 1 and self._delivered[1][0] <= now - self.delivery_window:
+                self._delivered.popleft()
             self._last_ts = last
             self._last_arrival = now
             self._arrivals.append((last, len(timestamps)))

@@ -202,6 +202,23 @@ def test_a_stream_stamping_its_declared_rate_while_sending_four_times_as_fast_is
         outlet.stop()
 
 
+def test_a_stream_delivering_a_quarter_of_its_stamped_rate_is_stopped():
+    name = f"MilmerSlow-{_uid()}"
+    outlet = StampedOutlet(name, ["microvolts"] * 32, declared=RATE, sent_rate=RATE / 4,
+                           stamp=lambda index, start: start + index / RATE)      # falls ever further behind
+    source = LSLSource(parse_eeg_spec(f"lsl:name={name}"))
+    try:
+        source.connect()
+        assert source.finished.wait(40), "the source kept running"
+        message = source.error
+        assert message is not None and name in message and "declares 256 Hz but delivers" in message
+        delivered = float(message.split("delivers ")[1].split(" samples")[0])
+        assert delivered == pytest.approx(64, rel=0.05)
+    finally:
+        source.disconnect()
+        outlet.stop()
+
+
 def test_a_rate_a_little_off_is_a_warning_and_a_status_flag():
     name = f"MilmerSlightlyFast-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=RATE, sent_rate=RATE * 1.1)

@@ -185,3 +185,20 @@ def test_a_replay_at_speed_is_not_taken_for_a_stream_with_a_wrong_rate():
         assert eeg.clock is None and eeg.error is None and not warnings
     finally:
         eeg.disconnect()
+
+
+def test_monitor_measures_delivery_per_second_of_this_clock_and_restarts_after_a_pause(monkeypatch):
+    import milmer_app.buffers as buffers
+
+    clock = [100.0]
+    monkeypatch.setattr(buffers, "local_clock", lambda: clock[0])
+    monitor = StreamMonitor(256.0)
+    stamp = 0.0
+    for _ in range(110):                      # 11 s of chunks of 16 samples every 0.1 s: 160 samples/s
+        monitor.record(stamp + np.arange(16) / 256.0)
+        stamp += 16 / 256.0
+        clock[0] += 0.1
+    assert monitor.delivery_ratio() == pytest.approx(160 / 256, rel=0.02)
+    clock[0] += 2.0                           # a pause longer than lost_after: measure again
+    monitor.record(stamp + np.arange(16) / 256.0)
+    assert monitor.delivery_ratio() is None

@@ -140,8 +140,10 @@ class EEGSource(Source):
 
     A live source (one without a replay clock) is watched as it pushes: its clock by a
     `ClockGuard` (backward runs and jumps ahead become discontinuities), its rate by the
-    monitor (over a full 5 s window: more than 5 % off the nominal rate is a warning and
-    the status flag `rate_off`, more than 20 % stops the source with a SourceError). A
+    monitor (over a full 5 s window of timestamps: more than 5 % off the nominal rate is a
+    warning and the status flag `rate_off`, more than 20 % stops the source with a
+    SourceError; samples delivered per second of this clock more than 20 % off over 10 s
+    of steady arrival stop it too, whatever the timestamps say). A
     replay stamps its own samples on the replay clock (at --speed, across seeks and
     pauses), so it is not second-guessed. A clock that breaks BREAKS_LIMIT times within
     BREAKS_WINDOW seconds (a device stamping at its declared rate while sending at
@@ -209,6 +211,13 @@ class EEGSource(Source):
                                    "re-sending data")
 
     def _check_rate(self) -> None:
+        delivered = self.monitor.delivery_ratio()
+        if delivered is not None and abs(delivered - 1) > RATE_STOP:
+            raise SourceError(f"{self.name}: the stream declares {self.srate:g} Hz but delivers "
+                              f"{delivered * self.srate:.1f} samples per second (over "
+                              f"{self.monitor.delivery_window:g} s of arrivals), whatever its timestamps say; "
+                              "its samples cannot be placed in time",
+                              hint="fix the device's or outlet's sampling rate")
         ratio = self.monitor.rate_ratio()
         if ratio is None:
             return

@@ -263,6 +263,7 @@ class Engine:
 
         device = resolve_device(cfg.device)
         path = _checkpoint_path(cfg.checkpoint)
+        log.info("loading checkpoint %s", path)
         loaded = load_checkpoint(path, device=device)
         self.contract = contract = loaded.contract
         self.provenance = provenance = dict(loaded.provenance or {})

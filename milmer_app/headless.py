@@ -10,6 +10,7 @@ import threading
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.prediction import Prediction
+from models.console import run_interruptible
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        engine.start()
+        run_interruptible(engine.start, "starting (model, sources)", "milmer-app")
         started = local_clock()
         while not stop.wait(0.1):
             if args.duration is not None and local_clock() - started >= args.duration:
@@ -81,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
         engine.stop()
         signal.signal(signal.SIGTERM, previous)
     dropped = engine.worker.dropped if engine.worker is not None else 0
+    non_finite = engine.worker.non_finite if engine.worker is not None else 0
     model = " (DEMO model)" if engine.is_demo_model else ""
-    print(f"milmer-app: {tally.summary()}, {dropped} stale window(s) dropped{model}")
+    withheld = f", {non_finite} window(s) withheld: the model's output was not finite" if non_finite else ""
+    print(f"milmer-app: {tally.summary()}, {dropped} stale window(s) dropped{withheld}{model}")
     eeg = engine.eeg_source
     if eeg is not None and eeg.channel_names:
         converted = "" if eeg.unit == "µV" else ", converted to µV"

@@ -21,9 +21,14 @@ from milmer_app.bags import Bag, FrameKey
 from milmer_app.clock import local_clock
 from milmer_app.prediction import Prediction
 from models.device import autocast
+from models.errors import DataError
 from models.milmer import Milmer
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteOutput(DataError):
+    """The model gave NaN/Inf for a window: no prediction is emitted for it."""
 
 
 class EmbeddingCache:
@@ -120,6 +125,8 @@ class Predictor:
             output = self.model.forward_embedded(eeg, frame_tokens, eeg_mask, face_mask)
             probabilities = torch.softmax(output.logits.float(), dim=-1)[0].cpu().numpy()
             weights = output.instance_weights.float()[0].cpu().numpy()
+        if not (np.isfinite(probabilities).all() and np.isfinite(weights).all()):
+            raise NonFiniteOutput(f"the model's output for the window ending {bag.window_end:.3f} is not finite")
         emitted = local_clock()
         quadrant = int(np.argmax(probabilities))
         return Prediction(
@@ -144,6 +151,7 @@ class InferenceWorker:
         self.on_prediction = on_prediction
         self.dropped = 0
         self.done = 0
+        self.non_finite = 0  # windows whose model output was NaN/Inf: counted, never emitted
         self._slot: Bag | None = None
         self._prefetch: deque[tuple[FrameKey, np.ndarray]] = deque(maxlen=4 * predictor.config.num_instances)
         self._cond = threading.Condition()
@@ -196,6 +204,11 @@ class InferenceWorker:
                 continue
             try:
                 prediction = self.predictor.predict(bag)
+            except NonFiniteOutput as exc:
+                self.non_finite += 1
+                if self.non_finite == 1 or self.non_finite % 100 == 0:
+                    log.warning("%s; no prediction emitted (%d such window(s) so far)", exc, self.non_finite)
+                continue
             except Exception:  # keep predicting the next windows; the error is in the log
                 log.exception("inference failed for the window ending %.3f", bag.window_end)
                 continue

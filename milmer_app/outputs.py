@@ -11,6 +11,7 @@ import pylsl
 
 from milmer_app.demo import DEMO_NOTICE
 from milmer_app.prediction import Prediction
+from models import strict_json
 from models.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class JsonlWriter:
             return
         with self._lock:
             try:
-                self._handle.write(json.dumps(prediction.to_json()) + "\n")
+                self._handle.write(strict_json.dumps(prediction.to_json()) + "\n")
                 self._handle.flush()
             except OSError as exc:
                 self.error = f"predictions file {self.path}: {exc.strerror or exc}"

@@ -42,6 +42,7 @@ import numpy as np
 
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
+from models import strict_json
 from models.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class RecordingStatus:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
+        handle.write(strict_json.dumps(data, indent=2))
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -225,7 +226,7 @@ class Recorder:
             self._frame_offset += len(data)
         else:
             _, name, record = item
-            self._files[name].write((json.dumps(record) + "\n").encode("utf-8"))
+            self._files[name].write((strict_json.dumps(record) + "\n").encode("utf-8"))
 
     def _flush(self) -> None:
         # Data files before their indexes, so an index never points past the data.

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from importlib import metadata
+from typing import TypeVar
 
 from models.errors import MilmerError
 
 log = logging.getLogger("milmer")
+
+T = TypeVar("T")
+# Exit codes a shell gives a process ended by these signals.
+INTERRUPT_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def package_version() -> str:
@@ -49,3 +57,43 @@ def run_cli(main: Callable[[], int], prog: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def run_interruptible(work: Callable[[], T], what: str, prog: str) -> T:
+    """Run a start-up step that may block inside C code (an LSL resolve, a device session, model loading).
+
+    Python runs signal handlers only between bytecodes, so a SIGINT/SIGTERM would wait for the
+    blocking call to return (an LSL resolve: up to its timeout). The step runs in a thread while
+    this (main) thread waits; a signal ends the process at once with one line and exit 130/143.
+    Nothing needs flushing yet: outputs and recordings open only once start-up is done.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    outcome: dict[str, object] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the main thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    def on_signal(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        print(f"{prog}: interrupted ({name}) while {what}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(INTERRUPT_EXIT_CODES.get(signum, 128 + signum))
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in INTERRUPT_EXIT_CODES}
+    try:
+        threading.Thread(target=target, name="start-up", daemon=True).start()
+        while not done.wait(0.05):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

@@ -32,8 +32,6 @@ class InputContract:
     face_expand: float
     face_size: int
     num_instances: int
-    image_mean: tuple[float, float, float] = IMAGENET_MEAN
-    image_std: tuple[float, float, float] = IMAGENET_STD
     class_names: tuple[str, ...] = QUADRANT_CLASSES
     label_rule: dict[str, Any] = field(default_factory=lambda: {"kind": "quadrant", "threshold": 5.0,
                                                                  "ties": "published"})
@@ -68,8 +66,6 @@ class InputContract:
             raise ValueError("; ".join(problems))
         # JSON gives lists; keep tuples so contracts compare and hash the same either way.
         object.__setattr__(self, "eeg_channels", tuple(self.eeg_channels))
-        object.__setattr__(self, "image_mean", tuple(self.image_mean))
-        object.__setattr__(self, "image_std", tuple(self.image_std))
         object.__setattr__(self, "class_names", tuple(self.class_names))
         if self.filter_band is not None:
             object.__setattr__(self, "filter_band", tuple(float(f) for f in self.filter_band))
@@ -129,6 +125,17 @@ class InputContract:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputContract:
+        data = dict(data)
+        # Older checkpoints stored the face-image normalisation. The model always normalises with the
+        # ImageNet mean/std its Swin backbone was trained with, so only those values can be honoured.
+        for key, expected in (("image_mean", IMAGENET_MEAN), ("image_std", IMAGENET_STD)):
+            if key in data:
+                value = data.pop(key)
+                if (not isinstance(value, list) or len(value) != 3 or
+                        any(isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v - e) > 1e-6
+                            for v, e in zip(value, expected))):
+                    raise CheckpointError(f"input contract field {key}={value!r}: the model normalises face images "
+                                          f"with the ImageNet {key.split('_')[1]} {list(expected)} only")
         try:
             return cls(**data)
         except (TypeError, ValueError) as exc:

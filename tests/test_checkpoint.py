@@ -148,11 +148,11 @@ def test_config_cannot_make_the_loader_fetch_or_read_other_files(saved, change):
 
 
 @pytest.mark.parametrize(("section", "key", "value", "message"), [
-    ("config", "d_model", 64.0, r"model config is invalid: .*d_model=64\.0 is not of type int"),
-    ("config", "encoder_layers", True, r"model config is invalid: .*encoder_layers=True is not of type int"),
+    ("config", "d_model", 64.0, r"config\.d_model=64\.0 must be a whole number"),
+    ("config", "encoder_layers", True, r"config\.encoder_layers=True must be a whole number"),
     ("contract", "sampling_rate", "128", r"input contract is invalid: sampling_rate='128' is not of type float"),
     (None, "provenance", [1, 2], r"the 'provenance' section is not an object"),
-    ("backbone_kwargs", "depths", "11", r"cannot build the model its config describes"),
+    ("backbone_kwargs", "depths", "11", r"config\.backbone_kwargs\.depths=.11. must be a list"),
 ])
 def test_json_values_of_the_wrong_type_are_named(saved, section, key, value, message):
     _, _, stem = saved

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.console import package_version
+from models import strict_json
 from models.errors import DataError
 from training.deap import DeapIndex, load_subject, scan_deap
 from models.pipeline.faces import FaceCropper
@@ -412,7 +413,7 @@ def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: Prepare
                     writers.pop(result.job.subject).publish()
 
     summary = summarise(cache, index, subjects, failures, mismatches)
-    (cache / "summary.json").write_text(json.dumps(summary, indent=1))
+    (cache / "summary.json").write_text(strict_json.dumps(summary, indent=1))
     summary_text = format_summary(summary)
     (cache / "summary.txt").write_text(summary_text)
     log.info("prepared cache %s\n%s", cache, summary_text)

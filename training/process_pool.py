@@ -4,7 +4,8 @@
 ``concurrent.futures.ProcessPoolExecutor`` breaks as a whole (every pending task fails and
 none is named). Here each worker takes one task at a time over its own pipe; when its
 process ends without answering (a signal, ``os._exit``, the OOM killer) the task it held is
-reported with how the process ended, a fresh worker replaces it, and the rest go on.
+reported with how the process ended, a fresh worker replaces it, and the rest go on. With
+``task_timeout`` a task that runs longer is reported the same way after its worker is killed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -78,6 +80,7 @@ class _Worker:
         child.close()
         self.payload: Any = None
         self.busy = False
+        self.since = 0.0  # monotonic time the current task was sent
 
     def stop(self, wait_s: float) -> None:
         try:
@@ -92,18 +95,24 @@ class _Worker:
 
 
 class ProcessPool:
-    """`workers` spawned processes (none when 1: tasks run in this process)."""
+    """`workers` spawned processes (none when 1 unless `isolate`: tasks then run in this process).
 
-    def __init__(self, workers: int, initializer: Callable[[], None] | None = None):
+    task_timeout: seconds a task may run before its worker is killed and the task reported as timed out.
+    """
+
+    def __init__(self, workers: int, initializer: Callable[[], None] | None = None, isolate: bool = False,
+                 task_timeout: float | None = None):
         self.size = max(1, int(workers))
         self.initializer = initializer
+        self.isolate = isolate
+        self.task_timeout = task_timeout
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
 
     def imap_unordered(self, function: Callable[[Any], Any], payloads: Iterable[Any]) -> Iterator[TaskOutcome]:
         """Each payload's outcome, in completion order; a task whose worker died has `death` set."""
         todo = deque(payloads)
-        if self.size == 1 or len(todo) <= 1:
+        if not self.isolate and (self.size == 1 or len(todo) <= 1):
             for payload in todo:
                 yield TaskOutcome(payload, function(payload))
             return
@@ -113,32 +122,39 @@ class ProcessPool:
         while todo or running:
             for worker in self._workers:
                 if not worker.busy and todo:
-                    worker.payload, worker.busy = todo.popleft(), True
+                    worker.payload, worker.busy, worker.since = todo.popleft(), True, time.monotonic()
                     try:
                         worker.conn.send((function, worker.payload))
                     except (OSError, ValueError):  # died while idle: its sentinel reports it below
                         pass
                     running += 1
             busy = [w for w in self._workers if w.busy]
-            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+            timeout = None
+            if self.task_timeout is not None:
+                timeout = max(0.0, min(w.since for w in busy) + self.task_timeout - time.monotonic())
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
             for worker in busy:
-                if worker.conn not in ready and worker.process.sentinel not in ready:
+                overdue = (self.task_timeout is not None and worker.conn not in ready
+                           and time.monotonic() - worker.since >= self.task_timeout)
+                if overdue:
+                    worker.process.kill()
+                elif worker.conn not in ready and worker.process.sentinel not in ready:
                     continue
-                outcome = self._collect(worker)
+                outcome = self._collect(worker, f"timed out after {self.task_timeout:g} s" if overdue else None)
                 running -= 1
                 worker.busy = False
                 if isinstance(outcome.result, _RemoteError):
                     raise outcome.result.exc
                 yield outcome
 
-    def _collect(self, worker: _Worker) -> TaskOutcome:
+    def _collect(self, worker: _Worker, timed_out: str | None = None) -> TaskOutcome:
         try:
-            if worker.conn.poll():
+            if timed_out is None and worker.conn.poll():
                 return TaskOutcome(worker.payload, worker.conn.recv())
         except (EOFError, OSError):
             pass
         worker.process.join(5.0)
-        death = describe_exit(worker.process.exitcode)
+        death = timed_out or describe_exit(worker.process.exitcode)
         log.debug("worker %s %s", worker.process.pid, death)
         worker.conn.close()
         self._workers[self._workers.index(worker)] = _Worker(self._context, self.initializer)

@@ -89,6 +89,7 @@ class BrainFlowSource(EEGSource):
             self._eeg_rows = list(BoardShim.get_eeg_channels(self.board_id))
             self._ts_row = BoardShim.get_timestamp_channel(self.board_id)
             board = BoardShim(self.board_id, self._params)
+            log.info("%s: starting the board session", self.name)
             board.prepare_session()
             board.start_stream(int(self.srate * 60))
         except BrainFlowError as exc:

@@ -86,8 +86,10 @@ class VideoFileSource(VideoSource):
         self._index = 0
 
     def _open(self) -> None:
-        if not self.path.is_file():
+        if not self.path.exists():
             raise SourceError(f"{self.path}: video file not found")
+        if not self.path.is_file():  # a device, FIFO or folder: OpenCV could block or read for ever
+            raise SourceError(f"{self.path}: not a video file (not a regular file)")
         self._capture, self.fps = open_video_file(self.path)
         self._start = local_clock()
         self._index = 0

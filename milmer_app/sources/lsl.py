@@ -127,6 +127,7 @@ class LSLSource(EEGSource):
         return matches[0]
 
     def _open(self) -> None:
+        log.info("%s: resolving the stream (up to %g s)", self.name, self.resolve_timeout)
         info = self._choose(self._matches(self.resolve_timeout))
         try:
             self._open_inlet(info)

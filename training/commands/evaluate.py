@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from models import strict_json
 from models.errors import DataError
 from training.commands.train import int_list
 
@@ -87,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
         document = {"checkpoint": str(args.checkpoint), "deap": str(args.deap), "scope": scope, "leaky": leaky,
                     "all_windows": bool(args.all_windows), "protocol": provenance.get("protocol"),
                     "trials": data.trials_of(positions), **metrics.to_dict(), "class_names": names}
-        Path(args.out).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        Path(args.out).write_text(strict_json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0

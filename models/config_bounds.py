@@ -53,6 +53,14 @@ FACE_EXPAND_RANGE = (0.0, 1.0)
 VIDEO_OFFSET_LIMIT_S = 3600.0
 LABEL_THRESHOLD_RANGE = (0.0, 10.0)
 MAX_NAME_LENGTH = 64
+# The EEG transform: FIR length, offset high-pass and polyphase resampler settings.
+TRANSFORM_RANGES: dict[str, tuple[float, float]] = {
+    "filter_taps": (1, 4097),
+    "dc_highpass_hz": (0.0, 10.0),
+    "dc_highpass_order": (0, 8),
+    "resample_kaiser_beta": (0.0, 30.0),
+    "resample_half_width": (1, 64),
+}
 # What timm's Swin uses when a config does not override it (swin_tiny_patch4_window7_224).
 SWIN_T_DEFAULTS: dict[str, Any] = {"embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (3, 6, 12, 24),
                                    "window_size": 7, "patch_size": 4, "mlp_ratio": 4.0}
@@ -131,6 +139,7 @@ def check_contract(contract: InputContract) -> None:
         if not 0 < band[0] < band[1] < nyquist:
             raise _fail("contract.filter_band", list(band),
                         f"must satisfy 0 < low < high < Nyquist ({nyquist:g} Hz at {contract.sampling_rate:g} Hz)")
+    _check_transform(contract)
     _number_in("contract.face_expand", contract.face_expand, *FACE_EXPAND_RANGE)
     _number_in("contract.video_offset", contract.video_offset, -VIDEO_OFFSET_LIMIT_S, VIDEO_OFFSET_LIMIT_S)
     if contract.face_detector != "haar":
@@ -142,6 +151,31 @@ def check_contract(contract: InputContract) -> None:
     if rule.get("kind", "quadrant") not in ("quadrant", "valence", "arousal"):
         raise _fail("contract.label_rule.kind", rule.get("kind"), "is not 'quadrant', 'valence' or 'arousal'")
     _number_in("contract.label_rule.threshold", rule.get("threshold", 5.0), *LABEL_THRESHOLD_RANGE)
+    if not isinstance(rule.get("ties", ""), str):
+        raise _fail("contract.label_rule.ties", rule["ties"], "must be text (it describes the tie rule)")
+
+
+def _check_transform(contract: InputContract) -> None:
+    """The EEG transform's filter and resampler settings (fields present in this version of the contract)."""
+    nyquist = contract.sampling_rate / 2.0
+    for name, (low, high) in TRANSFORM_RANGES.items():
+        if hasattr(contract, name):
+            _number_in(f"contract.{name}", getattr(contract, name), low, high,
+                       integer=name in ("filter_taps", "dc_highpass_order", "resample_half_width"))
+    cutoffs = getattr(contract, "filter_cutoffs", None)
+    if cutoffs is not None:
+        if len(cutoffs) != 2 or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in cutoffs) \
+                or not 0 < cutoffs[0] < cutoffs[1] < nyquist:
+            raise _fail("contract.filter_cutoffs", list(cutoffs),
+                        f"must be [low, high] with 0 < low < high < Nyquist ({nyquist:g} Hz)")
+    window = getattr(contract, "filter_window", None)
+    if window is not None:
+        from scipy.signal import get_window
+
+        try:
+            get_window(window, 3)
+        except (ValueError, TypeError):
+            raise _fail("contract.filter_window", window, "is not a window scipy knows") from None
 
 
 def _strings(field: str, values: Sequence[Any]) -> None:

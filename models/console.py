@@ -42,14 +42,19 @@ def setup_logging(verbosity: int = 0) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def one_line(text: object) -> str:
+    """`text` on one line: control characters (a newline typed into a spec, a file name) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def run_cli(main: Callable[[], int], prog: str) -> int:
     """Run a CLI entry point: expected failures become one line plus a hint and exit 2."""
     try:
         return int(main() or 0)
     except MilmerError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         if exc.hint:
-            print(f"{prog}: hint: {exc.hint}", file=sys.stderr)
+            print(f"{prog}: hint: {one_line(exc.hint)}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
         print(f"{prog}: error: file not found: {exc.filename or exc}", file=sys.stderr)

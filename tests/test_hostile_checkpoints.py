@@ -203,3 +203,15 @@ def test_a_non_finite_model_output_is_counted_never_emitted():
     worker.stop()
     assert worker.non_finite == 1 and [p.window_end for p in emitted] == [4.0]
     assert strict_json.dumps({"loss": float("nan"), "x": [float("inf"), 1.5]}) == '{"loss": null, "x": [null, 1.5]}'
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("filter_taps", 10 ** 9 + 1, r"contract\.filter_taps=1000000001 is outside the plausible range 1\.\.4097"),
+    ("filter_cutoffs", [50.0, 70.0], r"contract\.filter_cutoffs=\[50\.0, 70\.0\] must be \[low, high\]"),
+    ("resample_half_width", 10 ** 6, r"contract\.resample_half_width=1000000 is outside"),
+    ("filter_window", "nonsense", r"contract\.filter_window='nonsense' is not a window scipy knows"),
+])
+def test_eeg_transform_fields_are_bounded(stem, key, value, message):
+    _edit(stem, _set("contract", key, value))
+    with pytest.raises(CheckpointError, match=r"model\.json: " + message):
+        load_checkpoint(stem)

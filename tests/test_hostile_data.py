@@ -253,3 +253,12 @@ def test_prepare_names_the_subject_whose_worker_died(deap, tmp_path, monkeypatch
     strict = PrepareConfig(face=CONFIG.face, window=CONFIG.window, workers=2, strict=True)
     with pytest.raises(DataError, match=r"s02\.dat: the worker reading it killed by SIGSEGV"):
         prepare_cache(deap, tmp_path / "cache2", strict, progress=False)
+
+
+def test_pool_kills_a_task_that_runs_past_its_timeout():
+    from crash_helpers import sleep_for
+
+    with ProcessPool(1, isolate=True, task_timeout=3.0) as pool:
+        outcomes = {o.payload: o for o in pool.imap_unordered(sleep_for, [0.0, 600.0, 0.1])}
+    assert outcomes[600.0].death == "timed out after 3 s"
+    assert outcomes[0.0].result == 0.0 and outcomes[0.1].result == 0.1

@@ -54,6 +54,9 @@ class _RemoteError:
             self.exc = RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+_STARTED = "started"
+
+
 def _serve(conn: Connection, initializer: Callable[[], None] | None) -> None:
     if initializer is not None:
         initializer()
@@ -65,6 +68,7 @@ def _serve(conn: Connection, initializer: Callable[[], None] | None) -> None:
         if message is None:
             return
         function, payload = message
+        conn.send(_STARTED)  # the task's clock starts now, not while this worker was still starting
         try:
             reply = function(payload)
         except Exception as exc:
@@ -80,7 +84,7 @@ class _Worker:
         child.close()
         self.payload: Any = None
         self.busy = False
-        self.since = 0.0  # monotonic time the current task was sent
+        self.since: float | None = None  # monotonic time the worker began the current task
 
     def stop(self, wait_s: float) -> None:
         try:
@@ -122,7 +126,7 @@ class ProcessPool:
         while todo or running:
             for worker in self._workers:
                 if not worker.busy and todo:
-                    worker.payload, worker.busy, worker.since = todo.popleft(), True, time.monotonic()
+                    worker.payload, worker.busy, worker.since = todo.popleft(), True, None
                     try:
                         worker.conn.send((function, worker.payload))
                     except (OSError, ValueError):  # died while idle: its sentinel reports it below
@@ -130,11 +134,14 @@ class ProcessPool:
                     running += 1
             busy = [w for w in self._workers if w.busy]
             timeout = None
-            if self.task_timeout is not None:
-                timeout = max(0.0, min(w.since for w in busy) + self.task_timeout - time.monotonic())
+            started = [w.since for w in busy if w.since is not None]
+            if self.task_timeout is not None and started:
+                timeout = max(0.0, min(started) + self.task_timeout - time.monotonic())
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
             for worker in busy:
-                overdue = (self.task_timeout is not None and worker.conn not in ready
+                if worker.conn in ready and worker.since is None and self._started(worker):
+                    ready.discard(worker.conn)  # only the "started" note was there
+                overdue = (self.task_timeout is not None and worker.conn not in ready and worker.since is not None
                            and time.monotonic() - worker.since >= self.task_timeout)
                 if overdue:
                     worker.process.kill()
@@ -146,6 +153,18 @@ class ProcessPool:
                 if isinstance(outcome.result, _RemoteError):
                     raise outcome.result.exc
                 yield outcome
+
+    @staticmethod
+    def _started(worker: _Worker) -> bool:
+        """Read the worker's "started" note; False when what arrived is something else (or nothing)."""
+        try:
+            if worker.conn.poll():
+                if worker.conn.recv() == _STARTED:
+                    worker.since = time.monotonic()
+                    return not worker.conn.poll()
+        except (EOFError, OSError):
+            pass
+        return False
 
     def _collect(self, worker: _Worker, timed_out: str | None = None) -> TaskOutcome:
         try:

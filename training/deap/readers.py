@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +112,9 @@ def read_mat(path: Path) -> SubjectArrays:
     path = Path(path)
     try:
         content = sio.loadmat(path)
-    except (MatReadError, OSError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
+    # A damaged file fails in many ways inside scipy (zlib, struct, sizes it cannot allocate): all are this file's.
+    except (MatReadError, OSError, ValueError, TypeError, IndexError, KeyError, NotImplementedError, MemoryError,
+            OverflowError, EOFError, UnicodeError, zlib.error, struct.error) as exc:
         raise DataError(f"{path}: cannot read MATLAB file ({exc})", hint="re-download or re-extract the file") from exc
     return validate_subject_arrays(*_pick(content, path), path)
 

@@ -218,8 +218,11 @@ def estimate_parameters(config: MilmerConfig) -> int:
     if config.uses_face:
         backbone, width, _ = _swin(config)
         params += backbone + (0 if width == d else width * d + d)
-        if config.mil in ("amil", "topk", "weighted_topk"):
-            params += 2 * (d * config.mil_hidden + config.mil_hidden) + config.mil_hidden
+        if config.mil == "global_weights":
+            params += config.num_instances
+        elif config.mil not in ("first", "mean"):  # an attention scorer, gated except in "amil"
+            params += (1 if config.mil == "amil" else 2) * (d * config.mil_hidden + config.mil_hidden)
+            params += config.mil_hidden
         if config.fusion == "cross_attention":
             params += config.num_queries * d + 4 * d * d + 4 * d
         elif config.fusion == "mlp":

@@ -215,3 +215,18 @@ def test_eeg_transform_fields_are_bounded(stem, key, value, message):
     _edit(stem, _set("contract", key, value))
     with pytest.raises(CheckpointError, match=r"model\.json: " + message):
         load_checkpoint(stem)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+def test_the_size_estimate_follows_the_model(preset):
+    # The budget is only as good as the estimate: it must track the network as built (on the meta device).
+    from models.config import FUSION_MODES, MIL_MODES
+    from models.milmer import Milmer, count_parameters
+
+    base = getattr(MilmerConfig, preset)()
+    for mil in MIL_MODES:
+        for fusion in FUSION_MODES:
+            config = base.replace(mil=mil, fusion=fusion)
+            with torch.device("meta"):
+                actual = count_parameters(Milmer(config))
+            assert abs(estimate_parameters(config) - actual) <= 0.05 * actual, (mil, fusion)

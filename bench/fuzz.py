@@ -221,7 +221,7 @@ def _dat_cases(rng: random.Random, seed_dat: bytes, marker: str) -> Case:
         ("bool labels", good, np.ones((2, 4), bool), False),
         ("data is a list", [1, 2, 3], labels, True),
         ("data is a dict", {"x": good}, labels, True),
-        ("deep nesting", _nested(rng.choice((1000, 100_000))), labels, True),
+        ("deep nesting", None, labels, True),
         ("short byte state", _array_state((2, 40, 48), np.dtype("f8"), b"\0" * 100), labels, True),
         ("negative shape", _array_state((2, -40, 48), np.dtype("f8"), b""), labels, True),
         ("huge shape", _array_state((2 ** 40, 2 ** 40), np.dtype("f8"), b"\0" * 8), labels, True),
@@ -239,11 +239,9 @@ def _dat_cases(rng: random.Random, seed_dat: bytes, marker: str) -> Case:
         content = rng.choice(([content], (content,), {"data": data}, {"labels": labels, "data": data, "x": None}))
         invalid = invalid or not isinstance(content, dict) or "labels" not in content
         name += " (container changed)"
-    try:
-        raw = pickle.dumps(content, protocol=rng.choice((2, 2, 4, 5)))
-    except (RecursionError, pickle.PicklingError):
-        raw = pickle.dumps(content, protocol=2) if name != "deep nesting" else _deep_pickle(100_000)
-    return Case("dat", f"array:{name}", raw, invalid)
+    if name.startswith("deep nesting"):  # written by hand: pickling it would exhaust this process's recursion
+        return Case("dat", f"array:{name}", _deep_pickle(rng.choice((1000, 100_000))), True)
+    return Case("dat", f"array:{name}", pickle.dumps(content, protocol=rng.choice((2, 2, 4, 5))), invalid)
 
 
 def _with(array: np.ndarray, index: tuple[int, ...], value: float) -> np.ndarray:

@@ -158,6 +158,8 @@ def _read_meta(tensors_path: Path, json_path: Path) -> CheckpointMeta:
                               hint="the checkpoint was written by another program or a newer milmer version")
     if not isinstance(meta["tensors"].get("sha256"), str):
         raise CheckpointError(f"{json_path}: tensors.sha256 is missing or not a string")
+    if not isinstance(meta["tensors"].get("file", ""), str):
+        raise CheckpointError(f"{json_path}: tensors.file is not a file name")
     if meta["tensors"].get("file", tensors_path.name) != tensors_path.name:
         # A renamed pair is fine (the digest binds the two files); say so rather than ignore the field.
         log.warning("%s: tensors.file is %r; using %s beside it (its digest is checked)", json_path,

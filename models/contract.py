@@ -132,7 +132,7 @@ class InputContract:
             if key in data:
                 value = data.pop(key)
                 if (not isinstance(value, list) or len(value) != 3 or
-                        any(isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v - e) > 1e-6
+                        any(isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v - e) <= 1e-6
                             for v, e in zip(value, expected))):
                     raise CheckpointError(f"input contract field {key}={value!r}: the model normalises face images "
                                           f"with the ImageNet {key.split('_')[1]} {list(expected)} only")

@@ -230,3 +230,13 @@ def test_the_size_estimate_follows_the_model(preset):
             with torch.device("meta"):
                 actual = count_parameters(Milmer(config))
             assert abs(estimate_parameters(config) - actual) <= 0.05 * actual, (mil, fusion)
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("contract", "image_mean", [0.485, 0.456, float("nan")], r"image_mean=\[0\.485, 0\.456, nan\]"),
+    ("tensors", "file", [["x"]], r"tensors\.file is not a file name"),
+])
+def test_values_found_by_the_fuzz_campaign(stem, section, key, value, message):
+    _edit(stem, _set(section, key, value))
+    with pytest.raises(CheckpointError, match=r"model\.json: .*" + message):
+        load_checkpoint(stem)

@@ -232,16 +232,90 @@ def run_config(checkpoint: Path, video: Path, seconds: float, cache: bool, playe
     }
 
 
+def write_edf64(path: Path, seconds: float) -> Path:
+    """A 64-channel 512 Hz EDF (BioSemi 64 cap names) of noise in microvolts, through MNE's exporter."""
+    import mne
+
+    names = mne.channels.make_standard_montage("biosemi64").ch_names
+    rate = 512.0
+    data = np.random.default_rng(0).normal(scale=20e-6, size=(len(names), int(seconds * rate)))
+    raw = mne.io.RawArray(data, mne.create_info(names, rate, "eeg"), verbose="error")
+    mne.export.export_raw(path, raw, fmt="edf", overwrite=True, verbose="error")
+    return path
+
+
+def run_file_replay(spec: str, checkpoint: Path, speed: float, hop: float, limit: float) -> dict:
+    """Replay `spec` at `speed` until it ends (or `limit` wall seconds); predictions per recording second."""
+    engine = Engine(EngineConfig(eeg=spec, checkpoint=str(checkpoint), hop=hop, speed=speed, device="cpu"))
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def on_prediction(prediction) -> None:
+        with lock:
+            latencies.append(prediction.latency)
+
+    engine.add_prediction_listener(on_prediction)
+    engine.start()
+    replay = engine.replay
+    warm_up = 4.0 / speed + 0.5     # the first window needs 3 s of recording
+    threading.Event().wait(warm_up)
+    with lock:
+        latencies.clear()
+        position0 = replay.position
+    usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), local_clock()
+    engine.finished.wait(timeout=limit)
+    with lock:
+        position1, count = replay.position, len(latencies)
+    usage1, wall1 = resource.getrusage(resource.RUSAGE_SELF), local_clock()
+    engine.stop()
+    cpu = (usage1.ru_utime - usage0.ru_utime + usage1.ru_stime - usage0.ru_stime) / (wall1 - wall0)
+    source = engine.eeg_source
+    return {"recording_s": position1 - position0, "predictions": count,
+            "per_recording_s": count / max(position1 - position0, 1e-9), "target": 1.0 / hop,
+            "dropped": engine.worker.dropped, "median": percentile(latencies, 50),
+            "p95": percentile(latencies, 95), "cpu": cpu, "wall_s": wall1 - wall0,
+            "channels": len(source.channel_names), "srate": source.srate}
+
+
+def file_main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="milmer-bench-") as tmp:
+        tmp_path = Path(tmp)
+        spec = args.eeg
+        if spec == "edf64":
+            spec = f"file:{write_edf64(tmp_path / 'cap64.edf', args.recording_seconds)}"
+        print(f"set-up: --eeg {spec} replayed at {args.speed:g}x, hop {args.hop:g} s of recording, no video")
+        print(f"{'preset':6} {'ch':>3} {'Hz':>5} {'rec s':>6} {'pred':>5} {'pred/rec s':>10} {'target':>6} "
+              f"{'dropped':>7} {'lat med':>8} {'lat p95':>8} {'CPU cores':>9}")
+        for preset in args.presets:
+            config = preset_config(preset)
+            torch.manual_seed(0)
+            checkpoint = tmp_path / preset
+            save_checkpoint(checkpoint, Milmer(config), InputContract.for_deap(config))
+            r = run_file_replay(spec, checkpoint, args.speed, args.hop, args.seconds)
+            print(f"{preset:6} {r['channels']:3d} {r['srate']:5g} {r['recording_s']:6.1f} {r['predictions']:5d} "
+                  f"{r['per_recording_s']:10.3f} {r['target']:6.3f} {r['dropped']:7d} {r['median']:7.3f}s "
+                  f"{r['p95']:7.3f}s {r['cpu']:9.2f}", flush=True)
+    print("keeps up: pred/rec s equal to the target (1/hop) with nothing dropped")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
     parser.add_argument("--seconds", type=float, default=25.0, help="measured seconds per configuration")
     parser.add_argument("--parts", nargs="+", default=["pipeline", "latency"], choices=["pipeline", "latency"])
+    parser.add_argument("--eeg", metavar="SPEC", help="replay an EEG file instead: file:PATH, or edf64 for a "
+                                                      "64-channel 512 Hz EDF written here")
+    parser.add_argument("--speed", type=float, default=10.0, help="file replay speed")
+    parser.add_argument("--hop", type=float, default=1.0, help="file replay: seconds of recording between predictions")
+    parser.add_argument("--recording-seconds", type=float, default=120.0, help="length of the edf64 recording")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"machine: {os.cpu_count()} CPU core(s), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"CUDA {'yes' if torch.cuda.is_available() else 'no'} (the engine runs on the CPU here)")
+    if args.eeg:
+        return file_main(args)
     with tempfile.TemporaryDirectory(prefix="milmer-bench-") as tmp:
         tmp_path = Path(tmp)
         if "pipeline" in args.parts:

@@ -242,6 +242,18 @@ class Engine:
             except Exception:
                 log.exception("event listener failed")
 
+    def _marker(self, text: str, timestamp: float) -> None:
+        """A marker in a source's data: into the recording at its own time, and to the listeners."""
+        log.info("marker: %s", text)
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.add_marker(f"marker: {text}", timestamp=timestamp)
+        for cb in list(self._listeners.events):
+            try:
+                cb("marker", f"marker: {text}")
+            except Exception:
+                log.exception("event listener failed")
+
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Check the paths, load the model, connect the sources, start the threads. MilmerError for
@@ -350,6 +362,7 @@ class Engine:
                                                            video_offset=contract.video_offset)
         for source in self.sources:
             source.add_event_sink(self._event)
+            source.add_marker_sink(self._marker)
         failures: list[MilmerError] = []
         for source in self.sources:
             try:
@@ -438,10 +451,13 @@ class Engine:
 
     # -- threads ---------------------------------------------------------------------------
     def _schedule(self) -> None:
-        """Every hop: a bag of the latest window. In between: crop and prefetch settled frames."""
+        """Every hop: a bag of the latest window. In between: crop and prefetch settled frames.
+
+        For a replay the hop is in recording time: at --speed 10 with a 1 s hop, ten bags per second,
+        so a replay gives the same predictions at any speed that the machine keeps up with."""
         assembler, worker = self._assembler, self.worker
         assert assembler is not None and worker is not None
-        hop = self.config.hop
+        hop = self._wall_hop()
         prefetch = self.config.embedding_cache and self._crops is not None
         poll = min(hop, 0.1) if prefetch else hop
         next_tick = local_clock() + hop
@@ -459,6 +475,7 @@ class Engine:
                 now = local_clock()
                 if now < next_tick:
                     continue
+                hop = self._wall_hop()
                 next_tick = max(next_tick + hop, now + hop / 2)   # never a burst of missed ticks
                 bag = assembler.assemble()
             except Exception:
@@ -471,6 +488,11 @@ class Engine:
                 continue
             last_end = bag.window_end
             worker.submit(bag)
+
+    def _wall_hop(self) -> float:
+        """Wall-clock seconds between bags: the hop, in recording time for a replay."""
+        replay = self.replay
+        return self.config.hop / replay.speed if replay is not None else self.config.hop
 
     def _watch(self) -> None:
         ended = self._ended

@@ -344,8 +344,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.redraws += 1
         frame = engine.latest_frame()
         if frame is not None:
-            speed = engine.replay.speed if engine.replay is not None else 1.0
-            self.face_view.frame.box_hold_s = engine.config.hop * speed   # one face search, in frame time
+            self.face_view.frame.box_hold_s = engine.config.hop   # one face search per hop (a replay's: recording time)
             self.face_view.frame.set_frame(*frame)
 
     def draw_slow(self) -> None:

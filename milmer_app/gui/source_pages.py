@@ -11,7 +11,7 @@ import typing
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
@@ -390,5 +390,75 @@ class OptionsForm(QtWidgets.QWidget):
                 editor.setText(text)
 
 
-class FilePage(OptionsForm):  # the file: kind (registered with it)
-    """An EEG file and its options."""
+class FilePage(OptionsForm):
+    """An EEG file and its options, above a browser of a folder's EEG files, recordings and DEAP subjects
+    (duration, channels, rate). Picking a recording or a DEAP subject emits `spec_picked(spec)`."""
+
+    spec_picked = QtCore.Signal(str)
+
+    def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
+        super().__init__(runner, kind, parent)
+        self.runner = runner
+        self.entries: list = []
+        self.folder_edit = QtWidgets.QLineEdit()
+        self.folder_edit.setPlaceholderText("folder to list")
+        self.folder_edit.editingFinished.connect(self.scan)
+        browse = browse_button("choose a folder to list")
+        browse.clicked.connect(self._browse_folder)
+        self.table = QtWidgets.QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["name", "kind", "s", "ch", "Hz"])
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.itemSelectionChanged.connect(self._picked)
+        self.table.setMinimumHeight(100)
+        self.found = QtWidgets.QLabel("")
+        self.found.setStyleSheet(f"color: {theme.MUTED};")
+        layout = self.layout()
+        layout.addRow("browse", browse_row(self.folder_edit, browse))
+        layout.addRow(self.table)
+        layout.addRow(self.found)
+
+    def _browse_folder(self) -> None:
+        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder", self.folder_edit.text())
+        if chosen:
+            self.folder_edit.setText(chosen)
+            self.scan()
+
+    def scan(self) -> None:
+        folder = self.folder_edit.text().strip()
+        if not folder:
+            return
+        from milmer_app.sources.file import scan_folder
+
+        self.found.setText("reading the folder…")
+        self.runner.start(lambda: scan_folder(Path(folder)), f"listing {folder}", self.set_entries,
+                          self.found.setText)
+
+    def set_entries(self, entries: list) -> None:
+        self.table.clearSelection()
+        self.entries = list(entries)
+        self.table.setRowCount(len(self.entries))
+        for row, entry in enumerate(self.entries):
+            values = (entry.path.name, entry.kind, "" if entry.duration is None else f"{entry.duration:.1f}",
+                      "" if entry.channels is None else str(entry.channels),
+                      "" if entry.srate is None else f"{entry.srate:g}")
+            for column, value in enumerate(values):
+                item = QtWidgets.QTableWidgetItem(value)
+                item.setToolTip(f"{entry.spec}\n{entry.detail}".strip())
+                self.table.setItem(row, column, item)
+        self.found.setText(f"{len(self.entries)} item(s)")
+
+    def _picked(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        entry = self.entries[rows[0].row()]
+        if entry.kind == "file":
+            self.editors["path"].setText(str(entry.path))
+        else:
+            self.spec_picked.emit(entry.spec)

@@ -107,7 +107,21 @@ class SourcesPanel(QtWidgets.QWidget):
 
     def _page(self, kind: SourceKind) -> QtWidgets.QWidget:
         page_class = kind.page_class() or OptionsForm
-        return page_class(self.runner, kind)
+        page = page_class(self.runner, kind)
+        if hasattr(page, "spec_picked"):   # a browser page that can point at another kind (a recording, DEAP)
+            page.spec_picked.connect(lambda text, role=kind.role: self._show_spec(role, text))
+        return page
+
+    def _show_spec(self, role: str, text: str) -> None:
+        from milmer_app.specs import parse_spec
+
+        try:
+            spec = parse_spec(role, text)
+        except MilmerError as exc:
+            self.show_message(str(exc), "error")
+            return
+        self._select(self.eeg_kind if role == "eeg" else self.video_kind, spec.kind)
+        self.pages[role][spec.kind].set_options(spec.typed)
 
     def page(self, role: str, kind: str) -> QtWidgets.QWidget:
         return self.pages[role][kind]

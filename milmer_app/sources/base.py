@@ -21,6 +21,7 @@ from models.errors import SourceError
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str], None]   # (level, message)
+MarkerSink = Callable[[str, float], None]   # (text, LSL time): triggers, annotations, marker streams
 
 
 class Source(ABC):
@@ -34,6 +35,7 @@ class Source(ABC):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._events: list[EventSink] = []
+        self._markers: list[MarkerSink] = []
         self.monitor = StreamMonitor(0.0)
         self.replay = None                     # a ReplayControl for replayed sources
         # LSL time where the data stopped being continuous with what came before (a replay's new
@@ -65,6 +67,16 @@ class Source(ABC):
 
     def add_event_sink(self, sink: EventSink) -> None:
         self._events.append(sink)
+
+    def add_marker_sink(self, sink: MarkerSink) -> None:
+        self._markers.append(sink)
+
+    def emit_marker(self, text: str, timestamp: float) -> None:
+        """A marker in the data (a trigger, an annotation, a marker stream's sample) at LSL time `timestamp`."""
+        if not self._markers:
+            log.info("%s: marker %s at %.3f", self.name, text, timestamp)
+        for sink in list(self._markers):
+            sink(text, timestamp)
 
     def emit_event(self, level: str, message: str) -> None:
         sinks = list(self._events)

@@ -88,6 +88,18 @@ class FolderOptions(Options):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileOptions(ChannelOptions):
+    path: Path = option(help="EEG file: anything mne.io.read_raw reads (EDF, BDF, FIF, BrainVision .vhdr, "
+                             "EEGLAB .set, CNT, ...) or XDF", metavar="PATH")
+    stream: str | None = option(None, "XDF: the EEG stream's name or type (needed when several streams "
+                                      "could be EEG)", metavar="NAME|TYPE")
+    start: float = option(0.0, "seconds into the file to start from", low=0.0, metavar="S")
+    loop: bool = option(False, "start again at the end")
+    unit: str | None = option(None, "XDF: what the samples are in, overriding the stream's unit labels "
+                                    "(default: the labels, else uV)", choices=UNITS)
+
+
+@dataclass(frozen=True, kw_only=True)
 class WebcamOptions(Options):
     index: int = option(0, "camera index", low=0, high=255)
     width: int | None = option(None, "requested frame width", above=0, high=16384, metavar="W")
@@ -98,6 +110,14 @@ class WebcamOptions(Options):
 @dataclass(frozen=True, kw_only=True)
 class VideoFileOptions(Options):
     path: Path = option(help="video file", metavar="PATH")
+    offset: float | None = option(None, "with an EEG file: the video's start, in seconds after the EEG file's "
+                                        "start (negative: before)", low=-86400.0, high=86400.0, metavar="S")
+    xdf_stream: str | None = option(None, "with an XDF EEG file: the XDF stream holding this video's "
+                                          "per-frame timestamps", metavar="NAME")
+
+    def check(self) -> None:
+        if self.offset is not None and self.xdf_stream is not None:
+            raise OptionError("offset", "and xdf_stream= exclude each other: give one")
 
 
 # -- grammars ----------------------------------------------------------------------------
@@ -159,17 +179,6 @@ def _build_webcam(spec: SourceSpec, context: BuildContext):
     return WebcamSource(spec)
 
 
-def _build_video_file(spec: SourceSpec, context: BuildContext):
-    path = Path(spec.typed.path)
-    if not path.exists():
-        raise SourceError(f"{path}: video file not found")
-    if not path.is_file():
-        raise SourceError(f"{path}: not a video file (not a regular file)")
-    from milmer_app.sources.camera import VideoFileSource
-
-    return VideoFileSource(spec)
-
-
 def _build_deap_video(spec: SourceSpec, context: BuildContext):
     deap = getattr(context.eeg, "deap", None)
     if deap is None:
@@ -211,6 +220,12 @@ register(SourceKind("deap", "eeg", "DEAP trial",
                     "the true quadrant", DeapOptions, _build_deap, f"{PAGES}:DeapPage",
                     grammar="deap:DIR:SUBJECT:TRIAL", example="deap:/data/DEAP:1:3", split=_split_deap,
                     unsplit=_unsplit_deap, replayed=True))
+register(SourceKind("file", "eeg", "EEG file (EDF, BDF, FIF, XDF, ...)",
+                    "replay an EEG file: anything mne.io.read_raw reads (EDF, BDF, FIF, BrainVision, EEGLAB, "
+                    "CNT, ...) or XDF; non-EEG channels are left out, triggers and annotations become markers",
+                    FileOptions, "milmer_app.sources.file:build_file_eeg", f"{PAGES}:FilePage",
+                    grammar="file:PATH[,OPTION=VALUE...]", head="path", example="file:sub-01.bdf,montage=biosemi64",
+                    replayed=True))
 register(SourceKind("recording", "eeg", "Recording",
                     "a recording made with --record or the Record button", FolderOptions, _build_recording_eeg,
                     f"{PAGES}:FolderPage", grammar="recording:DIR", head="path", example="recording:rec-001",
@@ -221,8 +236,10 @@ register(SourceKind("none", "video", "None", "no video (EEG only)", build=_build
 register(SourceKind("webcam", "video", "Camera", "a camera through OpenCV", WebcamOptions, _build_webcam,
                     grammar="webcam:INDEX[,width=W,height=H,fps=F]", head="index", example="webcam:0,width=640"))
 register(SourceKind("file", "video", "Video file",
-                    "a video file, played at its own frame rate", VideoFileOptions,
-                    _build_video_file, grammar="file:PATH", head="path", example="file:face.mp4"))
+                    "a video file; alone it plays at its own frame rate, beside an EEG file it follows the "
+                    "EEG's replay through offset= or xdf_stream=", VideoFileOptions,
+                    "milmer_app.sources.file:build_file_video", grammar="file:PATH[,offset=S|xdf_stream=NAME]",
+                    head="path", example="file:face.mp4,offset=2.5"))
 register(SourceKind("deap", "video", "DEAP trial video", "the replayed DEAP trial's own face video",
                     build=_build_deap_video))
 register(SourceKind("recording", "video", "Recording", "the frames of a recording", FolderOptions,

@@ -1,0 +1,431 @@
+"""EEG files replayed as a live source (`--eeg file:PATH`), and a video beside one (`--video file:PATH,offset=S`).
+
+Anything `mne.io.read_raw` reads (EDF, BDF, FIF, BrainVision, EEGLAB, CNT, ...)
+and XDF (through `milmer_app.sources.xdf`) is loaded into memory as an
+`EEGFile`: EEG channels only, in microvolts, media times in seconds from the
+file's start, markers (triggers, annotations, marker streams) and the sample
+indices where the data stop being continuous. A `FileReplay` plays it on a
+`ReplayControl`, the same clock the DEAP and recording replays use, so the
+window's play/pause, speed and seek drive it, and a video beside the file
+follows the same clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from milmer_app.clock import local_clock
+from milmer_app.replay import ReplayControl
+from milmer_app.sources.base import EEGSource, VideoSource
+from milmer_app.sources.registry import BuildContext, SourceSpec
+from models.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+XDF_SUFFIXES = (".xdf", ".xdfz")
+# MNE channel types that are not EEG.
+NON_EEG_TYPES = {"eog", "ecg", "emg", "stim", "misc", "resp", "bio", "chpi", "exci", "ias", "syst", "temperature",
+                 "gsr", "emg", "ref_meg", "mag", "grad", "seeg", "dbs", "ecog", "fnirs_cw_amplitude", "whitened"}
+# Labels of non-EEG channels, for files that give no channel types (EDF calls everything EEG).
+_NON_EEG_LABEL = re.compile(r"^(eeg\s+)?(h?eog|v?eog|ecg|ekg|emg|status|sti|stim|trig|trigger|marker|event|acc|accel|"
+                            r"gyro|mag|gsr|eda|resp|temp|plet|pulse|spo2|sao2|light|battery|counter|sample|"
+                            r"x|y|z|ax|ay|az|[xyz]-?(axis|acc))([\s_.-]?\d*|[\s_-].*)?$", re.IGNORECASE)
+# BioSemi's Status channel: bits 0-15 are triggers, the higher bits report the system (CMS, battery, ...).
+TRIGGER_MASK = 0xFFFF
+
+
+def is_non_eeg_label(label: str) -> bool:
+    return bool(_NON_EEG_LABEL.match(label.strip()))
+
+
+@dataclass
+class EEGFile:
+    """An EEG recording in memory, ready to replay."""
+
+    path: Path
+    channel_names: list[str]
+    srate: float
+    data: np.ndarray                       # (C, T) float32 microvolts
+    times: np.ndarray                      # (T,) seconds from the file's start, ascending
+    markers: list[tuple[float, str]] = field(default_factory=list)   # (seconds from start, text), sorted
+    breaks: dict[int, str] = field(default_factory=dict)   # sample index -> why the data restart there
+    excluded: list[str] = field(default_factory=list)      # channels left out (not EEG)
+    streams: list = field(default_factory=list)            # XDF: every stream, for a video's frame stamps
+    origin: float = 0.0                    # XDF: the EEG stream's first time stamp (others are relative to it)
+    unit: str = "V"                        # what the file's samples were in (converted to µV on loading)
+    unit_origin: str = "source"            # "source" (the file says), "spec" (unit=), "amplitude" (judged)
+
+    @property
+    def duration(self) -> float:
+        return float(self.times[-1] + 1.0 / self.srate) if len(self.times) else 0.0
+
+
+# -- loading ------------------------------------------------------------------------------
+def load_eeg_file(path: Path, stream: str | None = None, unit: str | None = None) -> EEGFile:
+    """The EEG of a file MNE or pyxdf reads (channel names as the file has them: the engine maps them,
+    with montage= where the spec gives one)."""
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"{path}: EEG file not found")
+    if not path.is_file() and path.suffix.lower() not in (".ds", ".mff"):   # some formats are folders
+        raise SourceError(f"{path}: not an EEG file (not a regular file)")
+    if path.suffix.lower() in XDF_SUFFIXES:
+        from milmer_app.sources.xdf import load_xdf_eeg
+
+        loaded = load_xdf_eeg(path, stream=stream, unit=unit)
+    else:
+        if stream is not None:
+            raise SourceError(f"{path}: stream= is for XDF files; this file has one recording")
+        if unit is not None:
+            raise SourceError(f"{path}: unit= is for XDF files; MNE reads this file's units from it")
+        loaded = _load_mne(path)
+    if loaded.data.shape[1] < 2:
+        raise SourceError(f"{path}: holds no EEG samples")
+    if loaded.excluded:
+        log.info("%s: left out non-EEG channels %s", path.name, ", ".join(loaded.excluded))
+    return loaded
+
+
+def _load_mne(path: Path) -> EEGFile:
+    import mne
+
+    try:
+        raw = mne.io.read_raw(path, preload=True, verbose="error")
+    except (ValueError, RuntimeError, OSError, KeyError, IndexError, NotImplementedError) as exc:
+        raise SourceError(f"{path}: MNE cannot read this file ({exc})",
+                          hint="file: reads what mne.io.read_raw reads (EDF, BDF, FIF, BrainVision .vhdr, "
+                               "EEGLAB .set, CNT, ...) and XDF") from None
+    types = raw.get_channel_types()
+    keep, excluded = [], []
+    for index, (name, kind) in enumerate(zip(raw.ch_names, types, strict=True)):
+        if kind != "eeg" or is_non_eeg_label(name):
+            excluded.append(name)
+        else:
+            keep.append(index)
+    if not keep:
+        raise SourceError(f"{path}: no EEG channels (found {', '.join(f'{n} ({t})' for n, t in zip(raw.ch_names, types))})")
+    srate = float(raw.info["sfreq"])
+    data = (raw.get_data(picks=keep) * 1e6).astype(np.float32)     # MNE gives volts
+    times = np.arange(data.shape[1]) / srate
+    markers = _stim_markers(raw, mne) + _annotation_markers(raw)
+    breaks = {}
+    for onset, text in markers:
+        if text.lower().startswith(("bad_acq_skip", "edge boundary", "boundary")):
+            index = int(np.searchsorted(times, onset))
+            if 0 < index < len(times):
+                breaks[index] = f"recording break in {path.name} at {onset:.2f} s"
+    markers = [(float(t), text) for t, text in markers if not text.lower().startswith("bad_acq_skip")]
+    return EEGFile(path, [raw.ch_names[i] for i in keep], srate, data, times, sorted(markers), breaks, excluded)
+
+
+def _stim_markers(raw, mne) -> list[tuple[float, str]]:
+    stim = [name for name, kind in zip(raw.ch_names, raw.get_channel_types(), strict=True) if kind == "stim"]
+    markers: list[tuple[float, str]] = []
+    for name in stim:
+        values = raw.get_data(picks=[name])[0]
+        codes = np.round(values).astype(np.int64) & TRIGGER_MASK
+        onsets = np.flatnonzero(np.diff(codes, prepend=codes[0] if codes[0] == 0 else 0) != 0)
+        for index in onsets:
+            if codes[index] != 0:
+                markers.append((index / raw.info["sfreq"], f"{name} {int(codes[index])}"))
+    return markers
+
+
+def _annotation_markers(raw) -> list[tuple[float, str]]:
+    annotations = raw.annotations
+    shift = raw.first_time if annotations.orig_time is not None else 0.0
+    return [(float(onset - shift), str(text)) for onset, text in zip(annotations.onset, annotations.description,
+                                                                      strict=True)]
+
+
+# -- replay ---------------------------------------------------------------------------------
+class FileReplay:
+    """The loaded file and its ReplayControl (no loop unless asked)."""
+
+    def __init__(self, recording: EEGFile, speed: float = 1.0, start: float = 0.0, loop: bool = False):
+        self.file = recording
+        if start >= recording.duration:
+            raise SourceError(f"{recording.path}: start={start:g} s is past the end ({recording.duration:.1f} s)")
+        self.loop = loop
+        self.control = ReplayControl(recording.duration, speed=speed, description=f"file {recording.path.name}",
+                                     next_item=self._again)
+        if start > 0:
+            self.control.seek(start)
+
+    def _again(self) -> bool:
+        if not self.loop:
+            return False
+        self.control.start_item(self.file.duration, self.control.description, None, None)
+        return True
+
+
+class FileEEGSource(EEGSource):
+    """Emits the file's EEG as the replay clock reaches it, with its markers and breaks."""
+
+    def __init__(self, replay: FileReplay):
+        super().__init__(f"file {replay.file.path.name}")
+        self.file_replay = replay
+        self.replay = replay.control
+        self.channel_names = list(replay.file.channel_names)
+        self.srate = replay.file.srate
+        self.unit, self.unit_origin = replay.file.unit, replay.file.unit_origin
+        self._marker_times = np.array([t for t, _ in replay.file.markers], dtype=np.float64)
+        self._break_at = np.array(sorted(replay.file.breaks), dtype=np.int64)
+        self._generation = -1
+        self._next = 0
+        self._next_marker = 0
+
+    def _open(self) -> None:
+        return None
+
+    def _pull(self) -> bool:
+        recording = self.file_replay.file
+        generation, anchor_lsl, anchor_pos, speed, paused = self.replay.snapshot()
+        position = self.replay.position_at(local_clock())
+
+        def to_lsl(media):
+            return anchor_lsl + (media - anchor_pos) / speed
+
+        times = recording.times
+        if generation != self._generation:
+            # The start, a seek, a speed change or a loop: carry on from the new position.
+            self._generation = generation
+            self._next = int(np.searchsorted(times, position, side="left"))
+            self._next_marker = int(np.searchsorted(self._marker_times, position, side="left"))
+            if self._next < len(times):
+                self.segment_start = float(to_lsl(times[self._next]))
+        target = int(np.searchsorted(times, position, side="right"))
+        while target > self._next:
+            # At a break the data restart: no window may reach back across it.
+            reason = recording.breaks.get(self._next)
+            if reason is not None:
+                self.mark_discontinuity(float(to_lsl(times[self._next])), reason)
+            later = self._break_at[self._break_at > self._next]
+            stop = min(target, int(later[0])) if len(later) else target
+            self.push(recording.data[:, self._next:stop], to_lsl(times[self._next:stop]))
+            self._next = stop
+        due = int(np.searchsorted(self._marker_times, position, side="right"))
+        for index in range(self._next_marker, due):
+            media, text = recording.markers[index]
+            self.emit_marker(text, float(to_lsl(media)))
+        self._next_marker = max(self._next_marker, due)
+        if self._next >= len(times) and not paused:
+            if not self.replay.next_trial():
+                return False
+        self._stop.wait(0.02)
+        return True
+
+
+def build_file_eeg(spec: SourceSpec, context: BuildContext) -> FileEEGSource:
+    options = spec.typed
+    recording = load_eeg_file(options.path, stream=options.stream, unit=options.unit)
+    log.info("%s: %d EEG channels at %g Hz, %.1f s, %d marker(s)%s", recording.path.name,
+             len(recording.channel_names), recording.srate, recording.duration, len(recording.markers),
+             f"; left out {', '.join(recording.excluded)}" if recording.excluded else "")
+    return FileEEGSource(FileReplay(recording, speed=context.speed, start=options.start, loop=options.loop))
+
+
+# -- a video beside the file -------------------------------------------------------------------
+class ReplayedVideoFile(VideoSource):
+    """A video whose frames have media times on an EEG file's replay clock (from offset= or XDF stamps)."""
+
+    def __init__(self, path: Path, replay: ReplayControl, frame_times: np.ndarray | None, offset: float = 0.0):
+        super().__init__(f"video {path.name}")
+        self.path = Path(path)
+        self.replay = replay
+        self._given_times = frame_times
+        self._offset = offset
+        self._times = np.zeros(0)
+        self._capture = None
+        self._generation = -1
+        self._next_frame = 0
+        self._read_frame = 0           # the capture's own position
+
+    def _open(self) -> None:
+        import cv2
+
+        from milmer_app.sources.camera import open_video_file
+
+        self._capture, self.fps = open_video_file(self.path)
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if self._given_times is not None:
+            self._times = np.asarray(self._given_times, dtype=np.float64)
+            if count and abs(count - len(self._times)) > 1:
+                self.emit_event("warning", f"{self.name}: {count} frames but {len(self._times)} frame time stamps; "
+                                           "aligning the first ones")
+            if count:
+                self._times = self._times[:count]
+        else:
+            self._times = self._offset + np.arange(max(count, 1)) / self.fps
+        self._generation = -1
+
+    def _seek(self, frame: int) -> None:
+        import cv2
+
+        self._capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        self._read_frame = frame
+
+    def _pull(self) -> bool:
+        control = self.replay
+        generation, anchor_lsl, anchor_pos, speed, paused = control.snapshot()
+        position = control.position_at(local_clock())
+        if generation != self._generation:
+            self._generation = generation
+            self._next_frame = int(np.searchsorted(self._times, position, side="left"))
+            if self._next_frame < len(self._times):
+                self._seek(self._next_frame)
+        due = int(np.searchsorted(self._times, position, side="right"))
+        backlog_limit = max(1, int(self.fps))    # more than a second behind: skip undecoded
+        while self._next_frame < due and not self._stop.is_set():
+            if self._read_frame != self._next_frame:
+                self._seek(self._next_frame)
+            if not self._capture.grab():
+                self._next_frame = len(self._times)      # the file ended early: idle until a seek
+                break
+            self._read_frame += 1
+            if due - self._next_frame <= backlog_limit:
+                ok, image = self._capture.retrieve()
+                if ok:
+                    self.push(image, anchor_lsl + (self._times[self._next_frame] - anchor_pos) / speed)
+            self._next_frame += 1
+        self._stop.wait(0.01 if not paused else 0.05)
+        return True
+
+    def _close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def build_file_video(spec: SourceSpec, context: BuildContext) -> VideoSource:
+    options = spec.typed
+    path = Path(options.path)
+    if not path.exists():
+        raise SourceError(f"{path}: video file not found")
+    if not path.is_file():
+        raise SourceError(f"{path}: not a video file (not a regular file)")
+    if options.offset is None and options.xdf_stream is None:
+        from milmer_app.sources.camera import VideoFileSource
+
+        return VideoFileSource(spec)
+    eeg = context.eeg
+    if not isinstance(eeg, FileEEGSource):
+        raise SourceError(f"video spec '{spec.text}': offset= and xdf_stream= align the video to an EEG file; "
+                          "use them with --eeg file:PATH")
+    recording = eeg.file_replay.file
+    if options.xdf_stream is None:
+        return ReplayedVideoFile(path, eeg.replay, None, offset=float(options.offset))
+    from milmer_app.sources.xdf import frame_times
+
+    return ReplayedVideoFile(path, eeg.replay, frame_times(recording, options.xdf_stream))
+
+
+# -- what a folder holds (the window's file browser) ------------------------------------------------
+EEG_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".vhdr", ".set", ".cnt", ".mff", ".ds", ".egi", ".eeg.gz",
+                ".nxe", ".lay", ".ahdr", ".nedf", ".snirf", ".fif.gz") + XDF_SUFFIXES
+_LISTED_XDF_BYTES = 200 * 1024**2    # larger XDF files are listed without reading them through
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One replayable thing in a folder: an EEG file, a recording or a DEAP subject."""
+
+    path: Path
+    kind: str                 # "file" | "recording" | "deap"
+    spec: str                 # the EEG spec that replays it
+    duration: float | None    # seconds (a DEAP subject: all its trials)
+    channels: int | None
+    srate: float | None
+    detail: str = ""
+
+
+def scan_folder(folder: Path) -> list[FolderEntry]:
+    """Every EEG file, recording and DEAP subject directly in `folder` (sorted by name); unreadable
+    files are listed with what is wrong in `detail`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: not a folder")
+    entries = _deap_entries(folder)
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and (path / "meta.json").is_file():
+            entries.append(_recording_entry(path))
+        elif path.name.lower().endswith(EEG_SUFFIXES) and (path.is_file() or path.suffix.lower() in (".ds", ".mff")):
+            entries.append(_file_entry(path))
+    return entries
+
+
+def _file_entry(path: Path) -> FolderEntry:
+    spec = f"file:{path}"
+    try:
+        if path.suffix.lower() in XDF_SUFFIXES:
+            return _xdf_entry(path, spec)
+        import mne
+
+        raw = mne.io.read_raw(path, preload=False, verbose="error")
+        return FolderEntry(path, "file", spec, raw.n_times / raw.info["sfreq"], len(raw.ch_names),
+                           float(raw.info["sfreq"]), f"{len(raw.annotations)} annotation(s)")
+    except Exception as exc:   # a listing shows what is wrong with a file rather than failing
+        return FolderEntry(path, "file", spec, None, None, None, f"unreadable: {exc}")
+
+
+def _xdf_entry(path: Path, spec: str) -> FolderEntry:
+    import pyxdf
+
+    from milmer_app.sources.xdf import load_streams, stream_label
+
+    if path.stat().st_size > _LISTED_XDF_BYTES:
+        infos = pyxdf.resolve_streams(str(path))
+        eeg = [i for i in infos if str(i.get("type", "")).lower() == "eeg"] or infos
+        first = eeg[0] if eeg else {}
+        return FolderEntry(path, "file", spec, None, int(first.get("channel_count", 0)) or None,
+                           float(first.get("nominal_srate", 0)) or None, f"{len(infos)} stream(s)")
+    streams = load_streams(path)
+    signals = [s for s in streams if float(s["info"]["nominal_srate"][0]) > 0 and len(s["time_stamps"]) > 1]
+    eeg = [s for s in signals if s["info"]["type"][0].lower() == "eeg"] or signals
+    if not eeg:
+        return FolderEntry(path, "file", spec, None, None, None, f"no EEG stream among {len(streams)}")
+    stream = eeg[0]
+    stamps = stream["time_stamps"]
+    detail = "; ".join(stream_label(s) for s in streams)
+    return FolderEntry(path, "file", spec, float(stamps[-1] - stamps[0]), int(stream["info"]["channel_count"][0]),
+                       float(stream["info"]["nominal_srate"][0]), detail)
+
+
+def _recording_entry(path: Path) -> FolderEntry:
+    from milmer_app.recording import RecordingReader
+
+    spec = f"recording:{path}"
+    try:
+        reader = RecordingReader(path)
+        _, stamps = reader.eeg()
+    except Exception as exc:
+        return FolderEntry(path, "recording", spec, None, None, None, f"unreadable: {exc}")
+    duration = float(stamps[-1] - stamps[0]) if len(stamps) > 1 else None
+    return FolderEntry(path, "recording", spec, duration, len(reader.channel_names) or None, reader.srate or None,
+                       f"frames: {len(reader.frame_index())}")
+
+
+def _deap_entries(folder: Path) -> list[FolderEntry]:
+    if not any((folder / name).is_dir() for name in ("data_preprocessed_python", "data_preprocessed_matlab")):
+        return []
+    from training.deap import scan_deap
+    from training.deap.readers import DEAP_RATE, EEG_CHANNELS
+
+    try:
+        index = scan_deap(folder)
+    except Exception as exc:
+        return [FolderEntry(folder, "deap", f"deap:{folder}:1:1", None, None, None, f"unreadable: {exc}")]
+    entries = []
+    for subject in index.subjects:
+        trials = sorted(t.presentation_trial for t in index.subject_trials(subject) if t.presentation_trial)
+        if trials:
+            videos = sum(1 for t in index.subject_trials(subject) if t.video)
+            entries.append(FolderEntry(folder / f"s{subject:02d}", "deap", f"deap:{folder}:{subject}:{trials[0]}",
+                                       None, EEG_CHANNELS, DEAP_RATE,
+                                       f"{len(trials)} trial(s), {videos} face video(s)"))
+    return entries

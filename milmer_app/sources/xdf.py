@@ -1,0 +1,202 @@
+"""XDF files (LabRecorder) for the `file:` source: pick the EEG stream, keep its markers, find its breaks.
+
+Loaded through pyxdf with its clock synchronisation, dejittering and clock-reset
+handling, so every stream's time stamps are on one clock. Segment breaks (gaps)
+and clock resets become breaks in the replayed data: no window spans them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from milmer_app.sources.file import EEGFile, is_non_eeg_label
+from models.errors import SourceError
+from models.pipeline.units import MICROVOLTS_PER, judge_unit, parse_unit
+
+log = logging.getLogger(__name__)
+
+EEG_TYPES = {"eeg", ""}
+
+
+def _first(info: dict, key: str, default: str = "") -> str:
+    value = info.get(key)
+    if isinstance(value, list) and value:
+        value = value[0]
+    return default if value is None else str(value)
+
+
+def stream_label(stream: dict) -> str:
+    info = stream["info"]
+    rate = float(_first(info, "nominal_srate", "0") or 0)
+    return (f"'{_first(info, 'name')}' (type {_first(info, 'type') or '-'}, {_first(info, 'channel_count')} ch, "
+            f"{rate:g} Hz)")
+
+
+def _is_marker_stream(stream: dict) -> bool:
+    info = stream["info"]
+    return _first(info, "channel_format") == "string" or (float(_first(info, "nominal_srate", "0") or 0) == 0
+                                                         and _first(info, "type").lower() in ("markers", "marker"))
+
+
+def _is_signal_stream(stream: dict) -> bool:
+    info = stream["info"]
+    return (_first(info, "channel_format") != "string" and float(_first(info, "nominal_srate", "0") or 0) > 0
+            and len(stream.get("time_stamps", [])) > 1)
+
+
+def load_streams(path: Path) -> list[dict]:
+    import pyxdf
+
+    try:
+        streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=True, dejitter_timestamps=True,
+                                    handle_clock_resets=True, verbose=False)
+    except Exception as exc:   # pyxdf raises bare Exceptions (IOError, struct.error, XML errors) on bad files
+        raise SourceError(f"{path}: pyxdf cannot read this XDF file ({exc})") from None
+    return streams
+
+
+def pick_eeg_stream(streams: list[dict], wanted: str | None, path: Path) -> dict:
+    """The EEG stream: the one named or typed `wanted`, else the only EEG-typed (or only signal) stream."""
+    signals = [s for s in streams if _is_signal_stream(s)]
+    listed = "; ".join(stream_label(s) for s in streams) or "none"
+    if wanted is not None:
+        key = wanted.strip().lower()
+        found = [s for s in signals if _first(s["info"], "name").lower() == key]
+        found = found or [s for s in signals if _first(s["info"], "type").lower() == key]
+        if not found:
+            raise SourceError(f"{path}: no signal stream named or typed '{wanted}' (streams: {listed})")
+    else:
+        found = [s for s in signals if _first(s["info"], "type").lower() == "eeg"] or signals
+        if not found:
+            raise SourceError(f"{path}: no EEG stream (streams: {listed})")
+    if len(found) > 1:
+        names = ", ".join(stream_label(s) for s in found)
+        raise SourceError(f"{path}: {len(found)} streams could be the EEG: {names}",
+                          hint=f"pick one with stream=NAME, e.g. --eeg file:{path},stream="
+                               f"{_first(found[0]['info'], 'name')}")
+    return found[0]
+
+
+def _channels(stream: dict) -> list[dict]:
+    desc = stream["info"].get("desc")
+    try:
+        return [{k: _first(c, k) for k in ("label", "type", "unit")}
+                for c in desc[0]["channels"][0]["channel"]]
+    except (TypeError, KeyError, IndexError):
+        return []
+
+
+def load_xdf_eeg(path: Path, stream: str | None = None, unit: str | None = None) -> EEGFile:
+    streams = load_streams(path)
+    eeg = pick_eeg_stream(streams, stream, path)
+    info = eeg["info"]
+    name = _first(info, "name")
+    samples = np.asarray(eeg["time_series"], dtype=np.float64)
+    stamps = np.asarray(eeg["time_stamps"], dtype=np.float64)
+    count = samples.shape[1]
+    channels = _channels(eeg)
+    if len(channels) != count:
+        log.warning("%s: stream '%s' has no channel descriptions; naming them ch1..ch%d", path.name, name, count)
+        channels = [{"label": f"ch{i + 1}", "type": "", "unit": ""} for i in range(count)]
+    keep, excluded, said = [], [], []
+    for index, channel in enumerate(channels):
+        label, kind = channel["label"] or f"ch{index + 1}", channel["type"].strip().lower()
+        if kind not in EEG_TYPES or is_non_eeg_label(label):
+            excluded.append(label)
+            continue
+        keep.append(index)
+        said.append(channel["unit"].strip())
+    if not keep:
+        raise SourceError(f"{path}: stream '{name}' has no EEG channels (left out {', '.join(excluded)})")
+    raw = samples[:, keep].T
+    units, origin = _units(raw, said, unit, f"{path}: stream '{name}'")
+    srate = float(_first(info, "nominal_srate"))
+    data = (raw * np.array([MICROVOLTS_PER[u] for u in units])[:, None]).astype(np.float32)
+    origin = float(stamps[0])
+    times, breaks = _segments(stamps - origin, info, srate, path.name)
+    markers = []
+    for other in streams:
+        if other is eeg or not _is_marker_stream(other):
+            continue
+        label = _first(other["info"], "name")
+        for stamp, value in zip(other["time_stamps"], other["time_series"], strict=False):
+            text = " ".join(str(v) for v in (value if isinstance(value, (list, tuple, np.ndarray)) else [value]))
+            markers.append((float(stamp) - origin, f"{label}: {text}"))
+    markers = [(t, text) for t, text in markers if t >= 0]
+    loaded = EEGFile(path, [channels[i]["label"] or f"ch{i + 1}" for i in keep], srate, data, times,
+                     sorted(markers), breaks, excluded, streams, float(stamps[0]))
+    loaded.unit, loaded.unit_origin = (units[0] if len(set(units)) == 1 else "mixed"), origin
+    return loaded
+
+
+def _units(raw: np.ndarray, said: list[str], forced: str | None, what: str) -> tuple[list[str], str]:
+    """Each channel's unit and where it came from: unit= ("spec"), the stream's labels ("stream"), or,
+    when the labels say nothing, the amplitude ("amplitude", an assumption the status shows)."""
+    if forced is not None:
+        return [parse_unit(forced)] * len(said), "spec"
+    parsed = [parse_unit(text) for text in said]
+    unknown = sorted({text for text, unit in zip(said, parsed, strict=True) if text and unit is None})
+    if unknown:
+        raise SourceError(f"{what}: unknown unit(s) {', '.join(repr(u) for u in unknown)}",
+                          hint="give the unit with unit=uV|mV|V|nV")
+    if all(parsed):
+        return parsed, "stream"
+    judged = judge_unit(raw)
+    unit = judged.unit or "µV"
+    log.warning("%s: no unit given; judged %s from the amplitude (%s)", what, unit, judged.describe())
+    return [p or unit for p in parsed], "amplitude"
+
+
+def _segments(times: np.ndarray, info: dict, srate: float, name: str) -> tuple[np.ndarray, dict[int, str]]:
+    """Media times made ascending, and the sample indices where a segment or a clock segment starts."""
+    breaks: dict[int, str] = {}
+    for key, why in (("segments", "gap"), ("clock_segments", "clock reset")):
+        for start, _ in info.get(key) or []:
+            if int(start) > 0:
+                breaks[int(start)] = why
+    step = np.diff(times)
+    for index in np.flatnonzero((step <= 0) | (step > 2.0 / srate)) + 1:   # anything else that is not continuous
+        breaks.setdefault(int(index), "gap")
+    times = times.copy()
+    for index in sorted(breaks):
+        # A segment that starts before the previous one ended (a reset the synchronisation could not
+        # undo) is moved to just after it, so that media time keeps running forwards.
+        if times[index] <= times[index - 1]:
+            times[index:] += times[index - 1] + 1.0 / srate - times[index]
+    described = {index: f"{why} in {name} at {times[index]:.2f} s: a new segment starts"
+                 for index, why in breaks.items()}
+    return times, described
+
+
+def frame_times(recording: EEGFile, stream_name: str) -> np.ndarray:
+    """Media times (seconds from the EEG's start) of a video's frames, from an XDF stream of frame stamps.
+
+    The stream's samples are the frame numbers when they are whole numbers counting up (as
+    video-capture apps write them); otherwise sample k is frame k."""
+    key = stream_name.strip().lower()
+    found = [s for s in recording.streams if _first(s["info"], "name").lower() == key]
+    if not found:
+        listed = "; ".join(stream_label(s) for s in recording.streams)
+        raise SourceError(f"{recording.path}: no stream named '{stream_name}' for the video's frame times "
+                          f"(streams: {listed})")
+    stream = found[0]
+    stamps = np.asarray(stream["time_stamps"], dtype=np.float64) - recording.origin
+    if len(stamps) == 0:
+        raise SourceError(f"{recording.path}: stream '{stream_name}' holds no frame time stamps")
+    values = stream["time_series"]
+    try:
+        numbers = np.asarray(values, dtype=np.float64)[:, 0]
+    except (TypeError, ValueError, IndexError):
+        numbers = None
+    if numbers is not None and np.all(np.diff(numbers) > 0) and np.allclose(numbers, np.round(numbers)) \
+            and numbers[0] >= 0:
+        times = np.full(int(numbers[-1]) + 1, np.nan)
+        times[numbers.astype(np.int64)] = stamps
+        known = ~np.isnan(times)
+        # Frames without a stamp of their own (dropped by the writer): in between their neighbours.
+        times = np.interp(np.arange(len(times)), np.flatnonzero(known), times[known])
+        return times
+    return stamps

@@ -85,12 +85,22 @@ def check_source_paths(eeg: SourceSpec, video: SourceSpec) -> None:
     elif eeg.kind == "recording":
         assert eeg.path is not None
         check_recording(eeg.path)
+    elif eeg.kind == "file":
+        assert eeg.path is not None
+        if not eeg.path.exists():
+            raise SourceError(f"{eeg.path}: EEG file not found")
+        if not eeg.path.is_file() and eeg.path.suffix.lower() not in (".ds", ".mff"):   # those two are folders
+            raise SourceError(f"{eeg.path}: not an EEG file (not a regular file)")
     if video.kind == "file":
         assert video.path is not None
         if not video.path.exists():
             raise SourceError(f"{video.path}: video file not found")
         if not video.path.is_file():
             raise SourceError(f"{video.path}: not a video file (not a regular file)")
+        aligned = getattr(video.typed, "offset", None) is not None or getattr(video.typed, "xdf_stream", None)
+        if aligned and eeg.kind != "file":
+            raise SourceError(f"video spec '{video.text}': offset= and xdf_stream= align the video to an EEG "
+                              "file; use them with --eeg file:PATH")
     elif video.kind == "recording":
         assert video.path is not None
         check_recording(video.path)

@@ -80,6 +80,17 @@ def test_triggers_become_markers_with_system_bits_masked(eeg_files):
     assert triggers == [(2.0, "STI 014 5"), (6.0, "STI 014 7")]
 
 
+def test_bad_file_specs_fail_before_the_model_loads(tmp_path, tiny_checkpoint, capsys):
+    for args, expected in ((["--eeg", f"file:{tmp_path / 'none.edf'}"], "none.edf: EEG file not found"),
+                           (["--eeg", "file:/dev/zero"], "/dev/zero: not an EEG file"),
+                           (["--eeg", "brainflow:synthetic", "--video", f"file:{tmp_path},offset=1"],
+                            "not a video file"),
+                           (["--eeg", "file:x.edf,start=-1"], "start must be at least 0"),
+                           (["--eeg", "file:x.edf,strat=1"], "did you mean 'start'?")):
+        assert app_cli.main(["--headless", *args, "--checkpoint", str(tiny_checkpoint)]) == 2
+        assert expected in capsys.readouterr().err
+
+
 def test_bad_files_say_what_is_wrong(tmp_path):
     with pytest.raises(SourceError, match="EEG file not found"):
         load_eeg_file(tmp_path / "missing.edf")

@@ -77,37 +77,51 @@ def check_brainflow_board(board: str) -> None:
 
 def check_source_paths(eeg: SourceSpec, video: SourceSpec) -> None:
     """Every folder and file the two specs name exists and is of the right kind (and a BrainFlow
-    board's name is known)."""
-    if eeg.kind == "deap":
-        check_deap(eeg)
-    elif eeg.kind == "brainflow":
-        check_brainflow_board(eeg.options.get("board", ""))
-    elif eeg.kind == "recording":
-        assert eeg.path is not None
-        check_recording(eeg.path)
-    elif eeg.kind == "file":
-        assert eeg.path is not None
-        if not eeg.path.exists():
-            raise SourceError(f"{eeg.path}: EEG file not found")
-        if not eeg.path.is_file() and eeg.path.suffix.lower() not in (".ds", ".mff"):   # those two are folders
-            raise SourceError(f"{eeg.path}: not an EEG file (not a regular file)")
-    if video.kind == "file":
-        assert video.path is not None
-        if not video.path.exists():
-            raise SourceError(f"{video.path}: video file not found")
-        if not video.path.is_file():
-            raise SourceError(f"{video.path}: not a video file (not a regular file)")
-        aligned = getattr(video.typed, "offset", None) is not None or getattr(video.typed, "xdf_stream", None)
-        if aligned and eeg.kind != "file":
-            raise SourceError(f"video spec '{video.text}': offset= and xdf_stream= align the video to an EEG "
-                              "file; use them with --eeg file:PATH")
-    elif video.kind == "recording":
-        assert video.path is not None
-        check_recording(video.path)
-    elif video.kind == "deap" and eeg.kind not in ("deap", "demo"):
-        raise SourceError("video spec 'deap' needs a DEAP EEG source (--eeg deap:DIR:SUBJECT:TRIAL)")
+    board's name is known): each kind's own `check` from the source registry."""
+    for spec in (eeg, video):
+        check = spec.descriptor.checker()
+        if check is not None:
+            check(spec, eeg)
     if eeg.kind == "none" and video.kind == "none":
         raise SourceError("no source: both --eeg and --video are 'none'")
+
+
+# -- the built-in kinds' checks (named in milmer_app/sources/kinds.py) ----------------------------
+def check_deap_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
+    check_deap(spec)
+
+
+def check_brainflow_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
+    check_brainflow_board(spec.typed.board)
+
+
+def check_recording_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
+    check_recording(Path(spec.typed.path))
+
+
+def check_eeg_file_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
+    path = Path(spec.typed.path)
+    if not path.exists():
+        raise SourceError(f"{path}: EEG file not found")
+    if not path.is_file() and path.suffix.lower() not in (".ds", ".mff"):   # those two formats are folders
+        raise SourceError(f"{path}: not an EEG file (not a regular file)")
+
+
+def check_video_file_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
+    path = Path(spec.typed.path)
+    if not path.exists():
+        raise SourceError(f"{path}: video file not found")
+    if not path.is_file():
+        raise SourceError(f"{path}: not a video file (not a regular file)")
+    aligned = getattr(spec.typed, "offset", None) is not None or getattr(spec.typed, "xdf_stream", None)
+    if aligned and eeg.kind != "file":
+        raise SourceError(f"video spec '{spec.text}': offset= and xdf_stream= align the video to an EEG "
+                          "file; use them with --eeg file:PATH")
+
+
+def check_deap_video_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
+    if eeg.kind not in ("deap", "demo"):
+        raise SourceError("video spec 'deap' needs a DEAP EEG source (--eeg deap:DIR:SUBJECT:TRIAL)")
 
 
 def check_output_path(path: Path, what: str) -> None:

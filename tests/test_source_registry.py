@@ -166,15 +166,20 @@ def _build_toy(spec: SourceSpec, context: BuildContext):
     return ToySource(f"toy {spec.typed.seconds:g} s")
 
 
+def _check_toy(spec: SourceSpec, eeg: SourceSpec) -> None:
+    if spec.typed.amplitude > 1000:
+        raise SourceError(f"toy: {spec.typed.amplitude:g} uV is no EEG")
+
+
 @pytest.fixture
 def toy_kind():
     kind = registry.register(SourceKind("toy", "eeg", "Toy sine", "a sine on every channel (tests)", ToyOptions,
-                                        _build_toy, grammar="toy[:seconds=S,amplitude=UV]"))
+                                        _build_toy, grammar="toy[:seconds=S,amplitude=UV]", check=_check_toy))
     yield kind
     registry.unregister("eeg", "toy")
 
 
-def test_a_registered_kind_works_from_the_command_line(toy_kind, tiny_checkpoint, tmp_path):
+def test_a_registered_kind_works_from_the_command_line(toy_kind, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "toy.jsonl"
     assert "toy[:seconds=S,amplitude=UV]" in app_cli.build_parser().format_help()
     code = app_cli.main(["--headless", "--eeg", "toy:seconds=30", "--checkpoint", str(tiny_checkpoint),
@@ -183,6 +188,10 @@ def test_a_registered_kind_works_from_the_command_line(toy_kind, tiny_checkpoint
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and all(r["eeg_channels_used"] == 32 for r in records)
     assert app_cli.main(["--headless", "--eeg", "toy:second=3", "--checkpoint", str(tiny_checkpoint)]) == 2
+    # The kind's own check runs before anything heavy, like the built-in kinds' path checks.
+    missing = tmp_path / "no-model"
+    assert app_cli.main(["--headless", "--eeg", "toy:amplitude=5000", "--checkpoint", str(missing)]) == 2
+    assert "5000 uV is no EEG" in capsys.readouterr().err
 
 
 @pytest.mark.gui

@@ -199,6 +199,7 @@ def _build_recording_video(spec: SourceSpec, context: BuildContext):
 
 
 PAGES = "milmer_app.gui.source_pages"
+CHECKS = "milmer_app.preflight"
 
 # -- the registrations, in the order the GUI and the help list them -----------------------
 register(SourceKind("demo", "eeg", "Demo (synthetic subject)",
@@ -214,22 +215,23 @@ register(SourceKind("brainflow", "eeg", "BrainFlow board",
                     "a BrainFlow board ('synthetic' needs no hardware) with its connection parameters",
                     BrainFlowOptions, _build_brainflow, f"{PAGES}:BrainFlowPage",
                     grammar="brainflow:synthetic|board=ID|NAME[,OPTION=VALUE...]", head="board",
+                    check=f"{CHECKS}:check_brainflow_spec",
                     example="brainflow:board=0,serial_port=/dev/ttyUSB0"))
 register(SourceKind("deap", "eeg", "DEAP trial",
                     "a DEAP subject's presentation trial replayed in real time (or --speed); predictions carry "
                     "the true quadrant", DeapOptions, _build_deap, f"{PAGES}:DeapPage",
                     grammar="deap:DIR:SUBJECT:TRIAL", example="deap:/data/DEAP:1:3", split=_split_deap,
-                    unsplit=_unsplit_deap, replayed=True))
+                    unsplit=_unsplit_deap, replayed=True, check=f"{CHECKS}:check_deap_spec"))
 register(SourceKind("file", "eeg", "EEG file (EDF, BDF, FIF, XDF, ...)",
                     "replay an EEG file: anything mne.io.read_raw reads (EDF, BDF, FIF, BrainVision, EEGLAB, "
                     "CNT, ...) or XDF; non-EEG channels are left out, triggers and annotations become markers",
                     FileOptions, "milmer_app.sources.file:build_file_eeg", f"{PAGES}:FilePage",
                     grammar="file:PATH[,OPTION=VALUE...]", head="path", example="file:sub-01.bdf,montage=biosemi64",
-                    replayed=True))
+                    replayed=True, check=f"{CHECKS}:check_eeg_file_spec"))
 register(SourceKind("recording", "eeg", "Recording",
                     "a recording made with --record or the Record button", FolderOptions, _build_recording_eeg,
                     f"{PAGES}:FolderPage", grammar="recording:DIR", head="path", example="recording:rec-001",
-                    replayed=True))
+                    replayed=True, check=f"{CHECKS}:check_recording_spec"))
 register(SourceKind("none", "eeg", "None", "no EEG (face only)", build=_build_nothing))
 
 register(SourceKind("none", "video", "None", "no video (EEG only)", build=_build_nothing))
@@ -239,9 +241,9 @@ register(SourceKind("file", "video", "Video file",
                     "a video file; alone it plays at its own frame rate, beside an EEG file it follows the "
                     "EEG's replay through offset= or xdf_stream=", VideoFileOptions,
                     "milmer_app.sources.file:build_file_video", grammar="file:PATH[,offset=S|xdf_stream=NAME]",
-                    head="path", example="file:face.mp4,offset=2.5"))
+                    head="path", example="file:face.mp4,offset=2.5", check=f"{CHECKS}:check_video_file_spec"))
 register(SourceKind("deap", "video", "DEAP trial video", "the replayed DEAP trial's own face video",
-                    build=_build_deap_video))
+                    build=_build_deap_video, check=f"{CHECKS}:check_deap_video_spec"))
 register(SourceKind("recording", "video", "Recording", "the frames of a recording", FolderOptions,
                     _build_recording_video, f"{PAGES}:FolderPage", grammar="recording:DIR", head="path",
-                    example="recording:rec-001"))
+                    example="recording:rec-001", check=f"{CHECKS}:check_recording_spec"))

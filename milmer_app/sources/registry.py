@@ -105,7 +105,8 @@ class SourceKind:
     spec is not `HEAD,KEY=VALUE,...`; `unsplit` its inverse (options -> text after `KIND:`).
     A builder returns an unconnected Source (or None for `none`). A page is a QWidget class taking
     (runner, kind) with `options()` and `set_options(options)`; None gives a form made from the
-    options' fields.
+    options' fields. `check(spec, eeg_spec)` (optional, light: no device library) looks at what can
+    be known before anything heavy loads (files and folders named) and raises SourceError.
     """
 
     name: str
@@ -121,6 +122,7 @@ class SourceKind:
     split: Callable[[str], dict[str, str]] | None = None
     unsplit: Callable[[Options], str] | None = None
     replayed: bool = False          # driven by a replay clock (speed, seek, pause)
+    check: str | Callable[[Any, Any], None] | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -140,6 +142,9 @@ class SourceKind:
 
     def page_class(self) -> type | None:
         return _resolve(self.page)
+
+    def checker(self) -> Callable[[Any, Any], None] | None:
+        return _resolve(self.check)
 
 
 def _resolve(target):

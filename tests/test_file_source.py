@@ -290,3 +290,21 @@ def test_the_window_replays_a_file_and_shows_its_markers(qtbot, settings, eeg_fi
         assert "rest" in " ".join(shown) and "STI 014 5" in " ".join(shown)
     finally:
         window.close()
+
+
+def test_a_biosemi_bdf_replays_with_its_montage_and_masked_status(tiny_checkpoint, tmp_path):
+    from bdf_writer import write_bdf
+
+    rate = 128
+    n = rate * 10
+    data = np.random.default_rng(2).normal(scale=20.0, size=(32, n))
+    status = np.full(n, 0x1E0000)                  # system bits (CMS in range, battery...) set all along
+    status[2 * rate:2 * rate + 10] |= 3
+    status[5 * rate:5 * rate + 10] |= 250
+    path = write_bdf(tmp_path / "biosemi.bdf", [f"A{i}" for i in range(1, 33)], rate, data, status)
+    loaded = load_eeg_file(path)
+    assert loaded.channel_names[0] == "A1" and loaded.excluded == ["Status"]
+    assert loaded.markers == [(2.0, "Status 3"), (5.0, "Status 250")]
+    np.testing.assert_allclose(loaded.data, data, atol=0.1)          # microvolts in, microvolts out
+    predictions = _replay(["--eeg", f"file:{path},montage=biosemi32"], tiny_checkpoint, tmp_path / "p.jsonl")
+    assert predictions and all(p["eeg_channels_used"] == 32 for p in predictions)   # A1.. read as 10-20 names

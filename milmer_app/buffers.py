@@ -206,6 +206,7 @@ class StreamMonitor:
         self._late = 0
         self._lost = False
         self.rate_off = False     # set by the source that judges `rate_ratio()`
+        self._held_rate = 0.0     # the rate before the last `reanchor()`
 
     def restart(self) -> None:
         """Forget the rate measurement (after a discontinuity: spans across it mean nothing)."""
@@ -224,6 +225,14 @@ class StreamMonitor:
             samples = sum(n for _, n in list(self._delivered)[1:])
             return samples / span / self.nominal_rate
 
+    def _rate(self) -> float:
+        """Samples per second of timestamps over the arrivals held (call with the lock held)."""
+        if len(self._arrivals) < 2:
+            return 0.0
+        span = self._arrivals[-1][0] - self._arrivals[0][0]
+        samples = sum(n for _, n in list(self._arrivals)[1:])
+        return samples / span if span > 0 else 0.0
+
     def rate_ratio(self) -> float | None:
         """Measured / nominal rate over a full `rate_window` of timestamps; None until there is one."""
         with self._lock:
@@ -239,6 +248,7 @@ class StreamMonitor:
         """The stream's clock was re-anchored on purpose (a replay's pause, seek, speed or item change):
         the next chunk is not compared with the last one, so the jump is not counted as a gap."""
         with self._lock:
+            self._held_rate = self._rate()   # shown until the new clock has two chunks to measure
             self._last_ts = None
             self._arrivals.clear()
             self._lost = False
@@ -283,11 +293,7 @@ class StreamMonitor:
                 if lost != self._lost:
                     transition = "lost" if lost else "back"
                     self._lost = lost
-            rate = 0.0
-            if len(self._arrivals) >= 2:
-                span = self._arrivals[-1][0] - self._arrivals[0][0]
-                samples = sum(n for _, n in list(self._arrivals)[1:])
-                rate = samples / span if span > 0 else 0.0
+            rate = self._rate() if len(self._arrivals) >= 2 else self._held_rate
             report = MonitorReport(self.nominal_rate, rate, self._gaps, self._dropped, self._late,
                                    since, self._lost, self.rate_off)
         return report, transition

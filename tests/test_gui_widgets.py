@@ -233,6 +233,7 @@ def test_emotion_view_trail_history_truth_and_agreement(qtbot):
     assert view.agreement.fraction == pytest.approx(2 / 3)
     assert "67%" in view.agreement_label.text() and "LAHV" in view.agreement_label.text()
     assert view.history.legend_names() == list(QUADRANT_CLASSES) and not view.history.empty.empty
+    assert all(name in view.history.legend.text() for name in QUADRANT_CLASSES)
     view.reset()
     assert len(view.plane.trail) == 0 and view.agreement.total == 0
     assert view.history.empty.empty and not view.history.empty.isHidden()

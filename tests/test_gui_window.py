@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("PySide6")
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
+from milmer_app.gui.emotion_view import WAITING  # noqa: E402
 from milmer_app.gui.selection import SourceSelection  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
@@ -72,7 +73,7 @@ def test_window_opens_on_the_demo_and_shows_predictions(qtbot, open_window):
     qtbot.waitUntil(lambda: window.redraws > 0 and window.face_view.frame.frame_time is not None, timeout=5000)
     assert len(window.eeg_view.channel_names()) == 32
     assert len(window.face_view.strip.weights) == window.engine.contract.num_instances
-    assert window.emotion_view.readout.text() != "waiting for the first prediction"
+    assert window.emotion_view.readout.text() != WAITING
     assert window.status.stream_labels and not window.status.lost_streams()
     # The panel says what is connected: the demo replays its trial's face video.
     assert window.sources.video_kind.currentData() == "deap"

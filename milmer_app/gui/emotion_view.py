@@ -18,6 +18,7 @@ QUADRANT_CENTRES = {"HAHV": (7.0, 7.0), "LAHV": (7.0, 3.0), "LALV": (3.0, 3.0), 
 # Each quadrant spans its centre +- 2 on both axes of the 1-9 scale.
 QUADRANT_HALF_WIDTH = 2.0
 TRAIL_LENGTH = 20
+WAITING = "waiting…"   # for the first prediction (of this source or this replayed trial)
 
 
 def quadrant_names(class_names: list[str]) -> list[str] | None:
@@ -103,6 +104,7 @@ class ValenceArousalPlane(pg.PlotWidget):
         self.trail.clear()
         self.trail_curve.setData([], [])
         self.current.setData([], [])
+        self._colour_labels(None)   # no quadrant stays highlighted from an earlier prediction
 
     def add_prediction(self, probabilities: list[float], quadrant: int) -> None:
         if self.quadrants is None or len(probabilities) != len(self.quadrants):
@@ -155,7 +157,7 @@ class ProbabilityHistory(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.enableAutoRange(False)
         self.setXRange(-self.span_s - 2, 2, padding=0)   # room for the end ticks' labels
-        self.setYRange(0, 1.3, padding=0.0)   # headroom for the legend's two rows above p = 1
+        self.setYRange(0, 1, padding=0.03)
         self.setLabel("bottom", "s before the latest")
         self.setLabel("left", "probability")
         # Few fixed ticks: pyqtgraph's automatic ones run together in a narrow plot.
@@ -163,9 +165,11 @@ class ProbabilityHistory(pg.PlotWidget):
         self.getAxis("bottom").setTicks([[(float(t), f"{t:g}") for t in steps], []])
         self.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], []])
         self.setToolTip("probability of each class per prediction")
-        self.legend = pg.LegendItem(offset=(4, 2), colCount=2, labelTextColor=theme.FOREGROUND,
-                                    labelTextSize="8pt", horSpacing=6, verSpacing=-8)
-        self.legend.setParentItem(self.getPlotItem().vb)
+        # The key of the class colours, above the plot (the window puts it there): inside the plot it
+        # would cover the lines or be cut off in a narrow window; as a wrapping label it never is.
+        self.legend = QtWidgets.QLabel()
+        self.legend.setObjectName("probabilityLegend")
+        self.legend.setWordWrap(True)
         self.keep = keep
         self.times: deque[float] = deque(maxlen=keep)
         self.rows: deque[list[float]] = deque(maxlen=keep)
@@ -176,20 +180,20 @@ class ProbabilityHistory(pg.PlotWidget):
     def set_class_names(self, class_names: list[str]) -> None:
         for curve in self.curves:
             self.removeItem(curve)
-        self.legend.clear()
         self.class_names = list(class_names)
-        self.curves = [pg.PlotDataItem(pen=pg.mkPen(theme.CLASS_COLORS[i % len(theme.CLASS_COLORS)], width=2),
-                                       name=name) for i, name in enumerate(self.class_names)]
+        colours = [theme.CLASS_COLORS[i % len(theme.CLASS_COLORS)] for i in range(len(self.class_names))]
+        self.curves = [pg.PlotDataItem(pen=pg.mkPen(colour, width=2), name=name)
+                       for name, colour in zip(self.class_names, colours, strict=True)]
         for curve in self.curves:
             self.addItem(curve)
-            self.legend.addItem(curve, curve.name())
+        self.legend.setText(" &nbsp; ".join(f"<span style='color:{colour}'>━</span> {name}"
+                                            for name, colour in zip(self.class_names, colours, strict=True)))
         self.times.clear()
         self.rows.clear()
         self.empty.set_empty(True)
-        self.legend.setVisible(False)
 
     def legend_names(self) -> list[str]:
-        return [label.text for _, label in self.legend.items]
+        return [curve.name() for curve in self.curves]
 
     def add_prediction(self, time: float, probabilities: list[float]) -> None:
         if len(probabilities) != len(self.curves):
@@ -201,7 +205,6 @@ class ProbabilityHistory(pg.PlotWidget):
         for index, curve in enumerate(self.curves):
             curve.setData(times, values[:, index])
         self.empty.set_empty(False)
-        self.legend.setVisible(True)
 
 
 class AgreementCounter:
@@ -237,9 +240,8 @@ class EmotionView(QtWidgets.QWidget):
         super().__init__(parent)
         self.plane = ValenceArousalPlane()
         self.history = ProbabilityHistory()
-        self.readout = QtWidgets.QLabel("waiting for the first prediction")
+        self.readout = QtWidgets.QLabel(WAITING)
         self.readout.setObjectName("predictionReadout")
-        self.readout.setWordWrap(True)
         self.agreement = AgreementCounter()
         self.agreement_label = ElidedLabel("", min_chars=16)
         self.agreement_label.setObjectName("agreement")
@@ -252,9 +254,13 @@ class EmotionView(QtWidgets.QWidget):
         header.addWidget(QtWidgets.QLabel("<b>Emotion</b>"))
         header.addWidget(self.readout, 1)
         header.addWidget(self.agreement_label)
+        history = QtWidgets.QVBoxLayout()
+        history.setSpacing(0)
+        history.addWidget(self.history.legend)
+        history.addWidget(self.history, 1)
         plots = QtWidgets.QHBoxLayout()
         plots.addWidget(self.plane, 2)
-        plots.addWidget(self.history, 3)
+        plots.addLayout(history, 3)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
@@ -274,7 +280,7 @@ class EmotionView(QtWidgets.QWidget):
         self.item, self.truth = None, None
         self.plane.set_truth(None)
         self.agreement_label.setText("")
-        self.readout.setText("waiting for the first prediction")
+        self.readout.setText(WAITING)
 
     def truth_name(self, truth: int | None) -> str | None:
         if truth is None:
@@ -288,8 +294,7 @@ class EmotionView(QtWidgets.QWidget):
         self.plane.set_truth(truth, ratings)
         self.plane.clear_trail()
         self.plane_truth = None
-        self.readout.setText("waiting for the first prediction of this trial" if item else
-                             "waiting for the first prediction")
+        self.readout.setText(WAITING)
         self._show_agreement()
 
     def set_truth(self, truth: int | None, ratings: dict | None = None) -> None:

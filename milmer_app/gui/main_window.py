@@ -338,7 +338,9 @@ class MainWindow(QtWidgets.QMainWindow):
         engine = self.engine
         if engine is None:
             return
-        data, timestamps, names, srate = engine.eeg_snapshot(self.eeg_view.history_seconds)
+        # The traces span wall-clock seconds: a replay at 2x needs twice the samples to fill them.
+        speed = engine.replay.speed if engine.replay is not None else 1.0
+        data, timestamps, names, srate = engine.eeg_snapshot(self.eeg_view.history_seconds * speed)
         if data.shape[1] > 1:
             self.eeg_view.draw(data, timestamps, names, srate)
             self.redraws += 1

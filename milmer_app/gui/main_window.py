@@ -33,7 +33,7 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__(parent)
         self.setWindowTitle(WINDOW_TITLE)
         self.settings = settings
-        self.base_args = base_args   # its outputs (predictions, record, LSL outlet) apply to every connection
+        self.base_args = base_args   # its outputs apply to every connection (--record: to the first only)
         self.selection: SourceSelection | None = None
         self.last_error: str | None = None
         self.redraws = 0                       # fast-timer draws with data (bench and tests)

@@ -75,13 +75,19 @@ def check_brainflow_board(board: str) -> None:
         raise SourceError(f"unknown BrainFlow board '{board}'", hint="use a BoardIds number or name, e.g. board=synthetic")
 
 
+def check_spec_paths(spec: SourceSpec, eeg: SourceSpec) -> None:
+    """The files and folders one spec names exist and are of the right kind: its kind's own `check`
+    from the source registry (`eeg`: the session's EEG spec, which some video kinds depend on)."""
+    check = spec.descriptor.checker()
+    if check is not None:
+        check(spec, eeg)
+
+
 def check_source_paths(eeg: SourceSpec, video: SourceSpec) -> None:
     """Every folder and file the two specs name exists and is of the right kind (and a BrainFlow
-    board's name is known): each kind's own `check` from the source registry."""
+    board's name is known)."""
     for spec in (eeg, video):
-        check = spec.descriptor.checker()
-        if check is not None:
-            check(spec, eeg)
+        check_spec_paths(spec, eeg)
     if eeg.kind == "none" and video.kind == "none":
         raise SourceError("no source: both --eeg and --video are 'none'")
 

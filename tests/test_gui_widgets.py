@@ -372,10 +372,10 @@ def test_sources_panel_discovers_lsl_streams(qtbot, lsl_config):
     page = panel.lsl_page
     qtbot.mouseClick(page.refresh_button, QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.refresh_button.isEnabled(), timeout=10000)
-    names = [page.table.item(row, 0).text() for row in range(page.table.rowCount())]
+    names = [page.table.item(row, 1).text() for row in range(page.table.rowCount())]
     assert "milmer-gui-test" in names
     row = names.index("milmer-gui-test")
-    assert [page.table.item(row, c).text() for c in (1, 2, 3)] == ["EEG", "128", "8"]
+    assert [page.table.item(row, c).text() for c in (0, 2, 3, 4, 6)] == ["", "EEG", "128", "8", "milmer-gui-test-id"]
     page.table.selectRow(row)
     assert panel.selection().eeg == "lsl:source_id=milmer-gui-test-id"
     del outlet

@@ -118,11 +118,17 @@ class LslCap:
         self._thread.start()
 
     def _run(self) -> None:
+        import pylsl
+
         rng = np.random.default_rng(0)
-        while not self._stop.is_set():
-            chunk = rng.normal(scale=10.0, size=(8, 32)).astype(np.float32)
-            self.outlet.push_chunk(chunk.tolist())
-            self._stop.wait(8 / 128.0)   # pacing at the nominal rate, not synchronisation
+        start, pushed = pylsl.local_clock(), 0
+        while not self._stop.wait(8 / 128.0):   # pacing, not synchronisation
+            # As many samples as are due by the clock, so a busy machine does not lower the rate.
+            due = int((pylsl.local_clock() - start) * 128.0)
+            if due > pushed:
+                chunk = rng.normal(scale=10.0, size=(due - pushed, 32)).astype(np.float32)
+                self.outlet.push_chunk(chunk.tolist())
+                pushed = due
 
     def stop(self) -> None:
         self._stop.set()
@@ -205,7 +211,8 @@ def test_record_then_replay_the_recording(qtbot, open_window, tiny_checkpoint, t
     qtbot.waitUntil(lambda: window.face_view.frame.frame_time is not None and window.redraws > 0, timeout=5000)
 
 
-def test_settings_persist_across_a_restart_and_start_errors_are_shown(qtbot, open_window, settings, tmp_path):
+def test_settings_persist_across_a_restart_and_a_saved_file_that_has_gone_is_marked(qtbot, open_window, settings,
+                                                                                    tmp_path):
     missing = tmp_path / "no_such_model.safetensors"
     chosen = SourceSelection(False, "brainflow:synthetic", "none", str(missing), "cpu", 0.5)
     first = open_window(cli_args(eeg=str(chosen.eeg), video=str(chosen.video), checkpoint=chosen.checkpoint,
@@ -218,11 +225,45 @@ def test_settings_persist_across_a_restart_and_start_errors_are_shown(qtbot, ope
     first.eeg_view.set_filter_enabled(False)
     first.close()
 
-    second = open_window(cli_args())                             # no arguments: the last settings
-    assert second.selection == chosen
-    assert second.sources.selection() == chosen
+    # No arguments: the last settings. Their checkpoint has gone, so the window opens without
+    # connecting, with that one field marked and the reason shown: not a failed start.
+    second = open_window(cli_args())
+    assert second.selection == chosen and second.sources.selection() == chosen
     assert (second.eeg_view.span_s, second.eeg_view.scale_uv, second.eeg_view.filter_enabled) == (4.0, None, False)
+    assert second.sources.marked == [second.sources.checkpoint_edit]
+    assert "no_such_model" in second.sources.message.text() and "not there" in second.sources.message.text()
+    assert second.last_error is None and second.engine is None and not second.connecting
+    assert second.status.state_label.text() == "not connected"
+    qtbot.mouseClick(second.sources.connect_button, QtCore.Qt.MouseButton.LeftButton)   # tried anyway: an error
     qtbot.waitUntil(lambda: second.last_error is not None, timeout=30000)
+    assert second.sources.marked == []
+
+
+def test_settings_written_from_one_folder_restore_from_another(qtbot, open_window, settings, tiny_checkpoint,
+                                                               tmp_path, monkeypatch):
+    import shutil
+
+    from live_support import write_face_video
+
+    first_folder, other_folder = tmp_path / "here", tmp_path / "elsewhere"
+    (first_folder / "models").mkdir(parents=True)
+    other_folder.mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_checkpoint.with_suffix(suffix), first_folder / "models" / f"tiny{suffix}")
+    write_face_video(first_folder / "face.avi", quadrant=0, seconds=30.0, seed=2)
+    monkeypatch.chdir(first_folder)                               # paths typed relative to this folder
+    first = open_window(cli_args(eeg="brainflow:synthetic", video="file:face.avi", checkpoint="models/tiny",
+                                 device="cpu"))
+    wait_for_predictions(qtbot, first)
+    assert first.selection.checkpoint == str(first_folder / "models" / "tiny")
+    assert first.selection.video.path == first_folder / "face.avi"
+    first.close()
+
+    monkeypatch.chdir(other_folder)                               # a desktop icon starts elsewhere
+    second = open_window(cli_args())
+    wait_for_predictions(qtbot, second)                           # the same sources and model, no error
+    assert second.selection == first.selection and second.sources.marked == []
+    assert second.engine.video_source.path == first_folder / "face.avi"
 
 
 def test_first_launch_is_the_demo(settings):
@@ -343,3 +384,59 @@ def test_the_window_fits_its_size_and_nothing_clips(qtbot, open_window, size):
     toolbar = window.findChild(QtWidgets.QToolBar)
     assert window.replay_controls.isVisible() and window.record_controls.isVisible()   # none in the overflow menu
     assert widgets_past_right_edge(toolbar, window) == []
+
+
+@pytest.mark.lsl
+def test_the_sources_table_lists_the_connected_stream_marked_and_follows_a_switch(qtbot, open_window,
+                                                                                  tiny_checkpoint):
+    import socket
+
+    first, second = LslCap("milmer-gui-table-a"), LslCap("milmer-gui-table-b")
+    try:
+        window = open_window(cli_args(eeg=f"lsl:source_id={first.source_id}", video="none",
+                                      checkpoint=str(tiny_checkpoint)))
+        wait_for_predictions(qtbot, window)
+        page = window.sources.lsl_page
+        assert page.connected_row() is not None                    # listed at once, no Refresh pressed
+        qtbot.waitUntil(lambda: page.refresh_button.isEnabled() and len(page.entries) >= 2,
+                        timeout=15000)                              # ...and the other outlet next to it
+
+        def shown(row: int) -> list[str]:
+            return [page.table.item(row, column).text() for column in range(page.table.columnCount())]
+
+        row = page.connected_row()
+        assert shown(row) == ["●", "milmer-gui-table-a", "EEG", "128", "32", socket.gethostname(), first.source_id]
+        other = next(r for r in range(page.table.rowCount()) if r != row and shown(r)[1] == "milmer-gui-table-b")
+        assert shown(other)[0] == ""
+
+        page.table.selectRow(other)                                # pick the other stream in the table
+        qtbot.mouseClick(window.sources.connect_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.engine is not None and window.engine.eeg_source.name.endswith("table-b"),
+                        timeout=60000)
+        qtbot.waitUntil(lambda: page.connected_row() is not None
+                        and shown(page.connected_row())[1] == "milmer-gui-table-b", timeout=5000)
+        assert sum(shown(r)[0] == "●" for r in range(page.table.rowCount())) == 1   # one marked, the new one
+
+        # The LSL page with its table does not widen the dock, even at 1024x700.
+        window.resize(1024, 700)
+        qtbot.waitUntil(lambda: (window.width(), window.height()) == (1024, 700), timeout=5000)
+        qtbot.wait(200)
+        assert widgets_past_right_edge(window.sources, window.sources_dock.widget().viewport()) == []
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.mark.lsl
+def test_a_slow_connection_can_be_cancelled(qtbot, open_window, tiny_checkpoint):
+    window = open_window(cli_args(eeg="lsl:name=NoSuchStream,timeout=3", video="none",
+                                  checkpoint=str(tiny_checkpoint)))
+    button = window.sources.connect_button
+    assert window.connecting and button.text() == "Cancel" and button.isEnabled()
+    qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+    assert not window.connecting and window.status.state_label.text() == "not connected"
+    assert button.text() == "Connect" and "cancelled" in window.sources.message.text()
+    qtbot.waitUntil(lambda: not window.bridge.busy, timeout=60000)   # the search ends in the background...
+    qtbot.wait(50)
+    assert window.last_error is None and window.engine is None        # ...and its failure is not shown
+    assert "cancelled" in window.sources.message.text()

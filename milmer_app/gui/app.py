@@ -59,6 +59,12 @@ def open_window(args: argparse.Namespace, settings: QtCore.QSettings | None = No
     settings = settings if settings is not None else app_settings()
     window = MainWindow(settings, base_args=args)
     window.show()
+    if SourceSelection.from_args(args) is None:
+        stored = load_selection(settings)
+        problem = stored.problem() if stored is not None else None
+        if problem is not None:   # a saved file or folder has gone: open anyway, with that field marked
+            window.show_unavailable(stored, *problem)
+            return window
     window.connect_to(initial_selection(args, settings))
     return window
 

@@ -56,6 +56,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._restore_view_settings()
 
         self.sources.connect_requested.connect(self.connect_to)
+        self.sources.cancel_requested.connect(self.cancel_connect)
         self.sources.disconnect_requested.connect(self.disconnect_engine)
         self.bridge.started.connect(self._engine_started)
         self.bridge.start_failed.connect(self._engine_failed)
@@ -157,18 +158,31 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def connect_to(self, selection: SourceSelection) -> None:
         """Connect (or reconnect) to `selection`; the engine starts off the GUI thread."""
+        selection = selection.absolute()   # stored with absolute paths: the same from any folder
         self.selection = selection
+        self.sources.clear_marks()
         self.sources.set_selection(selection)
         stored.save_selection(self.settings, selection)
         self.last_error = None
         self._clear_views()
         self.setWindowTitle(f"{WINDOW_TITLE} — {selection.describe()}")
         self.status.set_state("connecting…", "warning")
-        self.sources.set_connected(False, busy=True)
+        self.sources.set_connecting()
         self.sources.show_message("connecting…")
+        self.sources.show_connected_stream(None)
         self.connecting = True
         base_args = self.base_args
         self.bridge.connect_engine(lambda: selection.engine_config(base_args))
+
+    def show_unavailable(self, selection: SourceSelection, field: str, message: str) -> None:
+        """Open on a stored selection whose file or folder has gone: show it with that field marked
+        and say why, without connecting (the user fixes the field and presses Connect)."""
+        self.selection = selection
+        self.sources.set_selection(selection)
+        self.sources.set_connected(False)
+        self.sources.mark_problem(field, f"the saved {field} is not there any more: {message}")
+        self.status.set_state("not connected", "warning")
+        self.status.show_event("warning", f"saved {field} not found: {message}")
 
     def cancel_connect(self) -> None:
         """Stop waiting for a connection that takes too long (a stream search, a model loading)."""
@@ -210,6 +224,7 @@ class MainWindow(QtWidgets.QMainWindow):
                               engine.model_description)
         self.sources.set_connected(True)
         self.sources.show_message(connected_text(engine), "warning" if engine.source_errors else "info")
+        self.sources.show_connected_stream(connected_lsl_stream(engine))
         self.emotion_view.set_class_names(list(engine.contract.class_names))
         self.replay_controls.bind(engine.replay)
         self._follow_replay_item()
@@ -274,6 +289,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status.set_state("disconnected")
         self.sources.set_connected(False)
         self.sources.show_message("disconnected")
+        self.sources.show_connected_stream(None)
 
     # engine signals ---------------------------------------------------------------
     def _show_streams(self, statuses) -> None:
@@ -385,6 +401,18 @@ def connected_text(engine) -> str:
         return source.name if source.error is None else f"{source.name} (not connected)"
 
     return f"connected · EEG {name(engine.eeg_source)} · video {name(engine.video_source)}"
+
+
+def connected_lsl_stream(engine):
+    """The LSL stream the engine reads, as the Sources table lists streams (None for other sources)."""
+    from milmer_app.gui.source_pages import LslStreamEntry
+
+    source = engine.eeg_source
+    identity = getattr(source, "identity", None)
+    if identity is None or not source.connected:
+        return None
+    return LslStreamEntry(identity.name, "", source.srate, len(source.channel_names), identity.source_id,
+                          identity.hostname)
 
 
 def grab_png(window: QtWidgets.QWidget, path: Path) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
-from milmer_app.specs import SourceSpec, as_spec, spec_from_strings
+from milmer_app.specs import SourceSpec, as_spec, spec_from_options, spec_from_strings
 from models.errors import MilmerError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,29 @@ class SourceSelection:
         return EngineConfig(eeg=eeg, video=video, checkpoint=self.checkpoint, device=self.device, hop=self.hop,
                             speed=self.speed, **outputs)
 
+    def absolute(self) -> SourceSelection:
+        """Every path resolved against the current folder, so that the stored selection means the same
+        when the window is next started from another folder or a desktop icon."""
+        checkpoint = self.checkpoint
+        if checkpoint != "demo":
+            checkpoint = str(Path(checkpoint).expanduser().resolve())
+        return replace(self, eeg=_absolute_spec(self.eeg), video=_absolute_spec(self.video), checkpoint=checkpoint)
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first field ("eeg", "video", "checkpoint") naming a file or folder that is not there (or not
+        of the right kind), with the reason; None when all are there."""
+        from milmer_app.preflight import check_checkpoint, check_spec_paths
+
+        checks = [] if self.demo else [("eeg", lambda: check_spec_paths(self.eeg, self.eeg)),
+                                       ("video", lambda: check_spec_paths(self.video, self.eeg))]
+        checks.append(("checkpoint", lambda: check_checkpoint(self.checkpoint)))
+        for field, check in checks:
+            try:
+                check()
+            except MilmerError as exc:
+                return field, str(exc)
+        return None
+
     def describe(self) -> str:
         if self.demo:
             return "demo"
@@ -114,6 +137,16 @@ class SourceSelection:
             except (TypeError, ValueError):
                 continue
         return replace(selection, **changes)
+
+
+def _absolute_spec(spec: SourceSpec) -> SourceSpec:
+    """`spec` with every path option resolved to an absolute path."""
+    typed = spec.typed
+    if not is_dataclass(typed):
+        return spec
+    paths = {f.name: Path(value).expanduser().resolve() for f in fields(typed)
+             if isinstance(value := getattr(typed, f.name), Path) and not value.is_absolute()}
+    return spec_from_options(spec.role, spec.kind, replace(typed, **paths)) if paths else spec
 
 
 def _stored_spec(role: str, values: dict[str, object]) -> SourceSpec | None:

@@ -11,10 +11,11 @@ import typing
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
+from milmer_app.gui.elided_label import ElidedLabel
 from milmer_app.gui.workers import CallRunner
 from milmer_app.sources.kinds import DeapOptions, FolderOptions
 from milmer_app.sources.registry import (Options, SourceKind, format_spec, option_help, option_metavar,
@@ -36,6 +37,12 @@ class LslStreamEntry:
     @property
     def spec(self) -> str:
         return f"lsl:source_id={self.source_id}" if self.source_id else f"lsl:name={self.name}"
+
+    def same_stream(self, other: LslStreamEntry) -> bool:
+        """The same outlet: by source_id where it has one, else by name and host."""
+        if self.source_id or other.source_id:
+            return self.source_id == other.source_id
+        return (self.name, self.hostname) == (other.name, other.hostname)
 
 
 def discover_lsl_streams(wait_time: float = LSL_WAIT_S) -> list[LslStreamEntry]:
@@ -73,7 +80,10 @@ def _typed(role: str, text: str, kind: str) -> Options:
 
 
 class LslPage(QtWidgets.QWidget):
-    """Streams found on this network; a click picks one."""
+    """Streams found on this network; a click picks one. The stream the engine is connected to is
+    listed and marked (●) as soon as it connects, without a Refresh, and again after every switch."""
+
+    COLUMNS = ["", "name", "type", "Hz", "ch", "host", "source_id"]
 
     def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -81,19 +91,24 @@ class LslPage(QtWidgets.QWidget):
         self.kind = kind
         self.searched = False
         self.entries: list[LslStreamEntry] = []
-        self.table = QtWidgets.QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["name", "type", "Hz", "ch"])
+        self.connected: LslStreamEntry | None = None
+        self.table = QtWidgets.QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
+        # Wider than the dock when host and source_id are long: the table scrolls, the dock does not grow.
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.table.setSizeAdjustPolicy(QtWidgets.QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
+        self.table.setMinimumWidth(60)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._picked)
         self.table.setMinimumHeight(90)
         self.refresh_button = QtWidgets.QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
-        self.found_label = QtWidgets.QLabel("press Refresh to look for streams")
+        self.found_label = ElidedLabel("press Refresh to look for streams", min_chars=6)
         self.found_label.setStyleSheet(f"color: {theme.MUTED};")
         self.spec_edit = QtWidgets.QLineEdit("lsl:type=EEG")
         self.spec_edit.setToolTip("lsl:name=NAME | lsl:type=TYPE | lsl:source_id=ID")
@@ -117,14 +132,49 @@ class LslPage(QtWidgets.QWidget):
 
     def set_entries(self, entries: list[LslStreamEntry]) -> None:
         self.entries = list(entries)
-        self.table.setRowCount(len(self.entries))
-        for row, entry in enumerate(self.entries):
-            for column, value in enumerate((entry.name, entry.type, f"{entry.nominal_rate:g}", str(entry.channels))):
-                item = QtWidgets.QTableWidgetItem(value)
-                item.setToolTip(f"{entry.name} on {entry.hostname} (source_id {entry.source_id or '–'})")
-                self.table.setItem(row, column, item)
+        if self.connected is not None and not any(e.same_stream(self.connected) for e in self.entries):
+            self.entries.insert(0, self.connected)   # connected, if not (yet) found by this search
+        self._fill()
         self.found_label.setText(f"{len(self.entries)} stream(s) found")
         self.refresh_button.setEnabled(True)
+
+    def show_connected(self, entry: LslStreamEntry | None) -> None:
+        """Mark the stream the engine reads (None: none); list it at once, then look for the others."""
+        self.connected = entry
+        if entry is not None:
+            known = next((i for i, e in enumerate(self.entries) if e.same_stream(entry)), None)
+            if known is None:
+                self.entries.insert(0, entry)
+            elif not self.entries[known].type:
+                self.entries[known] = entry
+        self._fill()
+        if entry is not None:
+            self.refresh()
+
+    def connected_row(self) -> int | None:
+        if self.connected is None:
+            return None
+        return next((i for i, e in enumerate(self.entries) if e.same_stream(self.connected)), None)
+
+    def _fill(self) -> None:
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self.entries))
+        marked = self.connected_row()
+        for row, entry in enumerate(self.entries):
+            here = row == marked
+            values = ("●" if here else "", entry.name, entry.type or "–", f"{entry.nominal_rate:g}",
+                      str(entry.channels), entry.hostname or "–", entry.source_id or "–")
+            for column, value in enumerate(values):
+                item = QtWidgets.QTableWidgetItem(value)
+                item.setToolTip(f"{entry.name} on {entry.hostname or '–'} (source_id {entry.source_id or '–'})"
+                                + (" — connected" if here else ""))
+                if here:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                    item.setForeground(QtGui.QColor(theme.GOOD))
+                self.table.setItem(row, column, item)
+        self.table.blockSignals(False)
 
     def _failed(self, message: str) -> None:
         self.found_label.setText(message)

@@ -21,6 +21,7 @@ class SourcesPanel(QtWidgets.QWidget):
 
     connect_requested = QtCore.Signal(object)
     disconnect_requested = QtCore.Signal()
+    cancel_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -64,6 +65,8 @@ class SourcesPanel(QtWidgets.QWidget):
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setObjectName("sourcesMessage")
+        self.marked: list[QtWidgets.QWidget] = []   # fields marked wrong by `mark_problem`
+        self.connecting = False
 
         eeg_group = QtWidgets.QGroupBox("EEG")
         eeg_layout = QtWidgets.QVBoxLayout(eeg_group)
@@ -128,9 +131,41 @@ class SourcesPanel(QtWidgets.QWidget):
 
     # state --------------------------------------------------------------------
     def set_connected(self, connected: bool, busy: bool = False) -> None:
+        self.connecting = False
         self.connect_button.setEnabled(not busy)
         self.connect_button.setText("Reconnect" if connected else "Connect")
         self.disconnect_button.setEnabled(connected and not busy)
+
+    def set_connecting(self) -> None:
+        """While an engine starts, Connect becomes Cancel (a stream search or a model load can take long)."""
+        self.connecting = True
+        self.connect_button.setEnabled(True)
+        self.connect_button.setText("Cancel")
+        self.disconnect_button.setEnabled(False)
+
+    def mark_problem(self, field: str, message: str) -> None:
+        """Mark one field ("eeg", "video" or "checkpoint") as wrong, say why, and keep the rest as it is."""
+        widgets = [self.checkpoint_edit] if field == "checkpoint" else \
+            self._current_page(field).findChildren(QtWidgets.QLineEdit)
+        for widget in widgets:
+            widget.setStyleSheet(f"border: 2px solid {theme.ERROR};")
+            widget.setToolTip(message)
+            self.marked.append(widget)
+        self.show_message(message, "error")
+
+    def clear_marks(self) -> None:
+        for widget in self.marked:
+            widget.setStyleSheet("")
+        self.marked = []
+
+    def _current_page(self, role: str) -> QtWidgets.QWidget:
+        box = self.eeg_kind if role == "eeg" else self.video_kind
+        return self.pages[role][box.currentData()]
+
+    def show_connected_stream(self, entry) -> None:
+        """The LSL stream the engine reads (an LslStreamEntry), or None: listed and marked in the LSL table."""
+        if self.lsl_page is not None:
+            self.lsl_page.show_connected(entry)
 
     def show_message(self, text: str, level: str = "info") -> None:
         colour = {"info": theme.MUTED, "error": theme.ERROR, "warning": theme.WARNING}.get(level, theme.MUTED)
@@ -214,6 +249,10 @@ class SourcesPanel(QtWidgets.QWidget):
         self._show_page(self.video_pages, self.pages["video"][self.video_kind.currentData()])
 
     def _connect_clicked(self) -> None:
+        if self.connecting:
+            self.cancel_requested.emit()
+            return
+        self.clear_marks()
         try:
             selection = self.selection()
         except MilmerError as exc:

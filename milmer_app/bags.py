@@ -98,6 +98,7 @@ class BagAssembler:
         self.signal_problems: dict[str, str] = {}   # channels masked for their signal, and why
         self._position = 0                          # next EEG buffer position to feed
         self._segment = float("-inf")
+        self._window_label: tuple[float, int | None, str] | None = None   # the segment label of `_segment`
 
     def _event(self, level: str, message: str) -> None:
         if self.on_event is not None:
@@ -177,11 +178,20 @@ class BagAssembler:
         replay = self.eeg.replay if self.eeg is not None else None
         truth = replay.truth if replay is not None else None
         source = replay.description if replay is not None else (self.eeg.name if self.eeg is not None else "")
-        label = getattr(self.eeg, "segment_label", None) if self.preprocessor is not None else None
+        label = self._label_of_window()
         if label is not None:
             truth, source = label   # what this window's data shows, not what the replay plays next
         return Bag(window_start, window_end, eeg, eeg_mask, crops, face_mask, keys, truth, source, local_clock(),
                    delay, masked)
+
+    def _label_of_window(self) -> tuple[int | None, str] | None:
+        """A replay's truth and item of the segment the window was cut from (the source may already
+        have moved on to the next one while this bag was being assembled)."""
+        label = getattr(self.eeg, "segment_label", None) if self.preprocessor is not None else None
+        if label is not None and label[0] == self._segment:
+            self._window_label = label
+        held = self._window_label
+        return (held[1], held[2]) if held is not None and held[0] == self._segment else None
 
     def _spacing(self) -> float:
         return self.contract.window_seconds / self.num_instances / self._speed()

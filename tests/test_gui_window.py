@@ -335,14 +335,32 @@ def test_a_replay_across_trial_boundaries_keeps_truth_agreement_and_plane_togeth
     def check(*_) -> None:   # after the window's own slots: what a drawn frame shows
         checks.append((view.item, view.consistent()))
 
+    # Where each trial's EEG starts (LSL time), to check that every prediction carries the trial its window
+    # was cut from, not the trial the replay had moved on to while the bag was assembled.
+    source = window.engine.eeg_source
+    segments: dict[float, str] = {}
+    predictions = []
+
+    def note_segment() -> None:
+        label = source.segment_label
+        if label is not None:
+            segments[label[0]] = label[2]
+
+    window.draw_timer.timeout.connect(note_segment)
     window.draw_timer.timeout.connect(check)
     window.slow_timer.timeout.connect(check)
     window.bridge.prediction_ready.connect(check)
+    window.bridge.prediction_ready.connect(predictions.append)
     first_item = view.item
     qtbot.waitUntil(lambda: view.item != first_item and view.plane_truth is not None, timeout=60000)
     items = {item for item, _ in checks}
     assert len(items) >= 2, items                                    # a trial boundary was crossed
     assert all(ok for _, ok in checks), [c for c in checks if not c[1]][:3]
+    starts = sorted(segments)
+    for prediction in predictions:
+        cut_from = [segments[t] for t in starts if t <= prediction.window_start + 1e-6]
+        if cut_from:                                                 # windows of trials seen from their start
+            assert prediction.source == cut_from[-1], (prediction.source, cut_from[-1])
 
     # Pause: the state says so, and the silence is neither a loss nor a gap.
     controls = window.replay_controls

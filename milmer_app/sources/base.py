@@ -42,9 +42,9 @@ class Source(ABC):
         # trial or a seek): windows reaching back before it would mix two pieces of signal.
         self.segment_start = float("-inf")
         self._replay_clock: tuple[int, float] | None = None   # (generation, anchor) of the last push
-        # A replay's (truth, description) of the data since `segment_start`: the replay itself moves on
-        # to the next item a moment before its source has pushed any of that item's data.
-        self.segment_label: tuple[int | None, str] | None = None
+        # A replay's (segment_start, truth, description) of the data from that segment start on: the
+        # replay itself moves on to the next item a moment before its source has pushed any of its data.
+        self.segment_label: tuple[float, int | None, str] | None = None
 
     def _monitor_arrival(self, timestamps: np.ndarray) -> None:
         """Count an arrival; a replay's re-anchored clock (pause, seek, speed, next item) is an event of

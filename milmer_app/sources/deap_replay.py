@@ -126,9 +126,9 @@ class DeapEEGSource(EEGSource):
         if generation != self._generation:
             # A new trial or a seek: carry on from the new position.
             self._generation = generation
-            self.segment_label = label
             self._next = int(position * self.srate)
             self.segment_start = anchor_lsl + (self._next / self.srate - anchor_pos) / speed
+            self.segment_label = (self.segment_start, *label)   # one assignment: read whole by the bags
         total = item.eeg.shape[1]
         target = min(total, int(position * self.srate))
         if target > self._next:

@@ -304,6 +304,7 @@ class MainWindow(QtWidgets.QMainWindow):
         replay = self.engine.replay if self.engine is not None else None
         if replay is not None and replay.description != self.emotion_view.item:
             self.emotion_view.show_item(replay.description, replay.truth, replay.ratings)
+            self.face_view.strip.set_bag(None, [], [])   # the crops were of the previous trial's window
 
     def _show_prediction(self, prediction) -> None:
         replay = self.engine.replay if self.engine is not None else None

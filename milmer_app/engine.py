@@ -157,7 +157,8 @@ def describe_model(preset: str, provenance: dict, demo: bool = False) -> str:
     elif isinstance(fold, int) and not isinstance(fold, bool):
         parts.append(f"fold {fold + 1}")
     parts.append(_dataset_text(provenance.get("dataset")))
-    if provenance.get("leaky"):
+    # Paper-protocol checkpoints written before the flag existed are leaky all the same.
+    if provenance.get("leaky") or protocol == "paper":
         parts.append("LEAKY")
     return " · ".join(p for p in parts if p) or "no provenance"
 

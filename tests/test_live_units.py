@@ -242,3 +242,14 @@ def test_the_bag_takes_its_faces_from_the_span_of_its_eeg_window():
     used = sorted(stamps[key] for key in bag.frame_keys)
     assert bag.window_start - 0.05 <= used[0] and used[-1] <= bag.window_end + 0.05, used
     assert used[-1] - used[0] >= 2.0                                  # spread over the window, not bunched
+
+
+def test_model_description_names_provenance_and_marks_leaky_checkpoints():
+    from milmer_app.engine import describe_model
+
+    honest = describe_model("tiny", {"protocol": "trial", "fold": 0, "dataset": {"root": "/data/synth"}})
+    assert honest == "tiny preset · trial protocol · fold 1 · trained on synth"
+    assert "LEAKY" in describe_model("paper", {"protocol": "paper", "leaky": True})
+    # Written before checkpoints carried the flag: the protocol alone says it.
+    assert "LEAKY" in describe_model("paper", {"protocol": "paper"})
+    assert describe_model("", {"protocol": 3, "fold": True, "dataset": None}) == "no provenance"

@@ -193,3 +193,16 @@ def test_a_cache_that_does_not_fit_the_model_is_named_with_its_differences(tmp_p
     with caplog.at_level("INFO", logger="training.run_data"):
         _announce_cache(tmp_path, tmp_path / "tinykey", config)
     assert "reusing the prepared cache" in caplog.text and "tinykey" in caplog.text
+
+
+def test_run_files_are_strict_json(tmp_path):
+    import json
+
+    from training.run_dir import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"mean_test_macro_f1": float("nan"), "folds": [{"val_accuracy": float("inf")}, {"x": 0.5}]})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}")) == {
+        "mean_test_macro_f1": None, "folds": [{"val_accuracy": None}, {"x": 0.5}]}

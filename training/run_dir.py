@@ -14,12 +14,13 @@ RUN_DIR/
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from models import strict_json
 
 EPOCH_COLUMNS = (
     "fold", "epoch", "lr",
@@ -31,9 +32,11 @@ EPOCH_COLUMNS = (
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a crash leaves the old file or the new one, never half of one)."""
+    """Write strict JSON atomically (a crash leaves the old file or the new one, never half of one).
+
+    A metric that is undefined (NaN, e.g. macro-F1 of an empty split) is written as null."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    temporary.write_text(strict_json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
 
 

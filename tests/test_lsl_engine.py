@@ -14,6 +14,7 @@ from milmer_app.engine import Engine, EngineConfig
 from milmer_app.lsl_player import LslPlayer
 from models.contract import GENEVA_CHANNELS
 from models.errors import SourceError
+from live_support import next_matching
 
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 
@@ -27,19 +28,6 @@ def _foreign_labels() -> list[str]:
     aliases = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
     return ["EXG1", *[aliases.get(n, n) for n in names], "Trigger"]
 
-
-def _next(q: queue.Queue, predicate, timeout: float):
-    deadline = local_clock() + timeout
-    while True:
-        remaining = deadline - local_clock()
-        if remaining <= 0:
-            raise AssertionError(f"nothing matching arrived within {timeout} s")
-        try:
-            item = q.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if predicate(item):
-            return item
 
 
 def test_lsl_stream_in_foreign_order_drives_predictions_and_recovers_from_loss(tiny_checkpoint):
@@ -67,8 +55,8 @@ def test_lsl_stream_in_foreign_order_drives_predictions_and_recovers_from_loss(t
         assert description.type() == "Emotion" and description.channel_count() == 1 + 4 + 3
         assert description.desc().child("model").child_value("demo_model") == "false"
         inlet.open_stream(timeout=5.0)
-        first = _next(predictions, lambda p: True, timeout=20)
-        second = _next(predictions, lambda p: True, timeout=5)
+        first = next_matching(predictions, lambda p: True, timeout=20)
+        second = next_matching(predictions, lambda p: True, timeout=5)
         sample, stamp = inlet.pull_sample(timeout=5.0)
         assert sample is not None and int(sample[0]) in range(4) and sum(sample[1:5]) == pytest.approx(1.0, abs=1e-5)
         assert stamp == pytest.approx(sample[-1], abs=0.05)          # stamped with the window's end
@@ -82,21 +70,21 @@ def test_lsl_stream_in_foreign_order_drives_predictions_and_recovers_from_loss(t
             assert not p.demo_model and p.truth is None
         hops = round((second.window_end - first.window_end) / 0.5)   # more than one if a stale bag was dropped
         assert hops >= 1 and second.window_end - first.window_end == pytest.approx(0.5 * hops, abs=0.2)
-        status = _next(statuses, lambda s: s[0].effective_rate > 0, timeout=5)[0]
+        status = next_matching(statuses, lambda s: s[0].effective_rate > 0, timeout=5)[0]
         assert status.kind == "eeg" and status.connected and not status.lost
         assert status.effective_rate == pytest.approx(RATE, rel=0.1) and status.nominal_rate == RATE
 
         player.stop()
         stopped = local_clock()
-        level, message, when = _next(events, lambda e: e[1].startswith("stream lost"), timeout=5)
+        level, message, when = next_matching(events, lambda e: e[1].startswith("stream lost"), timeout=5)
         assert level == "warning" and name in message
         assert when - stopped <= 2.0
 
         player.start()
-        _next(events, lambda e: e[1].startswith("stream back"), timeout=15)
-        back = _next(predictions, lambda p: p.window_start >= stopped + 0.5, timeout=15)
+        next_matching(events, lambda e: e[1].startswith("stream back"), timeout=15)
+        back = next_matching(predictions, lambda p: p.window_start >= stopped + 0.5, timeout=15)
         assert back.window_end - back.window_start == pytest.approx(3.0 - 1 / RATE, abs=0.02)
-        status = _next(statuses, lambda s: not s[0].lost and s[0].gaps >= 1, timeout=5)[0]
+        status = next_matching(statuses, lambda s: not s[0].lost and s[0].gaps >= 1, timeout=5)[0]
         assert status.dropped >= RATE      # the outage lasted well over a second
         data_copy, times, names, srate = engine.eeg_snapshot(1.0)
         assert data_copy.shape == (len(labels), int(RATE)) and names == labels and srate == RATE

@@ -19,6 +19,7 @@ from milmer_app.sources.lsl import LSLSource
 from milmer_app.specs import parse_eeg_spec
 from models.contract import GENEVA_CHANNELS
 from models.errors import SourceError
+from live_support import next_matching
 
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 
@@ -84,17 +85,6 @@ def _events(source) -> queue.Queue:
     source.add_event_sink(lambda level, message: events.put((level, message)))
     return events
 
-
-def _next(q: queue.Queue, predicate, timeout: float):
-    deadline = local_clock() + timeout
-    while (remaining := deadline - local_clock()) > 0:
-        try:
-            item = q.get(timeout=remaining)
-        except queue.Empty:
-            break
-        if predicate(item):
-            return item
-    raise AssertionError(f"nothing matching arrived within {timeout} s")
 
 
 # -- units ---------------------------------------------------------------------------------------------
@@ -226,7 +216,7 @@ def test_a_rate_a_little_off_is_a_warning_and_a_status_flag():
     events = _events(source)
     try:
         source.connect()
-        _, message = _next(events, lambda e: e[0] == "warning" and "declares" in e[1], timeout=30)
+        _, message = next_matching(events, lambda e: e[0] == "warning" and "declares" in e[1], timeout=30)
         assert "declares 256 Hz but sends 28" in message and "+10 %" in message
         report, _ = source.monitor.check()
         assert report.rate_off and source.error is None
@@ -254,12 +244,12 @@ def test_clock_jumps_are_reported_and_no_window_spans_them(tiny_checkpoint, jump
     engine.add_event_listener(lambda level, message: events.put((level, message)))
     engine.start()
     try:
-        _next(predictions, lambda p: True, timeout=30)
+        next_matching(predictions, lambda p: True, timeout=30)
         jump_at[0] = outlet.pushed + RATE / 2
-        level, message = _next(events, lambda e: said in e[1], timeout=30)
+        level, message = next_matching(events, lambda e: said in e[1], timeout=30)
         assert level == "warning" and name in message and "no window spans" in message
         cut = engine.eeg_source.segment_start
-        after = _next(predictions, lambda p: p.window_start >= cut, timeout=20)
+        after = next_matching(predictions, lambda p: p.window_start >= cut, timeout=20)
         windows = list(seen)
         assert any(p.window_end < cut for p in windows)              # windows before the break, and after it
         assert all(p.window_end < cut or p.window_start >= cut for p in windows)
@@ -321,10 +311,10 @@ def test_with_source_id_the_engine_never_reads_the_other_stream_even_after_its_o
         source = engine.eeg_source
         assert source.source_id == mine_id and source.buffer.wait_for(int(RATE), timeout=20)
         mine.stop()
-        _next(events, lambda e: e[1].startswith("stream lost"), timeout=10)
+        next_matching(events, lambda e: e[1].startswith("stream lost"), timeout=10)
         restarted = player(30.0, mine_id)                      # the same device, back with other content
         restarted.start()
-        _, message = _next(events, lambda e: "reconnected to the same stream" in e[1], timeout=20)
+        _, message = next_matching(events, lambda e: "reconnected to the same stream" in e[1], timeout=20)
         assert f"source_id '{mine_id}'" in message and name in message
         deadline = local_clock() + 20
         while local_clock() < deadline:

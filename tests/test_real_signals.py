@@ -17,25 +17,13 @@ from models.config import MilmerConfig
 from models.pipeline.channels import normalise_label
 from models.pipeline.eeg import EEGTransform, offline_eeg
 from real_signals import RecordingOutlet, eeg_microvolts, make_recording, write_and_read
+from live_support import next_matching
 
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 
 CONTRACT = InputContract.for_deap(MilmerConfig.tiny())
 NEWEST = 32   # samples in the newest 0.25 s at 128 Hz
 
-
-def _wait(q: queue.Queue, predicate, timeout: float):
-    deadline = local_clock() + timeout
-    while True:
-        remaining = deadline - local_clock()
-        if remaining <= 0:
-            raise AssertionError(f"nothing matching arrived within {timeout} s")
-        try:
-            item = q.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if predicate(item):
-            return item
 
 
 def _contract_rows(labels: list[str]) -> dict[str, int]:
@@ -65,7 +53,7 @@ def _run(raw, unit_mode: str, checkpoint: Path, dumps: Path, steps: int = 6, hop
             outlet.push_until(until)
             # Synchronise on data: the window ending near the pushed end (less the pipeline's delay) is out.
             expected = outlet.t0 + until - 1.0
-            got.append(_wait(predictions, lambda p: p.window_end >= expected, timeout=20))
+            got.append(next_matching(predictions, lambda p: p.window_end >= expected, timeout=20))
         status_list = []
         while not statuses.empty():
             status_list.append(statuses.get())
@@ -188,8 +176,8 @@ def test_all_channels_nan_gives_no_prediction_and_a_status_reason(tiny_checkpoin
         assert outlet.outlet.wait_for_consumers(10.0)
         outlet.start_clock(local_clock())
         outlet.push_until(outlet.duration)
-        status = _wait(statuses, lambda s: s and s[0].problem, timeout=20)[0]
-        level, message = _wait(events, lambda e: "no usable EEG" in e[1], timeout=5)
+        status = next_matching(statuses, lambda s: s and s[0].problem, timeout=20)[0]
+        level, message = next_matching(events, lambda e: "no usable EEG" in e[1], timeout=5)
     finally:
         engine.stop()
     assert status.problem.startswith("no usable EEG: 0 of 32 model channels usable")

@@ -71,12 +71,65 @@ def browse_row(line: QtWidgets.QLineEdit, browse: QtWidgets.QPushButton) -> QtWi
     return row
 
 
+def picker_table(columns: list[str]) -> QtWidgets.QTableWidget:
+    """A read-only table whose rows are picked one at a time (streams, trials, a folder's files)."""
+    table = QtWidgets.QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.verticalHeader().setVisible(False)
+    table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+    return table
+
+
+class FolderLister:
+    """A folder line with a Browse button whose folder is read in the background (`runner`) when it is
+    typed or chosen: `read(folder)` runs off the GUI thread, `done(result)` and `status(text)` on it."""
+
+    def __init__(self, page: QtWidgets.QWidget, runner: CallRunner, placeholder: str, read, what: str,
+                 done, status, busy_text: str):
+        self.page, self.runner = page, runner
+        self.read, self.what, self.done, self.status, self.busy_text = read, what, done, status, busy_text
+        self.placeholder = placeholder
+        self.edit = QtWidgets.QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.editingFinished.connect(self.scan)
+        browse = browse_button(f"choose a {placeholder}")
+        browse.clicked.connect(self._browse)
+        self.row = browse_row(self.edit, browse)
+
+    def _browse(self) -> None:
+        chosen = QtWidgets.QFileDialog.getExistingDirectory(self.page, self.placeholder, self.edit.text())
+        if chosen:
+            self.edit.setText(chosen)
+            self.scan()
+
+    def scan(self) -> None:
+        folder = self.edit.text().strip()
+        if not folder:
+            return
+        self.status(self.busy_text)
+        self.runner.start(lambda: self.read(Path(folder)), f"{self.what} {folder}", self.done, self.status)
+
+
 def _typed(role: str, text: str, kind: str) -> Options:
     """Spec text typed in a page -> the kind's typed options (SourceError naming what is wrong)."""
     text = text.strip()
     if not text.lower().startswith(f"{kind}:") and text.lower() != kind:
         text = f"{kind}:{text}"
     return parse_spec(role, text).typed
+
+
+def _scan_deap(folder: Path):
+    from training.deap import scan_deap   # imported when a folder is scanned: the panel opens fast
+
+    return scan_deap(folder)
+
+
+def _scan_folder(folder: Path) -> list:
+    from milmer_app.sources.file import scan_folder
+
+    return scan_folder(folder)
 
 
 class LslPage(QtWidgets.QWidget):
@@ -92,18 +145,14 @@ class LslPage(QtWidgets.QWidget):
         self.searched = False
         self.entries: list[LslStreamEntry] = []
         self.connected: LslStreamEntry | None = None
-        self.table = QtWidgets.QTableWidget(0, len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table = picker_table(self.COLUMNS)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        self.table.verticalHeader().setVisible(False)
         # Wider than the dock when host and source_id are long: the table scrolls, the dock does not grow.
         self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.table.setSizeAdjustPolicy(QtWidgets.QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
         self.table.setMinimumWidth(60)
-        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._picked)
         self.table.setMinimumHeight(90)
         self.refresh_button = QtWidgets.QPushButton("Refresh")
@@ -231,54 +280,30 @@ class DeapPage(QtWidgets.QWidget):
 
     def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
-        self.runner = runner
         self.kind = kind
         self.index = None
-        self.folder_edit = QtWidgets.QLineEdit()
-        self.folder_edit.setPlaceholderText("DEAP folder")
-        self.folder_edit.editingFinished.connect(self.scan)
-        browse = browse_button("choose a folder")
-        browse.clicked.connect(self._browse)
+        self.message = QtWidgets.QLabel("")
+        self.lister = FolderLister(self, runner, "DEAP folder", _scan_deap, "DEAP scan of", self.set_index,
+                                   self.message.setText, "scanning…")
+        self.folder_edit, self.scan = self.lister.edit, self.lister.scan
         self.subject_box = QtWidgets.QComboBox()
         self.subject_box.currentIndexChanged.connect(self._fill_trials)
-        self.trial_table = QtWidgets.QTableWidget(0, 6)
-        self.trial_table.setHorizontalHeaderLabels(["trial", "exp", "val", "aro", "lik", "video"])
-        self.trial_table.verticalHeader().setVisible(False)
-        self.trial_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.trial_table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
-        self.trial_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.trial_table = picker_table(["trial", "exp", "val", "aro", "lik", "video"])
         self.trial_table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.trial_table.setMinimumHeight(110)
-        self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setStyleSheet(f"color: {theme.MUTED};")
         self._wanted: tuple[int, int] | None = None
         self.trials: list = []
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(browse_row(self.folder_edit, browse))
+        layout.addWidget(self.lister.row)
         subject_row = QtWidgets.QHBoxLayout()
         subject_row.addWidget(QtWidgets.QLabel("subject"))
         subject_row.addWidget(self.subject_box, 1)
         layout.addLayout(subject_row)
         layout.addWidget(self.trial_table, 1)
         layout.addWidget(self.message)
-
-    def _browse(self) -> None:
-        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, "DEAP folder", self.folder_edit.text())
-        if chosen:
-            self.folder_edit.setText(chosen)
-            self.scan()
-
-    def scan(self) -> None:
-        folder = self.folder_edit.text().strip()
-        if not folder:
-            return
-        from training.deap import scan_deap
-
-        self.message.setText("scanning…")
-        self.runner.start(lambda: scan_deap(Path(folder)), f"DEAP scan of {folder}", self.set_index,
-                          self.message.setText)
 
     def set_index(self, index) -> None:
         self.index = index
@@ -448,46 +473,22 @@ class FilePage(OptionsForm):
 
     def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(runner, kind, parent)
-        self.runner = runner
         self.entries: list = []
-        self.folder_edit = QtWidgets.QLineEdit()
-        self.folder_edit.setPlaceholderText("folder to list")
-        self.folder_edit.editingFinished.connect(self.scan)
-        browse = browse_button("choose a folder to list")
-        browse.clicked.connect(self._browse_folder)
-        self.table = QtWidgets.QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["name", "kind", "s", "ch", "Hz"])
+        self.found = QtWidgets.QLabel("")
+        self.lister = FolderLister(self, runner, "folder to list", _scan_folder, "listing", self.set_entries,
+                                   self.found.setText, "reading the folder…")
+        self.folder_edit, self.scan = self.lister.edit, self.lister.scan
+        self.table = picker_table(["name", "kind", "s", "ch", "Hz"])
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._picked)
         self.table.setMinimumHeight(100)
-        self.found = QtWidgets.QLabel("")
         self.found.setStyleSheet(f"color: {theme.MUTED};")
         layout = self.layout()
-        layout.addRow("browse", browse_row(self.folder_edit, browse))
+        layout.addRow("browse", self.lister.row)
         layout.addRow(self.table)
         layout.addRow(self.found)
-
-    def _browse_folder(self) -> None:
-        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder", self.folder_edit.text())
-        if chosen:
-            self.folder_edit.setText(chosen)
-            self.scan()
-
-    def scan(self) -> None:
-        folder = self.folder_edit.text().strip()
-        if not folder:
-            return
-        from milmer_app.sources.file import scan_folder
-
-        self.found.setText("reading the folder…")
-        self.runner.start(lambda: scan_folder(Path(folder)), f"listing {folder}", self.set_entries,
-                          self.found.setText)
 
     def set_entries(self, entries: list) -> None:
         self.table.clearSelection()

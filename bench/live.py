@@ -193,31 +193,46 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+class LatencyLog:
+    """Prediction latencies from an engine's prediction callback (any thread)."""
+
+    def __init__(self):
+        self.values: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, prediction) -> None:
+        with self.lock:
+            self.values.append(prediction.latency)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.values.clear()
+
+
+def cpu_cores(usage0: resource.struct_rusage, usage1: resource.struct_rusage, wall_s: float) -> float:
+    """Cores this process used between two getrusage readings `wall_s` seconds apart."""
+    return (usage1.ru_utime - usage0.ru_utime + usage1.ru_stime - usage0.ru_stime) / wall_s
+
+
 def run_config(checkpoint: Path, video: Path, seconds: float, cache: bool, player: LslPlayer) -> dict:
     engine = Engine(EngineConfig(eeg=f"lsl:name={player.name}", video=f"file:{video}", checkpoint=str(checkpoint),
                                  hop=1.0, device="cpu", embedding_cache=cache))
-    latencies: list[float] = []
+    log = LatencyLog()
     eeg_delays: list[float] = []
     frame_delays: list[float] = []
-    lock = threading.Lock()
-
-    def on_prediction(prediction) -> None:
-        with lock:
-            latencies.append(prediction.latency)
-
-    engine.add_prediction_listener(on_prediction)
+    engine.add_prediction_listener(log)
     engine.start()
     engine.eeg_source.buffer.add_listener(lambda chunk, times: eeg_delays.append(local_clock() - times[-1]))
     engine.video_source.buffer.add_listener(lambda frame: frame_delays.append(local_clock() - frame.timestamp))
     warm_up = 4.0     # the first window needs 3 s of data
     threading.Event().wait(warm_up)
-    with lock:
-        latencies.clear()
+    log.clear()
     usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), local_clock()
     threading.Event().wait(seconds)
     usage1, wall1 = resource.getrusage(resource.RUSAGE_SELF), local_clock()
     engine.stop()
-    cpu = (usage1.ru_utime - usage0.ru_utime + usage1.ru_stime - usage0.ru_stime) / (wall1 - wall0)
+    cpu = cpu_cores(usage0, usage1, wall1 - wall0)
+    latencies = log.values
     predictor = engine.worker.predictor
     return {
         "predictions": len(latencies),
@@ -247,28 +262,23 @@ def write_edf64(path: Path, seconds: float) -> Path:
 def run_file_replay(spec: str, checkpoint: Path, speed: float, hop: float, limit: float) -> dict:
     """Replay `spec` at `speed` until it ends (or `limit` wall seconds); predictions per recording second."""
     engine = Engine(EngineConfig(eeg=spec, checkpoint=str(checkpoint), hop=hop, speed=speed, device="cpu"))
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def on_prediction(prediction) -> None:
-        with lock:
-            latencies.append(prediction.latency)
-
-    engine.add_prediction_listener(on_prediction)
+    log = LatencyLog()
+    engine.add_prediction_listener(log)
     engine.start()
     replay = engine.replay
     warm_up = 4.0 / speed + 0.5     # the first window needs 3 s of recording
     threading.Event().wait(warm_up)
-    with lock:
-        latencies.clear()
+    with log.lock:
+        log.values.clear()
         position0 = replay.position
     usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), local_clock()
     engine.finished.wait(timeout=limit)
-    with lock:
-        position1, count = replay.position, len(latencies)
+    with log.lock:
+        position1, count = replay.position, len(log.values)
     usage1, wall1 = resource.getrusage(resource.RUSAGE_SELF), local_clock()
     engine.stop()
-    cpu = (usage1.ru_utime - usage0.ru_utime + usage1.ru_stime - usage0.ru_stime) / (wall1 - wall0)
+    cpu = cpu_cores(usage0, usage1, wall1 - wall0)
+    latencies = log.values
     source = engine.eeg_source
     return {"recording_s": position1 - position0, "predictions": count,
             "per_recording_s": count / max(position1 - position0, 1e-9), "target": 1.0 / hop,

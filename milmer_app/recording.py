@@ -64,16 +64,6 @@ class RecordingStatus:
     error: str | None
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(strict_json.dumps(data, indent=2))
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 class Recorder:
     """Writes one recording folder from the engine's streams on its own thread."""
 
@@ -118,7 +108,7 @@ class Recorder:
                 "created_lsl": local_clock(), "eeg": self.eeg_info, "video": self.video_info,
                 "model": self.model_info}
         try:
-            write_json_atomic(self.folder / META_FILE, meta)
+            strict_json.write_atomic(self.folder / META_FILE, meta)
             names = [MARKERS_FILE, PREDICTIONS_FILE]
             if self.eeg_info is not None:
                 names += [EEG_FILE, EEG_TS_FILE]

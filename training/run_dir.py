@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,8 @@ EPOCH_COLUMNS = (
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write strict JSON atomically (a crash leaves the old file or the new one, never half of one).
-
-    A metric that is undefined (NaN, e.g. macro-F1 of an empty split) is written as null."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(strict_json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """Write strict JSON atomically; an undefined metric (NaN, e.g. macro-F1 of an empty split) becomes null."""
+    strict_json.write_atomic(path, data)
 
 
 @dataclass(frozen=True)

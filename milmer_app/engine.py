@@ -135,6 +135,7 @@ class StreamStatus:
 PredictionListener = Callable[[Prediction], None]
 StatusListener = Callable[[list[StreamStatus]], None]
 EventListener = Callable[[str, str], None]
+MarkerListener = Callable[[str, float, str], None]   # (text, LSL time, the stream it came from)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class _Listeners:
     predictions: list[PredictionListener] = field(default_factory=list)
     status: list[StatusListener] = field(default_factory=list)
     events: list[EventListener] = field(default_factory=list)
+    markers: list[MarkerListener] = field(default_factory=list)
 
 
 def describe_model(preset: str, provenance: dict, demo: bool = False) -> str:
@@ -231,6 +233,9 @@ class Engine:
     def add_event_listener(self, cb: EventListener) -> None:
         self._listeners.events.append(cb)
 
+    def add_marker_listener(self, cb: MarkerListener) -> None:
+        self._listeners.markers.append(cb)
+
     def _event(self, level: str, message: str, marker: str | None = None, truth: int | None = None) -> None:
         """Log, record (as `marker`, default "LEVEL: message") and hand an event to the listeners."""
         {"error": log.error, "warning": log.warning}.get(level, log.info)(message)
@@ -243,12 +248,22 @@ class Engine:
             except Exception:
                 log.exception("event listener failed")
 
-    def _marker(self, text: str, timestamp: float) -> None:
-        """A marker in a source's data: into the recording at its own time, and to the listeners."""
-        log.info("marker: %s", text)
+    def add_marker(self, text: str, timestamp: float | None = None, stream: str = "milmer") -> None:
+        """A marker made by the app itself (the calibration wizard), treated as a source's marker."""
+        self._marker(text, local_clock() if timestamp is None else timestamp, stream)
+
+    def _marker(self, text: str, timestamp: float, stream: str) -> None:
+        """A marker in a source's data: into the recording at its own time, its text unchanged, and to
+        the listeners."""
+        log.info("marker from %s: %s", stream, text)
         recorder = self._recorder
         if recorder is not None:
-            recorder.add_marker(f"marker: {text}", timestamp=timestamp)
+            recorder.add_marker(text, timestamp=timestamp, stream=stream)
+        for marker_cb in list(self._listeners.markers):
+            try:
+                marker_cb(text, timestamp, stream)
+            except Exception:
+                log.exception("marker listener failed")
         for cb in list(self._listeners.events):
             try:
                 cb("marker", f"marker: {text}")
@@ -363,7 +378,7 @@ class Engine:
                                                            video_offset=contract.video_offset)
         for source in self.sources:
             source.add_event_sink(self._event)
-            source.add_marker_sink(self._marker)
+            source.add_marker_sink(lambda text, stamp, source=source: self._marker(text, stamp, source.name))
         failures: list[MilmerError] = []
         for source in self.sources:
             try:

@@ -12,8 +12,10 @@ A recording is a folder:
 - ``eeg_ts.f64``: one float64 LSL timestamp per EEG sample;
 - ``frames.mjpg``: video frames as concatenated JPEG images;
 - ``frames.idx``: per frame three float64: LSL timestamp, byte offset, byte length in frames.mjpg;
-- ``markers.jsonl``: ``{"timestamp", "text"}`` per line (events; a replay's trial changes
-  also carry ``"truth"``, which a replay of the recording reports again);
+- ``markers.jsonl``: ``{"timestamp", "text"}`` per line: the app's events (a replay's trial changes
+  also carry ``"truth"``, which a replay of the recording reports again) and, with ``"kind": "marker"``
+  and ``"stream"`` (where it came from), the markers that arrived from a source, their text unchanged
+  (calibration markers among them: `models.calibration_protocol`);
 - ``predictions.jsonl``: the prediction records, as in the ``--predictions`` file.
 
 A writer thread appends what the sources deliver, flushes and fsyncs every
@@ -42,6 +44,7 @@ import numpy as np
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
 from models import strict_json
+from models.calibration_protocol import MARKER_KIND
 from models.errors import DataError
 # The reader and the file names live below the app: training (calibration) reads recordings too.
 from training.recording_files import (  # noqa: F401  (re-exported)
@@ -149,12 +152,17 @@ class Recorder:
         if self._active:
             self._queue.put(("frame", frame.image, frame.timestamp))
 
-    def add_marker(self, text: str, timestamp: float | None = None, truth: int | None = None) -> None:
-        """A line in markers.jsonl; `truth`: the ground-truth class from here on (replays)."""
+    def add_marker(self, text: str, timestamp: float | None = None, truth: int | None = None,
+                   stream: str | None = None) -> None:
+        """A line in markers.jsonl; `truth`: the ground-truth class from here on (replays); `stream`: a
+        data marker (from a source or the wizard), recorded with "kind": "marker" and where it came from."""
         if self._active:
             record: dict[str, Any] = {"timestamp": local_clock() if timestamp is None else timestamp, "text": text}
             if truth is not None:
                 record["truth"] = truth
+            if stream is not None:
+                record["kind"] = MARKER_KIND
+                record["stream"] = stream
             self._queue.put(("line", MARKERS_FILE, record))
 
     def add_prediction(self, record: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from models.commands import add_verbosity, verbosity
+from models.commands import add_verbosity, parse_arguments, verbosity
 from models.console import package_version, run_cli, setup_logging
 
 
@@ -66,7 +66,7 @@ def _checked(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(build_parser(), argv)
     setup_logging(verbosity(args))
     if run_cli(lambda: _checked(args), "milmer-app"):
         return 2

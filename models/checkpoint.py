@@ -106,7 +106,7 @@ def save_checkpoint(path: str | os.PathLike, model: Milmer, contract: InputContr
     tmp_json.write_text(strict_json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     os.replace(tmp_tensors, tensors_path)
     os.replace(tmp_json, json_path)
-    log.info("saved checkpoint %s (+ .json)", tensors_path)
+    log.debug("saved checkpoint %s (+ .json)", tensors_path)
     return tensors_path, json_path
 
 

@@ -8,7 +8,9 @@ top-level imports light (argparse level): heavy libraries are imported inside ``
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -25,7 +27,30 @@ def add_subcommands(parser: argparse.ArgumentParser, commands: list[Subcommand])
         module = importlib.import_module(command.module)
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _parser=p)
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """parse_args, except that an unknown option is reported by the (sub)command it was given to, with the
+    usage of that command and the nearest known option (argparse's own error names neither)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        owner = getattr(args, "_parser", parser)
+        owner.error(unknown_arguments_message(owner, unknown))
+    return args
+
+
+def unknown_arguments_message(parser: argparse.ArgumentParser, unknown: Sequence[str]) -> str:
+    known = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    for word in unknown:
+        if not word.startswith("-"):
+            continue
+        close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+        if close:
+            message += f" (did you mean {close[0]}?)"
+            break
+    return message
 
 
 def dispatch(args: argparse.Namespace) -> int:

@@ -274,7 +274,7 @@ def test_paper_protocol_trains_on_80_percent_and_reports_leaky_figures(deap, tmp
     (fold,) = metrics["folds"]
     assert fold["windows"] == {"train": 128, "val": 0, "test": 32}  # all of the 80 %, no validation carve
     assert set(map(tuple, fold["train"])) & set(map(tuple, fold["test"]))  # windows of one trial on both sides
-    assert fold["best_epoch"] == 2  # the last epoch's model
+    assert fold["best_epoch"] == 3  # the last epoch's model, numbered from 1
     with (out / "epochs.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert all(row["leaky_test_accuracy"] for row in rows) and "test_accuracy" not in rows[0]
@@ -375,3 +375,37 @@ def test_ddp_with_two_processes_agrees_with_one(deap, tmp_path):
         assert sum(map(sum, b["confusion"])) == a["windows"]["test"]  # every test window counted once
         assert a["test_loss"] == pytest.approx(b["test_loss"], abs=1e-4)
         assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 1 / a["windows"]["test"] + 1e-12
+
+
+def test_epochs_are_numbered_from_1_alike_in_log_metrics_csv_checkpoint_and_report(deap, tmp_path, capsys):
+    data, cache = deap
+    out = tmp_path / "numbered"
+    capsys.readouterr()
+    assert cli.main(["train", "--deap", str(data), "--cache", str(cache), "--protocol", "trial", "--folds", "2",
+                     "--preset", "tiny", "--epochs", "4", "--lr", "2e-3", "--batch-size", "8", "--device", "cpu",
+                     "--modalities", "eeg", "--out", str(out)]) == 0
+    log = capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    with (out / "epochs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(int(r["fold"]), int(r["epoch"])) for r in rows] == [(f, e) for f in (0, 1) for e in (1, 2, 3, 4)]
+    for fold in metrics["folds"]:
+        best = fold["best_epoch"]
+        assert 1 <= best <= 4
+        assert f"fold {fold['fold']}: best epoch {best} " in log
+        row = next(r for r in rows if int(r["fold"]) == fold["fold"] and int(r["epoch"]) == best)
+        assert float(row["val_accuracy"]) == pytest.approx(fold["selected_val"]["accuracy"], abs=1e-6)
+        assert load_checkpoint(out / fold["checkpoint"]).provenance["epoch"] == best
+    assert "fold 0 epoch 4/4:" in log and "epoch 0/" not in log
+    # Quiet: no checkpoint save per epoch, the cache summary at most once.
+    assert "saved checkpoint" not in log and log.count("prepared cache") <= 1
+
+    assert cli.main(["-q", "report", str(out), "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    for fold in metrics["folds"]:
+        assert f"| {fold['fold']} | {fold['name']} | {fold['best_epoch']} |" in report
+    assert "![learning curves](numbered/learning_curves.png)" in report
+    assert "![fold 1 test confusion](numbered/fold_1/confusion.png)" in report
+    # What does not apply to a synthetic EEG-only trial run is not said.
+    assert "synthetic all trials" in report and "milmer-train synth" in report
+    assert "DEAP: s01-s22" not in report and "paper protocol is leaky" not in report

@@ -123,11 +123,11 @@ def test_ctrl_c_while_saving_takes_effect_once_the_files_are_written(tmp_path):
 def test_epoch_log_keeps_rows_before_the_resume_point(tmp_path):
     log = EpochLog(tmp_path / "epochs.csv")
     log.start()
-    for fold, epoch in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+    for fold, epoch in [(0, 1), (0, 2), (1, 1), (1, 2)]:  # epochs numbered from 1
         log.append({"fold": fold, "epoch": epoch, "train_loss": 1.0, "val_accuracy": None})
-    log.start(keep_before=(1, 1))
+    log.start(keep_before=(1, 1))  # fold 1 has one epoch done
     rows = read_epoch_rows(tmp_path / "epochs.csv")
-    assert [(r["fold"], r["epoch"]) for r in rows] == [(0, 0), (0, 1), (1, 0)]
+    assert [(r["fold"], r["epoch"]) for r in rows] == [(0, 1), (0, 2), (1, 1)]
     assert np.isnan(rows[0]["val_accuracy"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from models.commands import Subcommand, add_subcommands, add_verbosity, dispatch, verbosity
+from models.commands import Subcommand, add_subcommands, add_verbosity, dispatch, parse_arguments, verbosity
 from models.console import package_version, run_cli, setup_logging
 from training.threads import prefer_passive_waiting
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     prefer_passive_waiting()  # before any command imports torch
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     if args.command is None:
         parser.print_help()
         return 2

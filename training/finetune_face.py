@@ -163,8 +163,8 @@ def finetune_face(config: FinetuneConfig, device: torch.device) -> FinetuneResul
                  time.monotonic() - started)
         score = (val.accuracy, -val.loss)
         if score > best_score:
-            best_score, best_epoch, best_metrics = score, epoch, val
-            _save(model, out, config, classes, epoch, val.accuracy, val.macro_f1)
+            best_score, best_epoch, best_metrics = score, epoch + 1, val
+            _save(model, out, config, classes, epoch + 1, val.accuracy, val.macro_f1)
     return FinetuneResult(out=out, classes=classes, best_epoch=best_epoch, val_accuracy=best_metrics.accuracy,
                           val_macro_f1=best_metrics.macro_f1)
 

@@ -22,7 +22,7 @@ def plot_learning_curves(rows: Sequence[dict[str, float]], path: Path, title: st
     for metric, axis in zip(("loss", "accuracy", "macro_f1"), axes):
         for position, fold in enumerate(folds):
             fold_rows = [row for row in rows if int(row["fold"]) == fold]
-            epochs = [row["epoch"] + 1 for row in fold_rows]
+            epochs = [row["epoch"] for row in fold_rows]  # 1-based in the log
             colour = colours(position % 10)
             for split, style, name in (("train", "-", "train"), ("val", "--", "val"),
                                        ("leaky_test", ":", "test (leaky)")):

@@ -416,7 +416,8 @@ def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: Prepare
     (cache / "summary.json").write_text(strict_json.dumps(summary, indent=1))
     summary_text = format_summary(summary)
     (cache / "summary.txt").write_text(summary_text)
-    log.info("prepared cache %s\n%s", cache, summary_text)
+    # The summary is news only when something was prepared; a reused cache is named once by its caller.
+    log.log(logging.INFO if todo else logging.DEBUG, "prepared cache %s\n%s", cache, summary_text)
     return PrepareResult(cache=cache, key=key, summary=summary)
 
 

@@ -14,17 +14,32 @@ from models.errors import DataError
 PROTOCOL_ORDER = {"paper": 0, "trial": 1, "loso": 2}
 COLUMNS = ("protocol", "modalities", "MIL", "fusion", "preset", "folds", "test accuracy", "test macro-F1",
            "test balanced accuracy", "best test accuracy over epochs", "training data", "run")
-NOTES = (
-    "Test figures are mean ± sample standard deviation over folds; each fold's model is chosen on its "
-    "validation split and its test split is evaluated once.",
+SELECTION_NOTE = ("Test figures are mean ± sample standard deviation over folds; each fold's model is chosen on "
+                  "its validation split and its test split is evaluated once.")
+LEAKY_NOTE = (
     "The paper protocol is leaky: windows of one trial land in both train and test, so its figures (marked "
     "LEAKY) overstate how the model does on unseen trials or people. It trains on all of each subject's 80 % "
     "without validation; its test accuracy is the last epoch's, and its 'best test accuracy over epochs' picks "
     "the epoch on the test split itself, which is how the published figure was made; neither is an estimate "
-    "of accuracy.",
-    "Face models train and test on the trials with face video only (DEAP: s01-s22) unless the training data "
-    "column says otherwise; EEG-only rows use every trial.",
-)
+    "of accuracy.")
+FACE_TRIALS_NOTE = ("Face models train and test on the trials with face video only (DEAP: s01-s22) unless the "
+                    "training data column says otherwise; EEG-only rows use every trial.")
+SYNTHETIC_NOTE = ("Runs marked synthetic trained and tested on data written by milmer-train synth (class cues "
+                  "planted on purpose): their figures test the software, not emotion recognition.")
+
+
+def notes_for(runs: list[RunSummary]) -> list[str]:
+    """Only the notes that apply to the runs tabulated."""
+    notes = []
+    if any(not run.leaky for run in runs):
+        notes.append(SELECTION_NOTE)
+    if any(run.leaky for run in runs):
+        notes.append(LEAKY_NOTE)
+    if any(run.uses_face and not run.synthetic for run in runs):
+        notes.append(FACE_TRIALS_NOTE)
+    if any(run.synthetic for run in runs):
+        notes.append(SYNTHETIC_NOTE)
+    return notes
 
 
 @dataclass(frozen=True)
@@ -38,16 +53,45 @@ class RunSummary:
         return (PROTOCOL_ORDER.get(m.get("protocol"), 9), m.get("modalities", ""), m.get("mil", ""),
                 m.get("fusion", ""), str(self.path))
 
+    @property
+    def leaky(self) -> bool:
+        return bool(self.metrics.get("leaky", self.metrics.get("protocol") == "paper"))
+
+    @property
+    def uses_face(self) -> bool:
+        return "face" in str(self.metrics.get("modalities", "face"))
+
+    @property
+    def synthetic(self) -> bool:
+        dataset = self.metrics.get("dataset")
+        return isinstance(dataset, dict) and bool(dataset.get("synthetic"))
+
+    def shown_path(self, relative_to: Path | None = None) -> Path:
+        try:
+            return self.path.resolve().relative_to(relative_to.resolve()) if relative_to else self.path
+        except ValueError:
+            return self.path
+
+    def plots(self, relative_to: Path | None = None) -> list[tuple[str, Path]]:
+        """(caption, path as shown) of the run's figures that exist: learning curves, each fold's confusion."""
+        found = [("learning curves", self.path / "learning_curves.png")]
+        found += [(f"fold {fold.get('fold')} test confusion", self.path / f"fold_{fold.get('fold')}" / "confusion.png")
+                  for fold in self.metrics.get("folds", []) if isinstance(fold, dict)]
+        return [(caption, _relative(path, relative_to)) for caption, path in found if path.is_file()]
+
+    def fold_rows(self) -> list[list[str]]:
+        """Per fold: fold, name, best (or, for the paper protocol, last) epoch numbered from 1, test figures."""
+        mark = "LEAKY " if self.leaky else ""
+        return [[str(fold.get("fold", "?")), str(fold.get("name", "?")), str(fold.get("best_epoch", "?")),
+                 mark + _percent(fold.get("test_accuracy")), mark + _percent(fold.get("test_macro_f1"))]
+                for fold in self.metrics.get("folds", []) if isinstance(fold, dict)]
+
     def cells(self, relative_to: Path | None = None) -> list[str]:
         m = self.metrics
         best = m.get("mean_best_test_accuracy_over_epochs")
-        face_used = "face" in str(m.get("modalities", "face"))
-        leaky = bool(m.get("leaky", m.get("protocol") == "paper"))
-        mark = "LEAKY " if leaky else ""
-        try:
-            shown_path = self.path.resolve().relative_to(relative_to.resolve()) if relative_to else self.path
-        except ValueError:
-            shown_path = self.path
+        face_used = self.uses_face
+        mark = "LEAKY " if self.leaky else ""
+        shown_path = self.shown_path(relative_to)
         return [
             str(m.get("protocol_label", m.get("protocol", "?"))),
             str(m.get("modalities", "?")),
@@ -59,7 +103,7 @@ class RunSummary:
             mark + _mean_std(m.get("mean_test_macro_f1"), m.get("std_test_macro_f1")),
             mark + _percent(m.get("mean_test_balanced_accuracy")),
             mark + _percent(best) if best is not None else "—",
-            _training_data(m.get("training_data")),
+            ("synthetic " if self.synthetic else "") + _training_data(m.get("training_data")),
             str(shown_path),
         ]
 
@@ -72,6 +116,16 @@ def _training_data(record: dict[str, Any] | None) -> str:
     if excluded.get("trials"):
         text += f" ({excluded['trials']} without face video left out)"
     return text
+
+
+def _relative(path: Path, relative_to: Path | None) -> Path:
+    try:
+        return path.resolve().relative_to(relative_to.resolve()) if relative_to else path
+    except ValueError:
+        return path.resolve()
+
+
+FOLD_COLUMNS = ("fold", "name", "best epoch", "test accuracy", "test macro-F1")
 
 
 def _percent(value: float | None) -> str:
@@ -116,7 +170,14 @@ def markdown_table(runs: list[RunSummary], relative_to: Path | None = None) -> s
     lines = ["# milmer-train report", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for run in runs:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in run.cells(relative_to)) + " |")
-    lines += [""] + [f"- {note}" for note in NOTES] + [""]
+    lines += [""] + [f"- {note}" for note in notes_for(runs)] + [""]
+    for run in runs:
+        lines += [f"## {run.shown_path(relative_to)}", ""]
+        rows = run.fold_rows()
+        if rows:
+            lines += ["| " + " | ".join(FOLD_COLUMNS) + " |", "|" + "---|" * len(FOLD_COLUMNS)]
+            lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows] + [""]
+        lines += [f"![{caption}]({path.as_posix()})" for caption, path in run.plots(relative_to)] + [""]
     return "\n".join(lines)
 
 
@@ -125,7 +186,8 @@ def html_table(runs: list[RunSummary], relative_to: Path | None = None) -> str:
     rows = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in run.cells(relative_to)) + "</tr>"
         for run in runs)
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in NOTES)
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in notes_for(runs))
+    sections = "\n".join(_html_run_section(run, relative_to) for run in runs)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>milmer-train report</title>
 <style>
@@ -133,6 +195,7 @@ body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: left; }}
 th {{ background: #eee; }}
+img {{ max-width: 100%; }}
 </style></head>
 <body><h1>milmer-train report</h1>
 <table><thead><tr>{head}</tr></thead>
@@ -140,8 +203,20 @@ th {{ background: #eee; }}
 {rows}
 </tbody></table>
 <ul>{notes}</ul>
+{sections}
 </body></html>
 """
+
+
+def _html_run_section(run: RunSummary, relative_to: Path | None) -> str:
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in FOLD_COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                   for row in run.fold_rows())
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
+    figures = "".join(f'<figure><img src="{html.escape(path.as_posix())}" alt="{html.escape(caption)}">'
+                      f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                      for caption, path in run.plots(relative_to))
+    return f"<h2>{html.escape(str(run.shown_path(relative_to)))}</h2>{table}{figures}"
 
 
 def write_report(runs: list[RunSummary], out_dir: Path) -> tuple[Path, Path]:

@@ -15,10 +15,11 @@ import numpy as np
 
 from models.contract import InputContract
 from models.errors import DataError
+from models.pipeline.labels import LabelRule
 from training.dataset import DeapWindowDataset, PreparedCache
 from training.distributed import DistributedContext, barrier
-from models.pipeline.labels import LabelRule
 from training.prepare import FaceSpec, PrepareConfig, cache_key, data_identity, prepare_cache
+from training.synth import SYNTHETIC_MARKER
 from training.splits import Split, make_splits, trial_ids
 from training.train_config import TrainConfig
 from training.windows import WindowSpec
@@ -120,7 +121,8 @@ def open_windows(deap: str | Path, cache_root: str | Path | None, contract: Inpu
     if len(dataset) == 0:
         raise DataError(f"{deap}: no windows for subjects {list(subjects or [])}")
     present = sorted({int(s) for s in dataset.meta["subject"]})
-    description = {"source": "deap-layout", "root": str(deap), "cache": str(cache_path), "subjects": present,
+    description = {"source": "deap-layout", "synthetic": (deap / SYNTHETIC_MARKER).is_file(),
+                   "root": str(deap), "cache": str(cache_path), "subjects": present,
                    "windows": len(dataset), "trials": len({(int(s), int(e)) for s, e in
                                                              zip(dataset.meta["subject"], dataset.meta["experiment_id"])})}
     counts = np.bincount(dataset.labels, minlength=label_rule.num_classes)

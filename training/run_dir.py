@@ -2,7 +2,8 @@
 
 RUN_DIR/
   config.json                resolved TrainConfig (+ model config, label rule, versions)
-  epochs.csv                 one row per fold and epoch (leaky_test_accuracy: paper protocol only)
+  epochs.csv                 one row per fold and epoch, epochs numbered from 1 as in the log and metrics.json
+                             (leaky_test_accuracy: paper protocol only)
   metrics.json               the result (written when all folds are done)
   fold_K/best.safetensors    best checkpoint of fold K (+ best.json), models.checkpoint format
   fold_K/confusion.png       test confusion matrix of fold K
@@ -84,10 +85,11 @@ class EpochLog:
         self.path = path
 
     def start(self, keep_before: tuple[int, int] | None = None) -> None:
-        """Begin the log; when resuming, keep only rows before (fold, epoch) = ``keep_before``."""
+        """Begin the log; when resuming, keep only the rows of epochs run before ``keep_before`` = (fold, epochs
+        done in that fold), i.e. rows whose 1-based epoch is at most the epochs done."""
         rows = self.read() if keep_before is not None and self.path.exists() else []
         if keep_before is not None:
-            rows = [r for r in rows if (int(r["fold"]), int(r["epoch"])) < keep_before]
+            rows = [r for r in rows if (int(r["fold"]), int(r["epoch"]) - 1) < keep_before]
         with self.path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=EPOCH_COLUMNS, extrasaction="ignore")
             writer.writeheader()

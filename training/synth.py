@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from models.pipeline.labels import LabelRule
 log = logging.getLogger(__name__)
 
 SRATE = 128
+SYNTHETIC_MARKER = "SYNTHETIC.json"  # in the dataset's root folder
 BASELINE_S = 3.0
 VALENCE_HZ = {True: 10.3, False: 21.7}
 AROUSAL_HZ = {True: 14.2, False: 6.6}
@@ -306,5 +308,9 @@ def write_synthetic_deap(out: str | Path, subjects: int = 2, trials: int = 8, se
         writer.writerow(["Participant_id", "Trial", "Experiment_id", "Start_time", "Valence", "Arousal",
                          "Dominance", "Liking", "Familiarity"])
         writer.writerows(csv_rows)
+    # Says what the folder is, so that reports of runs on it never read as DEAP results (run_data reads it).
+    (root / SYNTHETIC_MARKER).write_text(json.dumps({
+        "generator": "milmer-train synth", "subjects": subjects, "trials": trials, "seconds": seconds,
+        "strength": strength, "seed": seed}, indent=1) + "\n", encoding="utf-8")
     log.info("wrote synthetic DEAP: %d subject(s) x %d trial(s) x %.0f s under %s", subjects, trials, seconds, root)
     return result

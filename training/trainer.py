@@ -55,7 +55,7 @@ class FoldProgress:
     """Model-selection state of the fold in progress (kept in the resume state)."""
 
     best_score: list[float] | None = None
-    best_epoch: int = -1
+    best_epoch: int = 0  # 1-based, as everywhere a person reads it; 0: none yet
     best_val: dict[str, Any] = field(default_factory=dict)
     best_test_over_epochs: float | None = None
 
@@ -238,7 +238,7 @@ class Trainer:
                         else progress.best_score is None or score > progress.best_score)
             if improved:
                 progress.best_score = score
-                progress.best_epoch = epoch
+                progress.best_epoch = epoch + 1
                 progress.best_val = val.to_dict() if val else {}
             if test is not None:
                 progress.best_test_over_epochs = max(progress.best_test_over_epochs or 0.0, test.accuracy)
@@ -263,9 +263,9 @@ class Trainer:
             test_name = "test (leaky)" if config.leaky else "test"
             plot_confusion(test.confusion, self.contract.class_names, self.run_dir.confusion_plot(fold),
                            title=f"fold {fold} {test_name}: accuracy {test.accuracy:.3f}")
-            log.info("fold %d: %s epoch %d, %s accuracy %.4f, macro-F1 %.4f", fold,
-                     "last" if config.leaky else "best", progress.best_epoch + 1, test_name, test.accuracy,
-                     test.macro_f1)
+            log.info("fold %d: %s epoch %d (saved as %s), %s accuracy %.4f, macro-F1 %.4f", fold,
+                     "last" if config.leaky else "best", progress.best_epoch, best_stem.with_suffix(".safetensors"),
+                     test_name, test.accuracy, test.macro_f1)
         return result
 
     def _train_epoch(self, network: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -308,7 +308,7 @@ class Trainer:
             "split": self.data.test_split_record(split, self.config.leaky),
             "fold": fold,
             "fold_name": split.name,
-            "epoch": epoch,
+            "epoch": epoch + 1,
             "val_accuracy": val.accuracy if val else None,
             "val_macro_f1": val.macro_f1 if val else None,
             "seed": self.config.seed,
@@ -318,7 +318,7 @@ class Trainer:
     def _log_epoch(self, fold: int, epoch: int, lr: float, train: ClassificationMetrics,
                    val: ClassificationMetrics | None, test: ClassificationMetrics | None, seconds: float) -> None:
         row = {
-            "fold": fold, "epoch": epoch, "lr": lr,
+            "fold": fold, "epoch": epoch + 1, "lr": lr,
             "train_loss": train.loss, "train_accuracy": train.accuracy, "train_macro_f1": train.macro_f1,
             "val_loss": val.loss if val else None, "val_accuracy": val.accuracy if val else None,
             "val_macro_f1": val.macro_f1 if val else None,

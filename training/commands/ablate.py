@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from training.ablation import ablation_grid
-from training.commands.train import add_config_arguments, config_from_args, config_of_run, train
+from training.commands.train import add_config_arguments, check_config_paths, config_from_args, config_of_run, train
 from training.report import find_runs, write_report
 from training.run_dir import RunDir
 from training.train_config import ConfigError
@@ -29,8 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.resume import load_resume_state, resume_exists
-
     variants = ablation_grid(full_grid=args.full_grid)
     if args.list:
         for variant in variants:
@@ -45,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     if any(getattr(args, key) is not None for key in ("modalities", "mil", "fusion")):
         raise ConfigError("--modalities, --mil and --fusion are set by the ablation grid", hint="leave them out")
     base = config_from_args(args)
+    check_config_paths(base)
+    from training.resume import load_resume_state, resume_exists  # torch: only once the paths are known good
+
     out = Path(args.out)
     for position, variant in enumerate(variants, start=1):
         run_dir = RunDir(out / variant.name)

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from models.errors import DataError
+
 log = logging.getLogger(__name__)
 
 
@@ -19,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.source).expanduser().exists():
+        raise DataError(f"{args.source}: not found", hint="pass a Hugging Face model folder or a checkpoint file")
     from models.convert import convert_swin, write_timm_safetensors  # torch/timm: only when the command runs
 
     report = convert_swin(args.source, keep_head=not args.drop_head)

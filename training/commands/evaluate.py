@@ -16,6 +16,7 @@ from pathlib import Path
 from models import strict_json
 from models.errors import DataError
 from training.commands.train import int_list
+from training.preflight import check_checkpoint, check_deap_folder, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_checkpoint(args.checkpoint)
+    check_deap_folder(args.deap)
+    check_positive(args.batch_size, "--batch-size")
     import numpy as np
 
     from models.checkpoint import load_checkpoint

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from training.preflight import check_file, check_folder, check_positive
 from training.train_config import AMP_MODES, PRESETS
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_folder(args.images, "image folder")
+    check_file(args.init_weights, "initial weights file")
+    check_positive(args.epochs, "--epochs")
+    check_positive(args.batch_size, "--batch-size")
     from models.device import resolve_device
     from training.finetune_face import FinetuneConfig, finetune_face
 
@@ -37,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device, num_workers=args.num_workers, amp=args.amp,
     )
     result = finetune_face(config, resolve_device(config.device))
-    log.info("best epoch %d: validation accuracy %.3f, macro-F1 %.3f; weights in %s", result.best_epoch + 1,
+    log.info("best epoch %d: validation accuracy %.3f, macro-F1 %.3f; weights in %s", result.best_epoch,
              result.val_accuracy, result.val_macro_f1, result.out)
     return 0

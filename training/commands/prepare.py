@@ -8,6 +8,7 @@ import os
 
 from models.contract import GENEVA_CHANNELS
 from models.errors import DataError
+from training.preflight import check_deap_folder, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # numpy/OpenCV/tqdm load only when the command runs, so that `milmer-train --help` starts at once.
+    check_deap_folder(args.deap)
+    check_positive(args.workers, "--workers")
+    check_positive(args.instances, "--instances")
+    check_positive(args.face_size, "--face-size")
+    # numpy/OpenCV/tqdm load only once the paths are checked, so that a typo is reported at once.
     from training.prepare import FaceSpec, PrepareConfig, prepare_cache
     from training.windows import WindowSpec
 
-    if args.workers < 1:
-        raise DataError("--workers must be 1 or more")
     channels = tuple(c.strip() for c in args.channels.split(",")) if args.channels else GENEVA_CHANNELS
     config = PrepareConfig(
         window=WindowSpec(window_s=args.window, hop_s=args.hop, num_instances=args.instances, channels=channels,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from models.config import FUSION_MODES, MIL_MODES, MODALITIES
+from training.preflight import check_deap_folder, check_file, check_positive
 from training.run_dir import RunDir
 from training.train_config import (
     AMP_MODES,
@@ -119,23 +120,35 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.resume import load_resume_state, resume_exists
-
     resume = None
     if args.resume:
         run_dir = RunDir(Path(args.resume))
         config = config_of_run(run_dir)
+        check_config_paths(config)
+        from training.resume import load_resume_state  # torch: only once the paths are known good
+
         resume = load_resume_state(run_dir.resume_stem)
         log.info("resuming %s at fold %d, epoch %d", run_dir.root, resume.fold, resume.epoch + 1)
     else:
         if not args.out:
             raise ConfigError("no run directory given", hint="pass --out RUN_DIR (or --resume RUN_DIR)")
         config = config_from_args(args)
+        check_config_paths(config)
         run_dir = RunDir(Path(args.out))
+        from training.resume import resume_exists
+
         if run_dir.metrics.exists() or resume_exists(run_dir.resume_stem):
             raise ConfigError(f"{run_dir.root}: already holds a run",
                               hint=f"continue it with --resume {run_dir.root}, or choose another --out")
     return train(config, run_dir, resume, args.export_best, args.export_provenance)
+
+
+def check_config_paths(config: TrainConfig) -> None:
+    """The folders and files a configuration names exist: checked before torch loads."""
+    check_deap_folder(config.deap)
+    check_file(config.backbone_weights, "backbone weights file")
+    check_positive(config.epochs, "--epochs")
+    check_positive(config.batch_size, "--batch-size")
 
 
 def train(config: TrainConfig, run_dir: RunDir, resume=None, export_best: str | None = None,

@@ -7,7 +7,9 @@ reads recordings with the same code as the app's replay and export.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,6 +23,69 @@ FRAMES_FILE, FRAMES_INDEX = "frames.mjpg", "frames.idx"
 MARKERS_FILE, PREDICTIONS_FILE, META_FILE = "markers.jsonl", "predictions.jsonl", "meta.json"
 
 
+MAX_META_BYTES = 1 << 20          # a meta.json is a few hundred bytes; a larger one is not ours
+MAX_META_DEPTH = 16
+MAX_CHANNELS = 4096
+MAX_SRATE = 100_000.0
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """meta.json as a dict, refused in one line (naming the file and the field) when it is not one of ours:
+    too large, nested too deeply, not an object, wrong format or version, or an EEG entry whose fields
+    have the wrong types (channels a list of strings, srate a positive plausible number)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_META_BYTES:
+            raise DataError(f"{path}: {size} bytes, too large for a recording's meta.json")
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply for a recording's meta.json") from None
+    except (OSError, ValueError) as exc:   # ValueError: JSON and UTF-8 decoding errors
+        raise DataError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: holds a JSON {type(meta).__name__}, not a recording's description (an object)")
+    if _depth(meta) > MAX_META_DEPTH:
+        raise DataError(f"{path}: nested too deeply for a recording's meta.json")
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path}: not a milmer recording (format {_short(meta.get('format'))})")
+    if meta.get("version") != VERSION:
+        raise DataError(f"{path}: recording version {_short(meta.get('version'))} is not supported")
+    eeg = meta.get("eeg")
+    if eeg is None:
+        return meta
+    if not isinstance(eeg, dict):
+        raise DataError(f"{path}: field 'eeg' is a {type(eeg).__name__}, expected an object or null")
+    channels = eeg.get("channels")
+    if not isinstance(channels, list) or not all(isinstance(name, str) for name in channels):
+        raise DataError(f"{path}: field 'eeg.channels' must be a list of channel names (strings), "
+                        f"got {_short(channels)}")
+    if not 0 < len(channels) <= MAX_CHANNELS:
+        raise DataError(f"{path}: field 'eeg.channels' holds {len(channels)} names (expected 1 to {MAX_CHANNELS})")
+    srate = eeg.get("srate")
+    if isinstance(srate, bool) or not isinstance(srate, (int, float)) or not math.isfinite(srate) \
+            or not 0 < srate <= MAX_SRATE:
+        raise DataError(f"{path}: field 'eeg.srate' must be a sampling rate in Hz (a number above 0, at most "
+                        f"{MAX_SRATE:g}), got {_short(srate)}")
+    return meta
+
+
 class RecordingReader:
     """Reads a recording folder, keeping every complete record of a cut-off tail."""
 
@@ -29,14 +94,7 @@ class RecordingReader:
         meta_path = self.folder / META_FILE
         if not meta_path.is_file():
             raise DataError(f"{self.folder}: not a recording (no {META_FILE})")
-        try:
-            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{meta_path}: unreadable ({exc})") from exc
-        if self.meta.get("format") != FORMAT:
-            raise DataError(f"{meta_path}: not a milmer recording (format {self.meta.get('format')!r})")
-        if self.meta.get("version") != VERSION:
-            raise DataError(f"{meta_path}: recording version {self.meta.get('version')!r} is not supported")
+        self.meta = read_meta(meta_path)
 
     @property
     def channel_names(self) -> list[str]:

@@ -76,8 +76,10 @@ def read_meta(path: Path) -> dict[str, Any]:
     if not isinstance(channels, list) or not all(isinstance(name, str) for name in channels):
         raise DataError(f"{path}: field 'eeg.channels' must be a list of channel names (strings), "
                         f"got {_short(channels)}")
-    if not 0 < len(channels) <= MAX_CHANNELS:
-        raise DataError(f"{path}: field 'eeg.channels' holds {len(channels)} names (expected 1 to {MAX_CHANNELS})")
+    if len(channels) > MAX_CHANNELS:
+        raise DataError(f"{path}: field 'eeg.channels' holds {len(channels)} names (at most {MAX_CHANNELS})")
+    if not channels:       # no EEG samples can have been written
+        return meta
     srate = eeg.get("srate")
     if isinstance(srate, bool) or not isinstance(srate, (int, float)) or not math.isfinite(srate) \
             or not 0 < srate <= MAX_SRATE:

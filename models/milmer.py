@@ -230,6 +230,11 @@ class Milmer(nn.Module):
 
     def embed_frames(self, frames: Tensor) -> Tensor:
         """(M, 3, S, S) uint8 0-255 or float 0-1 -> backbone tokens (M, L, d_model), on the model's device."""
+        return self.backbone_proj(self.frame_features(frames))
+
+    def frame_features(self, frames: Tensor) -> Tensor:
+        """(M, 3, S, S) uint8 0-255 or float 0-1 -> the backbone's own tokens (M, L, width), before the
+        projection to d_model: what a frozen backbone's cache stores (`training.embeddings`)."""
         if not self.config.uses_face:
             raise DataError("this model uses EEG only: it has no face backbone")
         size = self.config.image_size
@@ -240,7 +245,7 @@ class Milmer(nn.Module):
         images = frames.to(dtype) / 255.0 if frames.dtype == torch.uint8 else frames.to(dtype)
         images = (images - self.image_mean.to(dtype)) / self.image_std.to(dtype)
         tokens = self.backbone.forward_features(images)  # (M, h, w, C) for timm Swin
-        return self.backbone_proj(tokens.flatten(1, -2))
+        return tokens.flatten(1, -2)
 
     def forward(self, eeg: Tensor | None, faces: Tensor | None, eeg_mask: Tensor | None = None,
                 face_mask: Tensor | None = None) -> MilmerOutput:
@@ -253,6 +258,14 @@ class Milmer(nn.Module):
             frame_tokens = self.embed_frames(faces.reshape(b * n, *faces.shape[2:]))
             frame_tokens = frame_tokens.reshape(b, n, *frame_tokens.shape[1:])
         return self.forward_embedded(eeg, frame_tokens, eeg_mask, face_mask)
+
+    def forward_frame_features(self, eeg: Tensor | None, features: Tensor | None, eeg_mask: Tensor | None = None,
+                               face_mask: Tensor | None = None) -> MilmerOutput:
+        """Everything after the backbone itself; features (B, N, L, width) from `frame_features` (any float
+        dtype, e.g. a float16 cache). A model with a frozen backbone trains through this."""
+        if features is not None and self.config.uses_face:
+            features = self.backbone_proj(features.to(self.device, self.cls_token.dtype))
+        return self.forward_embedded(eeg, features, eeg_mask, face_mask)
 
     def forward_embedded(self, eeg: Tensor | None, frame_tokens: Tensor | None, eeg_mask: Tensor | None = None,
                          face_mask: Tensor | None = None) -> MilmerOutput:

@@ -94,6 +94,8 @@ class DeapWindowDataset(Dataset):
         self._part = part[self.indices]
         self.labels = label_rule.apply_many(self.meta["valence"], self.meta["arousal"])
         self._open: list[dict[str, np.ndarray | None]] | None = None
+        # A `training.embeddings.FrameFeatureStore`: items then carry frozen-backbone features, not frames.
+        self.frame_features = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -101,7 +103,21 @@ class DeapWindowDataset(Dataset):
     def subset(self, positions: np.ndarray) -> "DeapWindowDataset":
         """A dataset over some of this dataset's windows (positions into ``self.meta``)."""
         source = self._parts if self._parts is not None else self.cache
-        return DeapWindowDataset(source, self.label_rule, self.indices[np.asarray(positions, np.int64)])
+        subset = DeapWindowDataset(source, self.label_rule, self.indices[np.asarray(positions, np.int64)])
+        subset.frame_features = self.frame_features
+        return subset
+
+    def with_frame_features(self, store) -> "DeapWindowDataset":
+        """This dataset whose items carry a frozen backbone's cached features (N, tokens, width) float16 in
+        place of the face frames (a `training.embeddings.FrameFeatureStore` of this dataset's cache)."""
+        if self._parts is not None:
+            raise DataError("cached frame features need a prepared cache, not in-memory windows")
+        dataset = self.subset(np.arange(len(self)))
+        dataset.frame_features = store
+        return dataset
+
+    def subjects(self) -> list[int]:
+        return sorted({int(s) for s in self.meta["subject"]})
 
     def faces_per_window(self) -> np.ndarray:
         """(W,) how many face frames each window has (detected faces; 0 for windows without video)."""
@@ -137,7 +153,9 @@ class DeapWindowDataset(Dataset):
         arrays = self._arrays(int(self._part[item]))
         row = int(meta["row"])
         eeg = torch.from_numpy(np.array(arrays["eeg"][row], dtype=np.float32))
-        if arrays["faces"] is not None:
+        if self.frame_features is not None:
+            faces = torch.from_numpy(np.array(self.frame_features.features(int(meta["subject"]))[row]))
+        elif arrays["faces"] is not None:
             faces = torch.from_numpy(np.array(arrays["faces"][row], dtype=np.uint8))
         else:
             faces = torch.zeros((self.num_instances, 3, self.face_size, self.face_size), dtype=torch.uint8)

@@ -28,7 +28,10 @@ EPOCH_COLUMNS = (
     "val_loss", "val_accuracy", "val_macro_f1",
     # Only the paper protocol evaluates the test split every epoch; its windows share trials with training.
     "leaky_test_accuracy", "seconds",
+    # "face backbone frozen" / "face backbone fine-tuned" (empty for EEG-only models): which protocol variant.
+    "face_backbone",
 )
+TEXT_COLUMNS = ("face_backbone",)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -118,5 +121,6 @@ def read_epoch_rows(path: Path) -> list[dict[str, float]]:
     """The CSV log as numbers; empty cells become NaN."""
     rows = []
     for row in EpochLog(path).read():
-        rows.append({key: float(value) if value != "" else math.nan for key, value in row.items()})
+        rows.append({key: float(value) if value != "" else math.nan for key, value in row.items()
+                     if key not in TEXT_COLUMNS})
     return rows

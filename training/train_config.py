@@ -42,6 +42,9 @@ class TrainConfig:
     checkpoint's input contract, so prepare, training, evaluation and replay pair frames alike.
     ``channel_dropout``: probability that a training window loses each EEG channel (key-padding
     masked, as absent channels are live); None: DEFAULT_CHANNEL_DROPOUT with a channel embedding, else 0.
+    ``freeze_backbone``: the face backbone keeps its initial (or backbone_weights) weights; its frame
+    features are computed once and cached (`training.embeddings`) and only the layers after it train.
+    A protocol variant, not the published model (which fine-tunes the backbone).
     """
 
     deap: str | None = None
@@ -66,6 +69,7 @@ class TrainConfig:
     num_workers: int = -1
     prepare_workers: int = 1
     compile: bool = False
+    freeze_backbone: bool = False
     amp: str = "auto"
     select_metric: str = "accuracy"
     tensorboard: bool = False
@@ -114,6 +118,11 @@ class TrainConfig:
             return self.channel_dropout
         model = self.model_config()
         return DEFAULT_CHANNEL_DROPOUT if model.channel_embedding and model.uses_eeg else 0.0
+
+    @property
+    def frozen_backbone(self) -> bool:
+        """Whether the run freezes a face backbone (an EEG-only model has none to freeze)."""
+        return self.freeze_backbone and self.model_config().uses_face
 
     @property
     def leaky(self) -> bool:

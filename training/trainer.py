@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.console import package_version
-from models.milmer import Milmer, count_parameters
+from models.milmer import Milmer, build_backbone, count_parameters
 from training.batches import PlannedBatchSampler, amp_dtype, make_loader, model_logits, resolve_num_workers
 from training.distributed import (
     DistributedContext,
@@ -32,6 +32,7 @@ from training.distributed import (
     plan_train_batches,
     reduce_accumulator,
 )
+from training.embeddings import FROZEN_LABEL, FrozenBackboneNetwork, ensure_features, feature_store
 from training.evaluation import evaluate_windows
 from training.metrics import ClassificationMetrics, MetricAccumulator
 from training.plots import plot_confusion, plot_learning_curves
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 # Purposes mixed into derived seeds, so that streams for different jobs never coincide.
 _INIT, _EPOCH, _SHUFFLE = 1, 2, 3
+# A frozen backbone without --backbone-weights starts from this seed in every fold and run (not the
+# run's seed), so that its cached frame features serve them all.
+FROZEN_BACKBONE_SEED = 0
 
 
 @dataclass
@@ -100,6 +104,11 @@ class Trainer:
         self.split_warnings: list[str] = []
         self.channel_dropout = config.channel_dropout_rate() if self.model_config.uses_eeg else 0.0
         self.protocol_label = PAPER_LEAKY_LABEL if config.leaky else f"{config.protocol} protocol"
+        self.frozen = config.frozen_backbone
+        if self.model_config.uses_face:
+            self.backbone_label = FROZEN_LABEL if self.frozen else "face backbone fine-tuned"
+        else:
+            self.backbone_label = None
 
     # ----------------------------------------------------------------- whole run
     def write_config(self) -> None:
@@ -128,6 +137,8 @@ class Trainer:
             self.run_dir.create()
             self.epoch_log.start(keep_before=(resume.fold, resume.epoch) if resume else None)
             self._open_tensorboard()
+        if self.frozen:
+            self._use_frozen_features()
         completed = list(resume.completed_folds) if resume else []
         self.total_epochs = len(splits) * self.config.epochs
         self.epochs_done_before = (resume.fold * self.config.epochs + resume.epoch) if resume else 0
@@ -174,22 +185,46 @@ class Trainer:
                               hint="pip install tensorboard, or leave out --tensorboard") from exc
         self.tensorboard = SummaryWriter(str(self.run_dir.tensorboard))
 
+    def _use_frozen_features(self) -> None:
+        """Compute (rank 0) or reuse the frozen backbone's frame features; the data then carries them."""
+        reference = self._build_model(0)
+        dataset = self.data.dataset
+        if self.context.is_main:
+            store = ensure_features(reference, dataset.cache, dataset.subjects())
+        else:
+            store = feature_store(reference, dataset.cache)
+        barrier(self.context)
+        self.data = WindowData(dataset.with_frame_features(store), self.data.description)
+        self.data.description["face_backbone"] = FROZEN_LABEL
+        del reference
+
     # ----------------------------------------------------------------- one fold
     def _build_model(self, fold: int) -> Milmer:
         torch.manual_seed(derive_seed(self.config.seed, fold, _INIT))
         model = Milmer(self.model_config)
         log.debug("model of %s parameters", f"{count_parameters(model):,}")
+        if self.frozen and not self.config.backbone_weights:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(FROZEN_BACKBONE_SEED)
+                model.backbone.load_state_dict(build_backbone(self.model_config).state_dict())
         if self.config.backbone_weights:
             from models.convert import load_backbone_weights
 
             load_backbone_weights(model, self.config.backbone_weights)
+        if self.frozen:
+            model.backbone.requires_grad_(False)
         return model.to(self.device)
+
+    def _network(self, model: Milmer) -> nn.Module:
+        """What a batch goes through: the model, or with a frozen backbone the layers after it."""
+        return FrozenBackboneNetwork(model) if self.frozen else model
 
     def _run_fold(self, fold: int, split: FoldSplit, resume: ResumeState | None,
                   completed: list[dict[str, Any]]) -> dict[str, Any]:
         config = self.config
         model = self._build_model(fold)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        trained = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config.epochs, eta_min=config.lr * config.min_lr_ratio)
         progress = FoldProgress()
@@ -201,7 +236,8 @@ class Trainer:
             progress = FoldProgress.from_dict(resume.fold_progress)
             start_epoch = resume.epoch
             log.info("resuming fold %d at epoch %d", fold, start_epoch + 1)
-        network: nn.Module = torch.compile(model) if config.compile else model
+        network: nn.Module = self._network(model)
+        network = torch.compile(network) if config.compile else network
         if self.context.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             network = DistributedDataParallel(network, device_ids=device_ids)
@@ -294,7 +330,7 @@ class Trainer:
         return accumulator.result()
 
     def _evaluate(self, model: nn.Module, indices: np.ndarray, loader=None) -> ClassificationMetrics:
-        return evaluate_windows(model, self.model_config, self.data.dataset, indices, self.device,
+        return evaluate_windows(self._network(model), self.model_config, self.data.dataset, indices, self.device,
                                 self.config.batch_size, self.context, self.num_workers, self.amp, loader=loader)
 
     # ----------------------------------------------------------------- records
@@ -312,6 +348,7 @@ class Trainer:
             "val_accuracy": val.accuracy if val else None,
             "val_macro_f1": val.macro_f1 if val else None,
             "seed": self.config.seed,
+            "face_backbone": self.backbone_label,
             "train_config": self.config.to_dict(),
         }
 
@@ -323,6 +360,7 @@ class Trainer:
             "val_loss": val.loss if val else None, "val_accuracy": val.accuracy if val else None,
             "val_macro_f1": val.macro_f1 if val else None,
             "leaky_test_accuracy": test.accuracy if test else None, "seconds": round(seconds, 3),
+            "face_backbone": self.backbone_label,
         }
         self.epoch_log.append(row)
         if self.tensorboard is not None:
@@ -374,6 +412,7 @@ class Trainer:
             "modalities": self.model_config.modalities,
             "mil": self.model_config.mil,
             "fusion": self.model_config.fusion,
+            "face_backbone": self.backbone_label,
             "label_rule": self.config.label_rule().to_dict(),
             "class_names": list(self.contract.class_names),
             "dataset": self.data.description,

@@ -63,6 +63,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                        help="learned per-electrode embedding (lets one model run with channels missing)")
     model.add_argument("--backbone-weights", metavar="FILE",
                        help="Swin weights (finetune-face or convert-backbone output) to start the face backbone from")
+    model.add_argument("--freeze-backbone", action="store_true", default=None,
+                       help="keep the face backbone fixed: its frame features are computed once per prepared cache "
+                            "and backbone weights (stored under --cache, float16) and only the layers after it "
+                            "train (a protocol variant: results say 'face backbone frozen')")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, help="epochs per fold (default 100)")
     optim.add_argument("--batch-size", type=int, help="global batch size, split over DDP processes (default 14)")
@@ -107,7 +111,8 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
         "label": {"kind": args.label} if args.label else None, "backbone_weights": args.backbone_weights,
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
         "seed": args.seed, "select_metric": args.select_metric, "device": args.device,
-        "num_workers": args.num_workers, "prepare_workers": args.prepare_workers, "amp": args.amp, "compile": args.compile, "tensorboard": args.tensorboard,
+        "num_workers": args.num_workers, "prepare_workers": args.prepare_workers, "amp": args.amp, "compile": args.compile,
+        "freeze_backbone": args.freeze_backbone, "tensorboard": args.tensorboard,
     }
 
 

@@ -15,7 +15,7 @@ def _spec_epilog() -> str:
     """Every source kind and option, from the source registry (light: no device library is imported)."""
     from milmer_app.sources.registry import help_text
 
-    return help_text("eeg") + "\n\n" + help_text("video")
+    return help_text("eeg") + "\n\n" + help_text("video") + "\n\n" + help_text("markers")
 
 
 def _kinds(role: str) -> str:
@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eeg", metavar="SPEC", help=f"EEG source KIND[:...], KIND one of {_kinds('eeg')} "
                                                       "(every kind and option: below)")
     parser.add_argument("--video", metavar="SPEC", help=f"video source KIND[:...], KIND one of {_kinds('video')}")
+    parser.add_argument("--markers", metavar="SPEC",
+                        help="marker stream KIND[:...], e.g. lsl:type=Markers: its markers are recorded with their "
+                             "text and drawn on the EEG (experiment software, the calibration protocol)")
     parser.add_argument("--checkpoint", metavar="CKPT", help="model checkpoint (.safetensors + .json) or 'demo'")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="inference device")
     parser.add_argument("--duration", type=float, metavar="S", help="headless: stop after S seconds")

@@ -54,6 +54,7 @@ class EngineConfig:
 
     eeg: SourceSpec | str = "none"          # see `milmer-app --help` for every kind and option
     video: SourceSpec | str = "none"
+    markers: SourceSpec | str = "none"      # a marker stream (recorded and shown beside the EEG)
     checkpoint: str = "demo"      # path to NAME(.safetensors|.json) or "demo"
     hop: float = 1.0
     device: str = "auto"
@@ -74,6 +75,7 @@ class EngineConfig:
             raise MilmerError(f"min_channels must be a fraction in (0, 1], got {self.min_channels}")
         self.eeg = as_spec("eeg", self.eeg)
         self.video = as_spec("video", self.video)
+        self.markers = as_spec("markers", self.markers)
         self.predictions = Path(self.predictions) if self.predictions else None
         self.record = Path(self.record) if self.record else None
         self.dump_bags = Path(self.dump_bags) if self.dump_bags else None
@@ -91,7 +93,8 @@ class EngineConfig:
     @staticmethod
     def output_options(args: argparse.Namespace) -> dict:
         """The output settings of milmer-app's command line (the window keeps them across reconnects)."""
-        return {"predictions": getattr(args, "predictions", None), "record": getattr(args, "record", None),
+        return {"markers": getattr(args, "markers", None) or "none",
+                "predictions": getattr(args, "predictions", None), "record": getattr(args, "record", None),
                 "lsl_outlet": getattr(args, "lsl_outlet", None), "dump_bags": getattr(args, "dump_bags", None)}
 
     @classmethod
@@ -202,6 +205,7 @@ class Engine:
         self.replay: ReplayControl | None = None
         self.eeg_source: EEGSource | None = None
         self.video_source: VideoSource | None = None
+        self.marker_source: Source | None = None
         self.finished = threading.Event()     # set when a replayed source has played to its end or a source failed
         self.worker: InferenceWorker | None = None
         self._listeners = _Listeners()
@@ -309,6 +313,7 @@ class Engine:
 
         try:
             self._open_sources(eeg_spec, video_spec, contract)
+            self._open_markers()
             min_fraction = eeg_spec.min_fraction or cfg.min_channels
             preprocessor = self._eeg_preprocessor() if self.eeg_source is not None and self.eeg_source.connected \
                 else None
@@ -429,6 +434,20 @@ class Engine:
                 source.buffer.add_listener(listener)
         self._event("info", f"{kind} reconnected: {source.name}")
 
+    def _open_markers(self) -> None:
+        """Connect the marker stream, if any (MilmerError when it cannot: the markers were asked for)."""
+        spec = as_spec("markers", self.config.markers)
+        build = spec.descriptor.builder()
+        from milmer_app.sources.registry import BuildContext
+
+        source = build(spec, BuildContext()) if build is not None else None
+        if source is None:
+            return
+        source.add_event_sink(self._event)
+        source.add_marker_sink(lambda text, stamp: self._marker(text, stamp, source.name))
+        source.connect()
+        self.marker_source = source
+
     def stop(self) -> None:
         """Stop threads, flush outputs and the recording, release the sources. Idempotent."""
         self._stop.set()
@@ -452,7 +471,7 @@ class Engine:
         self._started = False
 
     def _disconnect_sources(self) -> None:
-        for source in (self.video_source, self.eeg_source):
+        for source in (self.marker_source, self.video_source, self.eeg_source):
             if source is not None:
                 source.disconnect()
 

@@ -12,7 +12,7 @@ import argparse
 import warnings
 from pathlib import Path
 
-from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_video_spec
+from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_spec, parse_video_spec
 from models.errors import CheckpointError, MilmerError, SourceError
 
 RECORDING_META = "meta.json"   # milmer_app.recording.META_FILE, repeated here to keep this module light
@@ -161,6 +161,8 @@ def check_args(args: argparse.Namespace) -> None:
         eeg = parse_eeg_spec(args.eeg or ("demo" if demo else "none"))
         video = parse_video_spec(args.video or ("deap" if demo else "none"))
         check_source_paths(eeg, video)
+    if getattr(args, "markers", None):
+        parse_spec("markers", args.markers)
     if args.checkpoint:
         check_checkpoint(args.checkpoint)
     if args.record:

@@ -23,6 +23,7 @@ class EngineBridge(QtCore.QObject):
     prediction_ready = QtCore.Signal(object)     # Prediction
     status_ready = QtCore.Signal(object)         # list[StreamStatus]
     event = QtCore.Signal(str, str)              # level, message
+    marker = QtCore.Signal(str, float, str)      # text, LSL time, the stream it came from
     started = QtCore.Signal(object)              # the started Engine
     start_failed = QtCore.Signal(str)
     stopped = QtCore.Signal()
@@ -31,6 +32,7 @@ class EngineBridge(QtCore.QObject):
     _engine_prediction = QtCore.Signal(int, object)
     _engine_status = QtCore.Signal(int, object)
     _engine_event = QtCore.Signal(int, str, str)
+    _engine_marker = QtCore.Signal(int, str, float, str)
 
     def __init__(self, parent: QtCore.QObject | None = None):
         super().__init__(parent)
@@ -46,6 +48,7 @@ class EngineBridge(QtCore.QObject):
         self._engine_prediction.connect(self._deliver_prediction)
         self._engine_status.connect(self._deliver_status)
         self._engine_event.connect(self._deliver_event)
+        self._engine_marker.connect(self._deliver_marker)
 
     @property
     def busy(self) -> bool:
@@ -102,6 +105,8 @@ class EngineBridge(QtCore.QObject):
             engine.add_prediction_listener(lambda p: self._engine_prediction.emit(generation, p))
             engine.add_status_listener(lambda s: self._engine_status.emit(generation, s))
             engine.add_event_listener(lambda level, message: self._engine_event.emit(generation, level, message))
+            engine.add_marker_listener(lambda text, stamp, stream: self._engine_marker.emit(generation, text, stamp,
+                                                                                            stream))
             try:
                 engine.start()
             except BaseException:
@@ -133,6 +138,10 @@ class EngineBridge(QtCore.QObject):
     def _deliver_event(self, generation: int, level: str, message: str) -> None:
         if generation == self._generation:
             self.event.emit(level, message)
+
+    def _deliver_marker(self, generation: int, text: str, stamp: float, stream: str) -> None:
+        if generation == self._generation:
+            self.marker.emit(text, stamp, stream)
 
     def _on_started(self, engine, generation: int) -> None:
         # A superseded engine is stopped by the call (or the shutdown) that superseded it.

@@ -1,6 +1,9 @@
-"""Scrolling EEG traces: one lane per channel, labelled, with scaling, span and a filter toggle."""
+"""Scrolling EEG traces: one lane per channel, labelled, with scaling, span and a filter toggle;
+markers (a marker stream's, a file's triggers, the calibration wizard's) as a line with their text."""
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
@@ -16,6 +19,8 @@ SCALES_UV = [5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
 AUTO_SCALE = "auto per channel"
 FILTER_PAD_S = 2.0   # extra history fed to the causal filter so its start-up transient stays off screen
 CLIP_LANES = 1.5     # traces are clipped at this many lanes from their own, so one bad channel cannot cover the rest
+MARKERS_KEPT = 500   # the newest markers kept for drawing (a fast trigger stream cannot grow the list)
+MARKER_TEXT_CHARS = 48
 
 
 class ChannelAxis(pg.AxisItem):
@@ -51,6 +56,8 @@ class EegTraceView(QtWidgets.QWidget):
         self._names: list[str] = []
         self._curves: list[pg.PlotDataItem] = []
         self.drawn_until: float | None = None         # timestamp of the newest sample on screen
+        self._markers: deque[tuple[float, str]] = deque(maxlen=MARKERS_KEPT)   # (LSL time, text)
+        self._marker_items: list[tuple[pg.InfiniteLine, pg.TextItem]] = []
 
         self.span_box = QtWidgets.QDoubleSpinBox(minimum=1.0, maximum=60.0, value=self.span_s, suffix=" s",
                                                  decimals=0, singleStep=1.0)
@@ -189,6 +196,44 @@ class EegTraceView(QtWidgets.QWidget):
             trace = np.clip(data[index] / scales[index], -CLIP_LANES, CLIP_LANES)
             curve.setData(x, trace + lane, connect="finite")
         self.drawn_until = newest
+        self._place_markers(newest)
+
+    # markers ------------------------------------------------------------------
+    def add_marker(self, text: str, timestamp: float) -> None:
+        """A marker at LSL time `timestamp`; drawn as a line with its text while it is in the span."""
+        self._markers.append((float(timestamp), str(text)))
+        if self.drawn_until is not None:
+            self._place_markers(self.drawn_until)
+
+    def _place_markers(self, newest: float) -> None:
+        shown = [(t, text) for t, text in self._markers if newest - self.span_s <= t <= newest]
+        while len(self._marker_items) < len(shown):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(theme.ACCENT, width=1,
+                                                                         style=QtCore.Qt.PenStyle.DashLine))
+            label = pg.TextItem(color=theme.ACCENT, anchor=(0, 0))
+            label.setZValue(10)
+            self.plot.addItem(line, ignoreBounds=True)
+            self.plot.addItem(label, ignoreBounds=True)
+            self._marker_items.append((line, label))
+        top = max(len(self._names), 1) - 0.5
+        for index, (line, label) in enumerate(self._marker_items):
+            if index < len(shown):
+                stamp, text = shown[index]
+                x = stamp - newest
+                line.setPos(x)
+                short = text if len(text) <= MARKER_TEXT_CHARS else text[:MARKER_TEXT_CHARS - 1] + "…"
+                if label.toPlainText() != short:
+                    label.setText(short)
+                    label.setToolTip(text)
+                # Staggered down the lanes so that close markers do not print over each other.
+                label.setPos(x, top - (index % 4) * 0.6)
+            line.setVisible(index < len(shown))
+            label.setVisible(index < len(shown))
+
+    def shown_markers(self) -> list[tuple[float, str]]:
+        """The markers on screen: (x in seconds from the newest sample, text as drawn)."""
+        return [(float(line.value()), label.toPlainText()) for line, label in self._marker_items
+                if line.isVisible()]
 
     def show_problem(self, message: str | None, retrying: bool = False) -> None:
         """Say why there is no EEG (None: there is), with a Retry button."""
@@ -205,6 +250,10 @@ class EegTraceView(QtWidgets.QWidget):
         self.set_flags({})
         self.set_model_coverage(0, 0)
         self.drawn_until = None
+        self._markers.clear()
+        for line, label in self._marker_items:
+            line.setVisible(False)
+            label.setVisible(False)
 
     def _lane_scales(self, data: np.ndarray, names: list[str]) -> np.ndarray:
         """Amplitude (in data units) that spans one lane, per channel."""

@@ -64,6 +64,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.bridge.prediction_ready.connect(self._show_prediction)
         self.bridge.status_ready.connect(self._show_streams)
         self.bridge.event.connect(self._show_event)
+        self.bridge.marker.connect(lambda text, stamp, _stream: self.eeg_view.add_marker(text, stamp))
         self.record_controls.start_requested.connect(self._start_recording)
         self.record_controls.stop_requested.connect(self._stop_recording)
         self.replay_controls.paused_changed.connect(lambda _: self._show_run_state())

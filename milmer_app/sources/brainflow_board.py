@@ -4,6 +4,9 @@
 stamps samples with wall-clock seconds; they are moved onto the LSL clock by
 the offset between the two clocks measured at connect. BrainFlow gives EEG rows
 in microvolts; a spec's `unit=` overrides that for a board that does not.
+Markers (`BoardShim.insert_marker`, or a board's own trigger input) arrive in the
+board's marker channel: every non-zero value there becomes a marker at its
+sample's time, its text the number (`3`, `2.5`).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class BrainFlowSource(EEGSource):
         self._board = None
         self._eeg_rows: list[int] = []
         self._ts_row = 0
+        self._marker_row: int | None = None
         self._offset = 0.0
 
     def _open(self) -> None:
@@ -88,6 +92,10 @@ class BrainFlowSource(EEGSource):
             self.srate = float(BoardShim.get_sampling_rate(self.board_id))
             self._eeg_rows = list(BoardShim.get_eeg_channels(self.board_id))
             self._ts_row = BoardShim.get_timestamp_channel(self.board_id)
+            try:
+                self._marker_row = BoardShim.get_marker_channel(self.board_id)
+            except BrainFlowError:
+                self._marker_row = None      # a board without a marker channel
             board = BoardShim(self.board_id, self._params)
             log.info("%s: starting the board session", self.name)
             board.prepare_session()
@@ -121,6 +129,10 @@ class BrainFlowSource(EEGSource):
             eeg *= self._scale
         stamps = data[self._ts_row].astype(np.float64) + self._offset
         self.push(eeg, stamps)
+        if self._marker_row is not None:
+            values = data[self._marker_row]
+            for index in np.flatnonzero(values):
+                self.emit_marker(f"{values[index]:g}", float(stamps[index]))
         self._stop.wait(0.02)
         return True
 

@@ -31,20 +31,26 @@ class ChannelOptions(Options):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LslOptions(ChannelOptions):
+class LslStreamOptions(Options):
+    """Which LSL stream: shared by the EEG and the marker stream."""
+
     name: str | None = option(None, "stream name")
-    type: str | None = option(None, "stream type, e.g. EEG")
+    type: str | None = option(None, "stream type, e.g. EEG or Markers")
     source_id: str | None = option(None, "stream source_id (identifies a device across restarts)", metavar="ID")
     timeout: float | None = option(None, "seconds to wait for the stream [default 5]", above=0.0, high=3600.0,
                                    metavar="S")
-    unit: str | None = option(None, "what the samples are in, overriding the stream's own unit labels "
-                                    "(default: the labels, else judged from the amplitude)", choices=UNITS)
     pick: str | None = option(None, "when several streams match: take the first instead of stopping with the "
                                     "list of them", choices=("first",))
 
     def check(self) -> None:
         if not (self.name or self.type or self.source_id):
             raise OptionError("stream", "needs name=, type= or source_id=")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LslOptions(LslStreamOptions, ChannelOptions):
+    unit: str | None = option(None, "what the samples are in, overriding the stream's own unit labels "
+                                    "(default: the labels, else judged from the amplitude)", choices=UNITS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +163,12 @@ def _build_lsl(spec: SourceSpec, context: BuildContext):
     return LSLSource(spec)
 
 
+def _build_lsl_markers(spec: SourceSpec, context: BuildContext):
+    from milmer_app.sources.lsl_markers import LSLMarkerSource
+
+    return LSLMarkerSource(spec)
+
+
 def _build_brainflow(spec: SourceSpec, context: BuildContext):
     from milmer_app.sources.brainflow_board import BrainFlowSource
 
@@ -247,3 +259,10 @@ register(SourceKind("deap", "video", "DEAP trial video", "the replayed DEAP tria
 register(SourceKind("recording", "video", "Recording", "the frames of a recording", FolderOptions,
                     _build_recording_video, f"{PAGES}:FolderPage", grammar="recording:DIR", head="path",
                     example="recording:rec-001", check=f"{CHECKS}:check_recording_spec"))
+
+register(SourceKind("none", "markers", "None", "no marker stream", build=_build_nothing))
+register(SourceKind("lsl", "markers", "LSL marker stream",
+                    "a Lab Streaming Layer marker stream (strings), found like an LSL EEG stream; its markers are "
+                    "recorded with their text, stamped in the LSL clock, and drawn on the EEG traces",
+                    LslStreamOptions, _build_lsl_markers,
+                    grammar="lsl:name=NAME|type=TYPE|source_id=ID[,OPTION=VALUE...]", example="lsl:type=Markers"))

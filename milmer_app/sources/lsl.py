@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,30 +79,29 @@ class StreamIdentity:
         return f"name '{self.name}' on host {self.hostname or '-'} (the stream has no source_id)"
 
 
-class LSLSource(EEGSource):
-    def __init__(self, spec: SourceSpec, resolve_timeout: float = 5.0):
+class StreamFinder:
+    """Finds the one LSL stream a spec names (name=, type=, source_id=, timeout=, pick=first) and, once
+    connected, only that same stream again. Shared by the EEG and the marker sources."""
+
+    def __init__(self, spec: SourceSpec, what: str, resolve_timeout: float = 5.0):
         self.query = _query(spec.options)
-        super().__init__("LSL " + ",".join(f"{k}={v}" for k, v in self.query.items()))
         self.spec = spec
+        self.what = what             # "EEG" or "marker": which spec to name in hints
         timeout = spec.number("timeout")
         self.resolve_timeout = resolve_timeout if timeout is None else timeout
-        self.units: list[str] = []          # the unit labels as the stream gives them
-        self.source_id = ""
         self.identity: StreamIdentity | None = None
-        self._inlet: pylsl.StreamInlet | None = None
-        self._scale: np.ndarray | None = None
-        self._held: list[tuple[np.ndarray, np.ndarray]] = []   # raw chunks read while judging the unit
-        self._reconnecting = False
-        self._new_segment = False
-        self._ambiguous_warned = False
         self._resolver: pylsl.ContinuousResolver | None = None
+        self._ambiguous_warned = False
 
-    # -- finding the stream ----------------------------------------------------------------
+    @property
+    def query_text(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.query.items())
+
     def _wanted(self, info: pylsl.StreamInfo) -> bool:
         values = {"source_id": info.source_id(), "name": info.name(), "type": info.type()}
         return all(values[key] == value for key, value in self.query.items())
 
-    def _matches(self, timeout: float) -> list[pylsl.StreamInfo]:
+    def matches(self, timeout: float) -> list[pylsl.StreamInfo]:
         """Every stream matching the query: the first answer within `timeout`, then SETTLE_S for the rest."""
         key, value = next(iter(self.query.items()))
         found = pylsl.resolve_byprop(key, value, 1, timeout)
@@ -112,7 +112,7 @@ class LSLSource(EEGSource):
         unique = {info.uid(): info for info in found if self._wanted(info)}
         return sorted(unique.values(), key=lambda i: (i.name(), i.source_id(), i.hostname(), i.uid()))
 
-    def _choose(self, matches: list[pylsl.StreamInfo]) -> pylsl.StreamInfo:
+    def choose(self, matches: list[pylsl.StreamInfo]) -> pylsl.StreamInfo:
         query = ", ".join(f"{k}={v}" for k, v in self.query.items())
         if not matches:
             raise SourceError(f"no LSL stream with {query} found within {self.resolve_timeout:g} s",
@@ -121,24 +121,68 @@ class LSLSource(EEGSource):
             listed = "; ".join(f"{i + 1}) {describe(info)}" for i, info in enumerate(matches))
             if not self.spec.pick_first:
                 raise SourceError(f"{len(matches)} LSL streams match {query}: {listed}",
-                                  hint="say which one with source_id=ID or name=NAME in the EEG spec, "
+                                  hint=f"say which one with source_id=ID or name=NAME in the {self.what} spec, "
                                        "or add pick=first to take the first listed")
             log.warning("%d LSL streams match %s (pick=first takes the first): %s", len(matches), query, listed)
         return matches[0]
 
+    def find(self) -> pylsl.StreamInfo:
+        """The one stream the spec names (SourceError when none or, without pick=first, several match)."""
+        return self.choose(self.matches(self.resolve_timeout))
+
+    def follow(self, info: pylsl.StreamInfo) -> None:
+        """`info` is the stream from now on: keep listening for it, so that it can be reopened quickly."""
+        self.identity = identity = StreamIdentity.of(info)
+        prop, value = ("source_id", identity.source_id) if identity.source_id else ("name", identity.name)
+        self._resolver = pylsl.ContinuousResolver(prop=prop, value=value, forget_after=1.0)
+
+    def same_stream(self, warn: Callable[[str], None]) -> pylsl.StreamInfo | None:
+        """The followed stream if it is back and unambiguous, else None (several candidates: `warn` once)."""
+        identity = self.identity
+        assert identity is not None
+        found = [info for info in (self._resolver.results() if self._resolver is not None else [])
+                 if identity.matches(info)]
+        same = [info for info in found if info.uid() == identity.uid]
+        candidates = same or found
+        if len(candidates) > 1 and not self._ambiguous_warned:
+            self._ambiguous_warned = True
+            warn(f"{len(candidates)} streams now match {identity.describe()}; not reconnecting to any of them: "
+                 + "; ".join(describe(i) for i in candidates))
+        return candidates[0] if len(candidates) == 1 else None
+
+    def reopened(self, info: pylsl.StreamInfo) -> None:
+        self.identity = StreamIdentity.of(info)
+        self._ambiguous_warned = False
+
+    def close(self) -> None:
+        self._resolver = None
+
+
+class LSLSource(EEGSource):
+    def __init__(self, spec: SourceSpec, resolve_timeout: float = 5.0):
+        self.finder = StreamFinder(spec, "EEG", resolve_timeout)
+        super().__init__("LSL " + self.finder.query_text)
+        self.spec = spec
+        self.resolve_timeout = self.finder.resolve_timeout
+        self.units: list[str] = []          # the unit labels as the stream gives them
+        self.source_id = ""
+        self._inlet: pylsl.StreamInlet | None = None
+        self._scale: np.ndarray | None = None
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []   # raw chunks read while judging the unit
+        self._reconnecting = False
+        self._new_segment = False
+
     def _open(self) -> None:
         log.info("%s: resolving the stream (up to %g s)", self.name, self.resolve_timeout)
-        info = self._choose(self._matches(self.resolve_timeout))
+        info = self.finder.find()
         try:
             self._open_inlet(info)
         except (TimeoutError, LostError) as exc:
             raise SourceError(f"{self.name}: stream '{info.name()}' went away while it was being opened ({exc})",
                               hint="start again once the stream is steady") from exc
+        self.finder.follow(info)
         identity = self.identity
         assert identity is not None
-        # Keeps listening for this very stream, so that it can be reopened quickly after a loss.
-        prop, value = ("source_id", identity.source_id) if identity.source_id else ("name", identity.name)
-        self._resolver = pylsl.ContinuousResolver(prop=prop, value=value, forget_after=1.0)
         log.info("%s: %d channels at %g Hz, %s; reconnects only to %s", self.name, len(self.channel_names),
                  self.srate, self.unit_text(), identity.describe())
 
@@ -177,7 +221,6 @@ class LSLSource(EEGSource):
             return        # the same stream again: channels, units and scale are known
         self.channel_names = list(labels)
         self.units = units
-        self.identity = StreamIdentity.of(full)
         # Show the stream's own name from now on, not the query that found it.
         self.name = f"LSL {full.name()}"
         self._scale = self._unit_scale(units, types)[:, None]
@@ -272,34 +315,26 @@ class LSLSource(EEGSource):
             self.push(data * self._scale, times)
         return True
 
+    @property
+    def identity(self) -> StreamIdentity | None:
+        return self.finder.identity
+
     def _reopen(self) -> bool:
         """One round of looking for the same stream (never another match) and reopening it."""
-        identity = self.identity
-        assert identity is not None
-        found = [info for info in (self._resolver.results() if self._resolver is not None else [])
-                 if identity.matches(info)]
-        same = [info for info in found if info.uid() == identity.uid]
-        candidates = same or found
-        if len(candidates) != 1:
-            if len(candidates) > 1 and not self._ambiguous_warned:
-                self._ambiguous_warned = True
-                self.emit_event("warning", f"{self.name}: {len(candidates)} streams now match "
-                                           f"{identity.describe()}; not reconnecting to any of them: "
-                                           + "; ".join(describe(i) for i in candidates))
+        info = self.finder.same_stream(lambda message: self.emit_event("warning", f"{self.name}: {message}"))
+        if info is None:
             self._stop.wait(0.1)
             return True
-        info = candidates[0]
         try:
             self._open_inlet(info)
         except (TimeoutError, LostError):
             # The resolver still lists the outlet that went away; try again on the next round.
             self._stop.wait(0.1)
             return True
-        self.identity = StreamIdentity.of(info)
+        self.finder.reopened(info)
         if self.clock is not None:
             self.clock.reset_offset()
         self._reconnecting = False
-        self._ambiguous_warned = False
         self._new_segment = True
         self.emit_event("info", f"{self.name}: reconnected to the same stream {describe(info)}")
         return True
@@ -321,5 +356,5 @@ class LSLSource(EEGSource):
         if self._inlet is not None:
             self._inlet.close_stream()
             self._inlet = None
-        self._resolver = None
+        self.finder.close()
 

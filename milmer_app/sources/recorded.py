@@ -1,4 +1,7 @@
-"""A recording made by this app, replayed as EEG and video sources on a shared replay clock."""
+"""A recording made by this app, replayed as EEG and video sources on a shared replay clock.
+
+The markers it recorded from its sources (a marker stream's, the calibration wizard's) come out
+again, as markers of the replayed EEG, when the replay reaches them."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from milmer_app.clock import local_clock
 from milmer_app.recording import RecordingReader
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, VideoSource
+from models.calibration_protocol import marker_texts
 from models.errors import DataError, SourceError
 
 log = logging.getLogger(__name__)
@@ -38,8 +42,11 @@ class RecordingReplay:
         duration = float(max(ends)) - self.origin
         self.control = ReplayControl(duration, speed=speed, description=f"recording {self.folder.name}")
         # What a recorded replay was playing, and its truth, from the markers (media time, text, truth).
+        records = self.reader.markers()
         self.items = sorted((float(m["timestamp"]) - self.origin, str(m.get("text", "")), int(m["truth"]))
-                            for m in self.reader.markers() if isinstance(m.get("truth"), int))
+                            for m in records if isinstance(m.get("truth"), int))
+        # The data markers (media time, text), in time order.
+        self.markers = [(stamp - self.origin, text) for stamp, text in marker_texts(records)]
 
     def follow_items(self, position: float) -> None:
         """Set the control's truth and description to those of the item playing at `position`."""
@@ -108,9 +115,20 @@ class RecordingEEGSource(_RecordedStream, EEGSource):
         self.already_filtered = tuple(filtered) if filtered else None
         self.already_referenced = bool(eeg_meta.get("already_referenced", False))
         self._media_times = replay.eeg_times - replay.origin
+        self._marker_times = np.array([t for t, _ in replay.markers], dtype=np.float64)
+        self._next_marker = 0
+        self._emitted_until = -1     # the index after the last sample pushed (another first: a seek)
 
     def _emit(self, first: int, stop: int, to_lsl: Callable[[np.ndarray], np.ndarray], position: float) -> None:
         self.push(self.rec.eeg[:, first:stop], to_lsl(self._media_times[first:stop]))
+        if first != self._emitted_until:
+            self._next_marker = int(np.searchsorted(self._marker_times, self._media_times[first], side="left"))
+        self._emitted_until = stop
+        due = int(np.searchsorted(self._marker_times, self._media_times[stop - 1], side="right"))
+        for index in range(self._next_marker, due):
+            media, text = self.rec.markers[index]
+            self.emit_marker(text, float(to_lsl(np.float64(media))))
+        self._next_marker = max(self._next_marker, due)
         self.rec.follow_items(position)
 
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from models.errors import SourceError
 
-ROLES = ("eeg", "video")
-_ROLE_TITLE = {"eeg": "EEG", "video": "video"}
+ROLES = ("eeg", "video", "markers")
+_ROLE_TITLE = {"eeg": "EEG", "video": "video", "markers": "marker"}
 
 
 class OptionError(ValueError):
@@ -181,7 +181,7 @@ def unregister(role: str, name: str) -> None:
 
 
 def kinds(role: str) -> list[SourceKind]:
-    """Registered kinds of `role` ("eeg" or "video"), in registration order."""
+    """Registered kinds of `role` ("eeg", "video" or "markers"), in registration order."""
     _load_builtins()
     return list(_KINDS[role].values())
 
@@ -548,7 +548,8 @@ def markdown_reference() -> str:
     """README's list of source specs (a test checks that README holds exactly this)."""
     lines = []
     for role in ROLES:
-        lines.append(f"{_ROLE_TITLE[role].capitalize() if role == 'video' else 'EEG'} sources (`--{role}`):")
+        lines.append(f"{_ROLE_TITLE[role] if role == 'eeg' else _ROLE_TITLE[role].capitalize()} sources "
+                     f"(`--{role}`):")
         lines.append("")
         for usage, text, opts in describe_kinds(role):
             lines.append(f"- `{usage}`: {text}")

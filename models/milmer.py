@@ -223,6 +223,8 @@ class Milmer(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.encoder_layers, enable_nested_tensor=False)
         self.head_dropout = nn.Dropout(config.cls_dropout)
         self.head = nn.Linear(d, config.num_classes)
+        # torch.channels_last where it is faster for the backbone's patch embedding (chosen per device by training).
+        self.image_memory_format = torch.contiguous_format
 
     @property
     def device(self) -> torch.device:
@@ -244,6 +246,7 @@ class Milmer(nn.Module):
         dtype = self.cls_token.dtype
         images = frames.to(dtype) / 255.0 if frames.dtype == torch.uint8 else frames.to(dtype)
         images = (images - self.image_mean.to(dtype)) / self.image_std.to(dtype)
+        images = images.contiguous(memory_format=self.image_memory_format)
         tokens = self.backbone.forward_features(images)  # (M, h, w, C) for timm Swin
         return tokens.flatten(1, -2)
 

@@ -18,7 +18,7 @@ from training.synth import (
     AROUSAL_HZ,
     VALENCE_HZ,
     TrialVideoComposer,
-    _wandering_rhythm,
+    wandering_rhythm,
     cue_box,
     face_box,
     synth_trial_eeg,
@@ -84,7 +84,7 @@ def test_planted_eeg_rhythms(quadrant):
 
 
 def test_planted_rhythm_is_not_phase_locked_to_windows():
-    rhythm = _wandering_rhythm(6.0, 128 * 60, np.random.default_rng(0))  # 6 Hz: whole cycles in 3 s
+    rhythm = wandering_rhythm(6.0, 128 * 60, np.random.default_rng(0))  # 6 Hz: whole cycles in 3 s
     windows = rhythm.reshape(20, 384)
     correlations = [abs(np.corrcoef(windows[i], windows[i + 1])[0, 1]) for i in range(19)]
     assert np.mean(correlations) < 0.5

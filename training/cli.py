@@ -13,6 +13,8 @@ COMMANDS = [
     Subcommand("synth", "training.commands.synth", "write a small synthetic dataset in the DEAP layout"),
     Subcommand("prepare", "training.commands.prepare", "window DEAP, crop faces and write a cache"),
     Subcommand("train", "training.commands.train", "train Milmer under a protocol (paper, trial, loso)"),
+    Subcommand("calibrate", "training.commands.calibrate",
+               "adapt a checkpoint to one person from their calibration recordings"),
     Subcommand("evaluate", "training.commands.evaluate", "evaluate a checkpoint on DEAP"),
     Subcommand("report", "training.commands.report", "tabulate run directories as Markdown and HTML"),
     Subcommand("ablate", "training.commands.ablate", "run the paper's ablation grid and report it"),

@@ -106,7 +106,7 @@ def _ratings(quadrant: int, rng: np.random.Generator) -> tuple[float, float, flo
     return rating(high_valence), rating(high_arousal), float(np.round(rng.uniform(1, 9), 2)), float(np.round(rng.uniform(1, 9), 2))
 
 
-def _pink_noise(shape: tuple[int, ...], rng: np.random.Generator, low: float = 4.0, high: float = 45.0) -> np.ndarray:
+def pink_noise(shape: tuple[int, ...], rng: np.random.Generator, low: float = 4.0, high: float = 45.0) -> np.ndarray:
     """Noise with a 1/f power spectrum inside [low, high] Hz (DEAP's band), unit variance."""
     samples = shape[-1]
     spectrum = np.fft.rfft(rng.standard_normal(shape), axis=-1)
@@ -116,7 +116,7 @@ def _pink_noise(shape: tuple[int, ...], rng: np.random.Generator, low: float = 4
     return noise / noise.std(axis=-1, keepdims=True)
 
 
-def _wandering_rhythm(freq: float, samples: int, rng: np.random.Generator, phase_step: float = 0.08) -> np.ndarray:
+def wandering_rhythm(freq: float, samples: int, rng: np.random.Generator, phase_step: float = 0.08) -> np.ndarray:
     """A sinusoid whose phase takes a small random walk: no window sees the same waveform twice."""
     increments = 2 * np.pi * freq / SRATE + rng.normal(0.0, phase_step, samples)
     phase = rng.uniform(0, 2 * np.pi) + np.cumsum(increments)
@@ -127,7 +127,7 @@ def _wandering_rhythm(freq: float, samples: int, rng: np.random.Generator, phase
 def synth_trial_eeg(quadrant: int, seconds: float, strength: float, rng: np.random.Generator) -> np.ndarray:
     """One trial (40, samples): 3 s baseline + ``seconds``; µV-scaled like DEAP's preprocessed data."""
     samples = int(round((BASELINE_S + seconds) * SRATE))
-    eeg = _pink_noise((32, samples), rng) * rng.uniform(10.0, 30.0, (32, 1))
+    eeg = pink_noise((32, samples), rng) * rng.uniform(10.0, 30.0, (32, 1))
     eeg -= eeg.mean(axis=0, keepdims=True)  # DEAP is average-referenced
     stimulus = slice(int(BASELINE_S * SRATE), samples)
     planted = samples - stimulus.start
@@ -137,7 +137,7 @@ def synth_trial_eeg(quadrant: int, seconds: float, strength: float, rng: np.rand
         freq += rng.uniform(-0.4, 0.4)
         for name in electrodes:
             amplitude = 15.0 * strength * rng.uniform(0.8, 1.2)
-            eeg[names.index(name), stimulus] += amplitude * _wandering_rhythm(freq, planted, rng)
+            eeg[names.index(name), stimulus] += amplitude * wandering_rhythm(freq, planted, rng)
     return np.concatenate([eeg, _peripheral(samples, rng)]).astype(np.float64)
 
 

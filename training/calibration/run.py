@@ -1,0 +1,155 @@
+"""`milmer-train calibrate`: checked inputs -> windows -> held-out split -> adapted model -> decision -> files.
+
+Nothing is written until the decision is made: the report (`STEM.report.json`, `STEM.report.md`)
+always, the checkpoint (`STEM.safetensors` + `STEM.json`) only for "calibrated". A Ctrl-C before
+then leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import DataError
+from training.calibration.adapt import AdaptConfig, adapt, embed_crops, predict
+from training.calibration.inputs import MIN_RATED_TRIALS, CalibrationInputs, exclusion_counts
+from training.calibration.judge import decide, score
+from training.calibration.report import write_report
+from training.calibration.split import split_trials
+from training.calibration.windows import cut_windows
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+# What the method chose by measurement (README, "Calibration"): the EEG tokenizer, the fusion encoder,
+# the token types, CLS and head train; face backbone and MIL/balancing stay the base's.
+DEFAULT_METHOD = AdaptConfig()
+PAPER_LR = 1e-4   # the paper preset's own learning rate (768-wide layers)
+
+
+@dataclass(frozen=True)
+class CalibrateOptions:
+    out: Path
+    test_trials: int = 8
+    max_minutes: float = 10.0
+    seed: int = 0
+    refit: bool = False
+    hop_s: float = 1.5
+    device: str = "cpu"
+    method: AdaptConfig = DEFAULT_METHOD
+
+
+def method_for(preset: str, options: CalibrateOptions) -> AdaptConfig:
+    method = replace(options.method, seed=options.seed)
+    return replace(method, lr=PAPER_LR) if preset == "paper" and method.lr == DEFAULT_METHOD.lr else method
+
+
+def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) -> dict:
+    """Run the whole calibration; returns the report (also written to disk)."""
+    import torch
+
+    from models.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, save_checkpoint
+
+    started = time.monotonic()
+    deadline = started + options.max_minutes * 60.0
+    base = load_checkpoint(inputs.base, device=options.device)
+    base_tensors, _ = checkpoint_paths(inputs.base)
+    base_sha = file_sha256(base_tensors)
+    model = base.model
+    classes = base.config.num_classes
+    names = tuple(base.contract.class_names)
+
+    windows = cut_windows(inputs, options.hop_s, progress=say)
+    usable = windows.trials
+    if len(usable) < MIN_RATED_TRIALS:
+        raise DataError(f"{len(usable)} rated trial(s) with usable EEG, at least {MIN_RATED_TRIALS} needed "
+                        f"(left out: {exclusion_counts(inputs.trials)})")
+    split = split_trials(usable, options.test_trials)
+    if split.note:
+        say(split.note)
+    say(f"{len(split.train)} training trial(s), {len(split.test)} held-out test trial(s): "
+        + ", ".join(t.uid for t in split.test))
+    say(f"embedding {len(windows.crops)} face crop(s) once with the frozen backbone")
+    tokens = embed_crops(model, windows.crops)
+    train_pos, test_pos = windows.of_trials(split.train), windows.of_trials(split.test)
+    trial_index = {id(t): i for i, t in enumerate(windows.trials)}
+    test_labels = [int(t.label) for t in split.test]
+    rated = sorted({int(t.label) for t in usable})
+    absent = [names[c] for c in range(classes) if c not in rated]
+    train_rated = sorted({int(t.label) for t in split.train})
+
+    base_score = score(predict(model, tokens, windows, test_pos), windows.labels[test_pos],
+                       windows.trial_of[test_pos], classes)
+    method = method_for(str(base.config.preset), options)
+    say(f"adapting ({method.trainable}, {method.steps} steps, lr {method.lr:g}, L2-SP {method.l2sp:g}) on "
+        f"{len(train_pos)} windows of {len(split.train)} trials")
+
+    def epoch_done(epoch: int, total: int, loss: float) -> None:
+        say(f"epoch {epoch}/{total}  loss {loss:.4f}  ({time.monotonic() - started:.0f} s)")
+
+    torch.manual_seed(options.seed)
+    result = adapt(model, tokens, windows, train_pos, method, deadline, epoch_done)
+    calibrated_score = score(predict(result.model, tokens, windows, test_pos), windows.labels[test_pos],
+                             windows.trial_of[test_pos], classes)
+    decision = decide(base_score, calibrated_score, test_labels, len(rated), names)
+    if result.stopped_early:
+        decision.reasons.append(result.stopped_early)
+    final, refit = result, False
+    if decision.decision == "calibrated" and options.refit:
+        say("refitting on all usable trials (train + test) with the same method")
+        final = adapt(model, tokens, windows, np.concatenate([train_pos, test_pos]), method, deadline, epoch_done)
+        refit = True
+    seconds = time.monotonic() - started
+    report = {
+        "decision": decision.decision,
+        "reasons": decision.reasons,
+        "base": {"checkpoint": inputs.base_label, "name": inputs.base.name, "sha256": base_sha,
+                 "preset": str(base.config.preset)},
+        "recordings": [r.folder.name for r in inputs.recordings],
+        "class_names": list(names),
+        "held_out": {"base": base_score.to_dict(), "calibrated": calibrated_score.to_dict()},
+        "chance": {"test_trials": len(split.test), "rated_classes": decision.chance_classes,
+                   "trials_needed_p05": decision.chance_trials,
+                   "accuracy_needed_p05": decision.chance_trials / max(1, len(split.test)),
+                   "majority_class_baseline": decision.majority_baseline},
+        "trials": {
+            "marked": len(inputs.trials), "used": len(usable), "train": [t.uid for t in split.train],
+            "test": [t.uid for t in split.test], "test_labels": [names[c] for c in test_labels],
+            "held_out_note": split.note,
+            "excluded": [{"trial": t.uid, "reason": t.exclusion} for t in inputs.trials if t.exclusion],
+            "excluded_counts": exclusion_counts(inputs.trials),
+            "per_class": {names[c]: sum(t.label == c for t in usable) for c in range(classes)},
+        },
+        "never_rated": absent,
+        "never_rated_handling": (f"{', '.join(absent)} never rated: the loss covers only the rated classes, so nothing "
+                                 "trains toward them; their head rows keep the base model's weights, and their "
+                                 "held-out accuracy is unknown" if absent else None),
+        "train_classes_missing": [names[c] for c in rated if c not in train_rated],
+        "method": {**method.to_dict(), "face_backbone": "frozen; each face crop embedded once",
+                   "hop_s": options.hop_s, "trained_parameters": result.trained_parameters,
+                   "epochs_run": result.epochs_run, "epochs": result.epochs, "stopped_early": result.stopped_early},
+        "refit_on_all_trials": refit,
+        "warnings": inputs.problems,
+        "seconds": round(seconds, 1),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if decision.decision == "calibrated":
+        provenance = {
+            "dataset": f"calibration: {', '.join(report['recordings'])}",
+            "protocol": "calibration",
+            "calibration": {key: report[key] for key in ("base", "recordings", "trials", "method", "held_out",
+                                                          "chance", "decision", "reasons", "refit_on_all_trials",
+                                                          "never_rated", "created_utc")},
+            "seed": options.seed,
+        }
+        paths = save_checkpoint(options.out, final.model, base.contract, provenance)
+        report["checkpoint"] = [p.name for p in paths]
+    write_report(options.out, report)
+    return report

@@ -58,6 +58,10 @@ def _record_markers(tiny_checkpoint, folder, name: str) -> list[tuple[float, str
             pushed.append((stamp, text))
             got = next_matching(received, lambda item, text=text: item[0] == text, timeout=10)
             assert got[2] == f"LSL markers {name}-markers"
+        # EEG recorded past the last marker, so that a replay reaches it.
+        statuses: queue.Queue = queue.Queue()
+        engine.add_status_listener(statuses.put)
+        next_matching(statuses, lambda _: engine.eeg_snapshot(0.1)[1][-1] > pushed[-1][0] + 0.5, timeout=10)
     finally:
         engine.stop()
         player.stop()

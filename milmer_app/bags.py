@@ -51,6 +51,7 @@ class Bag:
     assembled: float              # LSL time the bag was complete
     delay: float = 0.0            # seconds from the window's end to the newest EEG sample received
     eeg_masked: dict[str, str] = field(default_factory=dict)   # contract channel -> why it is not fed
+    media_time: tuple[float, float] | None = None   # a replay's window in seconds of the item replayed
 
 
 class CropCache:
@@ -177,12 +178,14 @@ class BagAssembler:
         crops, face_mask, keys = self._faces(window_start, window_end)
         replay = self.eeg.replay if self.eeg is not None else None
         truth = replay.truth if replay is not None else None
+        clock = replay or (self.video.replay if self.video is not None else None)
+        media_time = (clock.media_time(window_start), clock.media_time(window_end)) if clock is not None else None
         source = replay.description if replay is not None else (self.eeg.name if self.eeg is not None else "")
         label = self._label_of_window()
         if label is not None:
             truth, source = label   # what this window's data shows, not what the replay plays next
         return Bag(window_start, window_end, eeg, eeg_mask, crops, face_mask, keys, truth, source, local_clock(),
-                   delay, masked)
+                   delay, masked, media_time)
 
     def _label_of_window(self) -> tuple[int | None, str] | None:
         """A replay's truth and item of the segment the window was cut from (the source may already

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import resources
@@ -47,8 +48,8 @@ def cache_root() -> Path:
     return Path(base) / "milmer"
 
 
-def demo_data_dir(root: Path | None = None) -> Path:
-    """The demo subject's DEAP-layout folder, written on first use."""
+def demo_data_dir(root: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
+    """The demo subject's DEAP-layout folder, written on first use (`progress(trials done, trials)` meanwhile)."""
     from training.synth import write_synthetic_deap
 
     key = json.dumps({**DEMO_DATA, "code": package_version()}, sort_keys=True)
@@ -63,7 +64,7 @@ def demo_data_dir(root: Path | None = None) -> Path:
     try:
         params = dict(DEMO_DATA)
         params["video_size"] = tuple(params["video_size"])
-        write_synthetic_deap(staging, **params)
+        write_synthetic_deap(staging, **params, progress=progress)
         try:
             os.replace(staging, target)
         except OSError:

@@ -25,6 +25,7 @@ from milmer_app.buffers import Frame
 from models.pipeline.channels import map_channels
 from milmer_app.clock import local_clock
 from milmer_app.inference import InferenceWorker, Predictor
+from milmer_app.model_load import BackgroundModelLoad, read_contract
 from milmer_app.outputs import JsonlWriter, LslPredictionOutlet
 from milmer_app.prediction import Prediction
 from models.pipeline.streaming import StreamingEEG
@@ -252,6 +253,13 @@ class Engine:
             except Exception:
                 log.exception("event listener failed")
 
+    def _time_text(self, lsl_time: float) -> str:
+        """A moment as a person lines it up: seconds into a replayed file or trial, else the LSL clock."""
+        replay = self.replay
+        if replay is not None:
+            return f"{replay.media_time(lsl_time):.2f} s"
+        return f"LSL {lsl_time:.3f}"
+
     def add_marker(self, text: str, timestamp: float | None = None, stream: str = "milmer") -> None:
         """A marker made by the app itself (the calibration wizard), treated as a source's marker."""
         self._marker(text, local_clock() if timestamp is None else timestamp, stream)
@@ -259,7 +267,7 @@ class Engine:
     def _marker(self, text: str, timestamp: float, stream: str) -> None:
         """A marker in a source's data: into the recording at its own time, its text unchanged, and to
         the listeners."""
-        log.info("marker from %s: %s", stream, text)
+        log.info("marker from %s at %s: %s", stream, self._time_text(timestamp), text)
         recorder = self._recorder
         if recorder is not None:
             recorder.add_marker(text, timestamp=timestamp, stream=stream)
@@ -270,7 +278,7 @@ class Engine:
                 log.exception("marker listener failed")
         for cb in list(self._listeners.events):
             try:
-                cb("marker", f"marker: {text}")
+                cb("marker", f"marker at {self._time_text(timestamp)}: {text}")
             except Exception:
                 log.exception("event listener failed")
 
@@ -289,14 +297,28 @@ class Engine:
         self._specs = {"eeg": eeg_spec, "video": video_spec}
         check_source_paths(eeg_spec, video_spec)   # before the model loads: a wrong path fails at once
         check_checkpoint(cfg.checkpoint)
-        # Imported here so that building an EngineConfig (the GUI's source dialog) stays light.
-        from models.checkpoint import load_checkpoint
-        from models.device import resolve_device
-
-        device = resolve_device(cfg.device)
         path = _checkpoint_path(cfg.checkpoint)
         log.info("loading checkpoint %s", path)
-        loaded = load_checkpoint(path, device=device)
+        self._stage("loading the model…")
+        # The model loads while the sources connect: a stream that is not there is reported at once.
+        model_load = BackgroundModelLoad(path, cfg.device)
+        early_contract = read_contract(path)
+        if early_contract is not None and eeg_spec.kind == "demo":
+            self._write_demo_data()
+        try:
+            if early_contract is not None:
+                self._stage(f"connecting {eeg_spec.text or eeg_spec.kind}… (the model loads meanwhile)")
+                self._open_sources(eeg_spec, video_spec, early_contract)
+                self._open_markers()
+                self._stage("loading the model…")
+            # A replay waits for the model (it would otherwise play on unseen while the model loads).
+            held = self.replay if self.replay is not None and not self.replay.paused else None
+            if held is not None:
+                held.pause()
+            loaded, device = model_load.result()
+        except BaseException:
+            self.stop()
+            raise
         self.contract = contract = loaded.contract
         self.provenance = provenance = dict(loaded.provenance or {})
         self.preset = str(loaded.config.preset)
@@ -312,8 +334,10 @@ class Engine:
         log.info("model %s (%s) on %s", self.model_name, self.model_description, self.device)
 
         try:
-            self._open_sources(eeg_spec, video_spec, contract)
-            self._open_markers()
+            if early_contract is None:   # the JSON could not be read ahead; the load has checked it since
+                self._open_sources(eeg_spec, video_spec, contract)
+                self._open_markers()
+                held = None
             min_fraction = eeg_spec.min_fraction or cfg.min_channels
             preprocessor = self._eeg_preprocessor() if self.eeg_source is not None and self.eeg_source.connected \
                 else None
@@ -333,12 +357,29 @@ class Engine:
             self.stop()
             raise
         self._stop.clear()
+        if held is not None:
+            held.resume()
         self.worker.start()
         for target, name in ((self._schedule, "scheduler"), (self._watch, "monitor")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         self._started = True
+
+    def _stage(self, message: str) -> None:
+        """What the start is doing now, for a window's empty panes (level "progress", not logged)."""
+        for cb in list(self._listeners.events):
+            try:
+                cb("progress", message)
+            except Exception:
+                log.exception("event listener failed")
+
+    def _write_demo_data(self) -> None:
+        """The demo subject is written on first use (seconds); say so, with the trials written."""
+        from milmer_app.demo import demo_data_dir
+
+        demo_data_dir(progress=lambda done, total: self._stage(
+            f"writing the demo subject (first start only): trial {done}/{total}…"))
 
     def _open_outputs(self, contract: InputContract) -> None:
         cfg = self.config

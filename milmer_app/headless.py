@@ -52,7 +52,9 @@ def progress_line(prediction: Prediction, class_names: list[str]) -> str:
     names = class_names if len(class_names) == len(prediction.probabilities) else \
         [f"class{i}" for i in range(len(prediction.probabilities))]
     probabilities = " ".join(f"{name} {p:.2f}" for name, p in zip(names, prediction.probabilities, strict=True))
-    line = (f"[{prediction.window_start:.2f}, {prediction.window_end:.2f}] {prediction.label}  {probabilities}  "
+    # A replay speaks in the replayed item's own time (as its file's annotations do), a live stream in the LSL clock.
+    start, end = prediction.media_time or (prediction.window_start, prediction.window_end)
+    line = (f"[{start:.2f}, {end:.2f}] {prediction.label}  {probabilities}  "
             f"faces {sum(prediction.face_mask)}/{len(prediction.face_mask)} latency {prediction.latency:.3f} s")
     if prediction.truth is not None:
         truth = names[prediction.truth] if 0 <= prediction.truth < len(names) else str(prediction.truth)

@@ -29,6 +29,7 @@ class Prediction:
     eeg_channels_masked: list[str] = field(default_factory=list)   # model channels not fed (absent or bad)
     eeg: np.ndarray | None = field(default=None, repr=False)        # (C, T) float32 as fed, not in JSON
     eeg_mask: np.ndarray | None = field(default=None, repr=False)   # (C,) bool as fed, not in JSON
+    media_time: tuple[float, float] | None = None   # replays: the window in seconds from the item's start
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -51,4 +52,6 @@ class Prediction:
             record["truth"] = self.truth
         if self.source:
             record["source"] = self.source
+        if self.media_time is not None:
+            record["media_time"] = [round(self.media_time[0], 6), round(self.media_time[1], 6)]
         return record

@@ -3,15 +3,22 @@
 Media time (seconds into the item being replayed) maps onto the LSL clock as
 `anchor_lsl + (position - anchor_position) / speed`; every pause, speed change,
 seek or trial change re-anchors the map at "now", so stamps never run backwards
-and the EEG and the video of one replay always share the same map.
+and the EEG and the video of one replay always share the same map. The maps of the recent
+past are kept, so that a time in the LSL clock (a window's end, a marker) can be told in media
+time (`media_time`) even after a seek or a speed change.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from milmer_app.clock import local_clock
+
+
+MAPS_KEPT = 256   # past clock maps kept for media_time (a pause, seek or speed change adds one)
 
 
 class ReplayControl:
@@ -27,6 +34,8 @@ class ReplayControl:
         self._paused = False
         self._anchor_lsl = local_clock()
         self._anchor_pos = 0.0
+        # (anchor_lsl, anchor_position, speed) of every map in force lately, oldest first
+        self._maps: deque[tuple[float, float, float]] = deque([(self._anchor_lsl, 0.0, self._speed)], maxlen=MAPS_KEPT)
         self._generation = 0          # bumps on seek and item change: sources restart their read position
         self.duration = float(duration)
         self.description = description
@@ -54,6 +63,15 @@ class ReplayControl:
         with self._lock:
             return self._anchor_lsl + (position - self._anchor_pos) / self._speed
 
+    def media_time(self, lsl_time: float) -> float:
+        """Seconds into the replayed item (the file's, trial's or recording's own time) of a moment in the
+        LSL clock, under the map that was in force at that moment."""
+        with self._lock:
+            starts = [anchor for anchor, _, _ in self._maps]
+            index = max(0, bisect.bisect_right(starts, lsl_time) - 1)
+            anchor_lsl, anchor_pos, speed = self._maps[index]
+            return anchor_pos + (lsl_time - anchor_lsl) * speed
+
     def snapshot(self) -> tuple[int, float, float, float, bool]:
         """(generation, anchor_lsl, anchor_position, speed, paused), consistent with each other."""
         with self._lock:
@@ -72,9 +90,12 @@ class ReplayControl:
     def speed(self) -> float:
         return self._speed
 
-    def _reanchor(self, position: float) -> None:
+    def _reanchor(self, position: float, speed: float | None = None) -> None:
         self._anchor_pos = position
         self._anchor_lsl = local_clock()
+        if speed is not None:
+            self._speed = float(speed)
+        self._maps.append((self._anchor_lsl, position, self._speed))
 
     def pause(self) -> None:
         with self._lock:
@@ -92,8 +113,7 @@ class ReplayControl:
         if speed <= 0:
             raise ValueError(f"replay speed must be positive, got {speed}")
         with self._lock:
-            self._reanchor(self.position_at(local_clock()))
-            self._speed = float(speed)
+            self._reanchor(self.position_at(local_clock()), speed)
 
     def seek(self, seconds: float) -> None:
         with self._lock:

@@ -309,3 +309,20 @@ def test_a_biosemi_bdf_replays_with_its_montage_and_masked_status(tiny_checkpoin
     np.testing.assert_allclose(loaded.data, data, atol=0.1)          # microvolts in, microvolts out
     predictions = _replay(["--eeg", f"file:{path},montage=biosemi32"], tiny_checkpoint, tmp_path / "p.jsonl")
     assert predictions and all(p["eeg_channels_used"] == 32 for p in predictions)   # A1.. read as 10-20 names
+
+
+def test_a_file_replay_speaks_in_the_files_own_time(eeg_files, tiny_checkpoint, tmp_path, capsys):
+    """Progress lines, prediction records and markers carry seconds from the file's start (as the file's
+    own annotations do), whatever the speed and the start option; window_start/end stay in the LSL clock."""
+    capsys.readouterr()
+    predictions = _replay(["--eeg", f"file:{eeg_files['fif']},start=2"], tiny_checkpoint, tmp_path / "p.jsonl")
+    err = capsys.readouterr().err
+    assert len(predictions) >= 2
+    for prediction in predictions:
+        start, end = prediction["media_time"]
+        assert 2.0 - 1e-3 <= start and end <= SECONDS + 1e-3
+        assert end - start == pytest.approx(3.0, abs=0.05)                   # the model's 3 s window
+        lsl_span = prediction["window_end"] - prediction["window_start"]
+        assert lsl_span == pytest.approx(3.0 / 8, abs=0.02)                   # played 8x faster
+        assert f"[{start:.2f}, {end:.2f}] {prediction['label']} " in err
+    assert "marker from " in err and "at 4.50 s: stimulus A" in err      # the annotation's time in the file

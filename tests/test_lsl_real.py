@@ -330,3 +330,28 @@ def test_with_source_id_the_engine_never_reads_the_other_stream_even_after_its_o
         other.stop()
         if restarted is not None:
             restarted.stop()
+
+
+# -- a stream that is not there -------------------------------------------------------------------------
+
+def test_a_mistyped_stream_name_lists_the_streams_there_within_the_timeout_before_the_model_loads(
+        tiny_checkpoint, capsys):
+    from milmer_app import cli as app_cli
+
+    suffix = _uid()
+    outlet = StampedOutlet(f"NewcomerEEG{suffix}", ["microvolts"] * 32, source_id=f"cap-{suffix}")
+    try:
+        started = local_clock()
+        code = app_cli.main(["--headless", "--eeg", f"lsl:name=NewcomerEG{suffix},timeout=2",
+                             "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--duration", "1"])
+        seconds = local_clock() - started
+    finally:
+        outlet.stop()
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if line.startswith("milmer-app: error:")]
+    assert f"no LSL stream with name=NewcomerEG{suffix} found within 2 s" in line
+    assert f"'NewcomerEEG{suffix}' (type EEG, source_id 'cap-{suffix}')" in line
+    assert f"(did you mean name=NewcomerEEG{suffix}?)" in line
+    # Answered from the stream search: the model, loading meanwhile, was never waited for.
+    assert "on cpu" not in err and seconds < 2 + 1.5, (seconds, err)

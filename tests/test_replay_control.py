@@ -33,6 +33,24 @@ def test_replay_clock_maps_positions_monotonically():
         control.set_speed(0)
 
 
+def test_media_time_tells_lsl_moments_in_the_replayed_items_time_across_seeks_and_speed_changes():
+    control = ReplayControl(100.0, speed=4.0)
+    first = control.stamp(0.0)
+    played = control.position
+    halfway = control.stamp(played / 2)           # a moment already played under the first map
+    control.seek(50.0)
+    sought = control.stamp(50.0)                  # the moment of the seek, under the second map
+    control.set_speed(0.5)
+    ahead = control.stamp(control.position + 2.0)
+    assert control.media_time(first) == pytest.approx(0.0)
+    assert control.media_time(halfway) == pytest.approx(played / 2)    # an older moment keeps its own map
+    assert control.media_time(sought) == pytest.approx(50.0)
+    assert control.media_time(ahead) == pytest.approx(control.position + 2.0, abs=1e-3)
+    replay = ReplayControl(10.0, speed=8.0)
+    for position in (0.0, 3.25, 7.5):
+        assert replay.media_time(replay.stamp(position)) == pytest.approx(position)
+
+
 @pytest.mark.slow
 def test_engine_replay_controls(tmp_path: Path, tiny_checkpoint: Path):
     data = write_synthetic_deap(tmp_path / "deap", subjects=1, trials=3, seconds=6.0, seed=11)

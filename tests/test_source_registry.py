@@ -73,6 +73,8 @@ def test_parsing_a_spec_imports_no_device_library():
     ("brainflow:synthetic,timeout=1.5", "timeout must be a whole number, got '1.5'"),
     ("brainflow:synthetic,serial_prot=/dev/ttyUSB0", "did you mean 'serial_port'?"),
     ("deap:/data:0:1", "subject must be at least 1, got 0"),
+    ("file:/data/x.edf,loop=yes", "loop must be true or false, got 'yes'"),   # help says true|false
+    ("file:/data/x.edf,loop=1", "loop must be true or false, got '1'"),
     ("deap:/data:1", "expects deap:DIR:SUBJECT:TRIAL"),
     ("recording:", "recording needs path"),
 ])

@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,12 +256,14 @@ def write_trial_video(path: Path, composer: TrialVideoComposer, seconds: float, 
 def write_synthetic_deap(out: str | Path, subjects: int = 2, trials: int = 8, seconds: float = 12.0,
                          strength: float = 1.0, seed: int = 0, video_size: tuple[int, int] = (360, 288),
                          fps: float = 10.0, write_mat: bool = False, video_subjects: int | None = None,
-                         missing_videos: dict[int, list[int]] | None = None) -> SynthDataset:
+                         missing_videos: dict[int, list[int]] | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> SynthDataset:
     """Write a DEAP-layout dataset under ``out``; deterministic for a seed.
 
     ``seconds`` excludes the 3 s baseline (``seconds=60`` gives DEAP's 8064 samples).
     ``video_subjects``: only subjects 1..N get face video (DEAP: 22); ``missing_videos``:
-    subject -> presentation trials whose video is not written.
+    subject -> presentation trials whose video is not written; ``progress(trials written, trials)``
+    after each trial.
     """
     if subjects < 1 or trials < 1 or seconds <= 0 or fps <= 0 or strength < 0:
         raise DataError(f"synthetic DEAP: bad size (subjects={subjects}, trials={trials}, seconds={seconds}, "
@@ -303,6 +306,8 @@ def write_synthetic_deap(out: str | Path, subjects: int = 2, trials: int = 8, se
                              valence, arousal, dominance, liking, int(rng.integers(1, 6))])
             result.trials.append(SynthTrial(subject, experiment_index + 1, presentation, quadrant,
                                             float(valence), float(arousal), video))
+            if progress is not None:
+                progress(len(result.trials), subjects * trials)
     with (root / "metadata_csv" / "participant_ratings.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["Participant_id", "Trial", "Experiment_id", "Start_time", "Valence", "Arousal",

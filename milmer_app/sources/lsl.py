@@ -21,6 +21,7 @@ them and re-anchor. The outlet's own stamps are sample-accurate within a chunk.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _QUERY_KEYS = ("source_id", "name", "type")
 SETTLE_S = 1.0        # after the first answer, how long to wait for other outlets that match too
+MAX_LISTED = 8        # streams named when a query matches none
 JUDGE_SECONDS = 2.0   # of signal, to judge the unit from its amplitude when the stream gives none
 
 
@@ -112,11 +114,33 @@ class StreamFinder:
         unique = {info.uid(): info for info in found if self._wanted(info)}
         return sorted(unique.values(), key=lambda i: (i.name(), i.source_id(), i.hostname(), i.uid()))
 
+    def not_found(self, present: list[pylsl.StreamInfo]) -> SourceError:
+        """The error for a query that matched nothing, listing the streams that are there (`present`), with
+        the nearest name, type or source_id to what was asked."""
+        query = ", ".join(f"{k}={v}" for k, v in self.query.items())
+        unique = sorted({info.uid(): info for info in present}.values(),
+                        key=lambda i: (i.name(), i.type(), i.source_id()))
+        message = f"no LSL stream with {query} found within {self.resolve_timeout:g} s"
+        if not unique:
+            return SourceError(message + "; no LSL stream is visible at all",
+                               hint="check that the sending program runs, on this machine or network (LSLAPICFG)")
+        listed = "; ".join(f"'{i.name()}' (type {i.type() or '-'}, source_id '{i.source_id() or '-'}')"
+                           for i in unique[:MAX_LISTED])
+        more = f" and {len(unique) - MAX_LISTED} more" if len(unique) > MAX_LISTED else ""
+        message += f"; streams there: {listed}{more}"
+        for key, value in self.query.items():
+            values = {{"name": i.name(), "type": i.type(), "source_id": i.source_id()}[key] for i in unique}
+            close = difflib.get_close_matches(value, sorted(v for v in values if v), n=1, cutoff=0.6)
+            if close and close[0] != value:
+                message += f" (did you mean {key}={close[0]}?)"
+                break
+        return SourceError(message, hint=f"name the stream as listed in the {self.what} spec, or give its type= "
+                                         "or source_id=")
+
     def choose(self, matches: list[pylsl.StreamInfo]) -> pylsl.StreamInfo:
         query = ", ".join(f"{k}={v}" for k, v in self.query.items())
         if not matches:
-            raise SourceError(f"no LSL stream with {query} found within {self.resolve_timeout:g} s",
-                              hint="check that the stream is running on this machine or network (LSLAPICFG)")
+            raise self.not_found([])
         if len(matches) > 1:
             listed = "; ".join(f"{i + 1}) {describe(info)}" for i, info in enumerate(matches))
             if not self.spec.pick_first:
@@ -128,7 +152,16 @@ class StreamFinder:
 
     def find(self) -> pylsl.StreamInfo:
         """The one stream the spec names (SourceError when none or, without pick=first, several match)."""
-        return self.choose(self.matches(self.resolve_timeout))
+        # Listens to every stream meanwhile, so that a query that matches nothing can say what is there
+        # without waiting any longer.
+        everything = pylsl.ContinuousResolver(forget_after=max(self.resolve_timeout, 5.0))
+        try:
+            matches = self.matches(self.resolve_timeout)
+            if not matches:
+                raise self.not_found(everything.results())
+        finally:
+            del everything
+        return self.choose(matches)
 
     def follow(self, info: pylsl.StreamInfo) -> None:
         """`info` is the stream from now on: keep listening for it, so that it can be reopened quickly."""

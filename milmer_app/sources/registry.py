@@ -429,9 +429,10 @@ def _convert(key: str, hint: Any, raw: str) -> Any:
         raise OptionError(key, "is empty")
     if kind is bool:
         lowered = text.lower()
-        if lowered in {"1", "true", "yes", "on"}:
+        # Only the documented spellings (help: true|false): 'yes' or '1' read as a guess at the syntax.
+        if lowered == "true":
             return True
-        if lowered in {"0", "false", "no", "off"}:
+        if lowered == "false":
             return False
         raise OptionError(key, f"must be true or false, got '{raw}'")
     if kind is int:

@@ -6,18 +6,18 @@ channel names), ``faces`` uint8 (N, S, S, 3) RGB as fed (zeros where masked), ``
 bool (N,), ``window_start`` and ``window_end`` float64 on the LSL clock (first and last EEG
 sample), ``delay`` float64 (seconds from the window's end to the newest sample received) and
 ``source_rate`` float64 (the EEG stream's nominal rate; 0 without EEG). Files are written
-under a temporary name and renamed, so a reader never sees half a bag.
+atomically (`models.atomic`), so a reader never sees half a bag.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from milmer_app.prediction import Prediction
+from models.atomic import atomic_open
 from models.errors import MilmerError
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,13 @@ class BagDumper:
         if self._failed:
             return
         path = self.folder / f"bag-{self.count:06d}.npz"
-        temporary = path.with_name(path.name + ".tmp")
         try:
-            with open(temporary, "wb") as handle:
+            with atomic_open(path) as handle:
                 np.savez(handle, eeg=np.asarray(prediction.eeg, np.float32), eeg_mask=np.asarray(prediction.eeg_mask, bool),
                          channels=self.channels, faces=np.asarray(prediction.crops, np.uint8),
                          face_mask=np.asarray(prediction.face_mask, bool),
                          window_start=np.float64(prediction.window_start), window_end=np.float64(prediction.window_end),
                          delay=np.float64(prediction.delay), source_rate=np.float64(self.source_rate))
-            os.replace(temporary, path)
         except OSError as exc:
             if not self._failed:   # once: a full disk must not flood the log every hop
                 log.error("--dump-bags: cannot write %s (%s); later bags are not dumped either", path, exc)

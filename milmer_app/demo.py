@@ -15,12 +15,11 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import resources
+from models.atomic import atomic_directory
 from models.console import package_version
 from models.errors import CheckpointError
 
@@ -60,18 +59,13 @@ def demo_data_dir(root: Path | None = None, progress: Callable[[int, int], None]
         return target
     base.mkdir(parents=True, exist_ok=True)
     log.info("writing the demo subject to %s (once)", target)
-    staging = Path(tempfile.mkdtemp(prefix=".demo-", dir=base))
+    params = dict(DEMO_DATA)
+    params["video_size"] = tuple(params["video_size"])
     try:
-        params = dict(DEMO_DATA)
-        params["video_size"] = tuple(params["video_size"])
-        write_synthetic_deap(staging, **params, progress=progress)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if not (target / "data_preprocessed_python").is_dir():
-                raise
-            # Another process finished the same folder first; theirs is identical.
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        with atomic_directory(target) as staging:
+            write_synthetic_deap(staging, **params, progress=progress)
+    except OSError:
+        if not (target / "data_preprocessed_python").is_dir():
+            raise
+        # Another process finished the same folder first; theirs is identical.
     return target

@@ -36,6 +36,7 @@ import numpy as np
 
 from milmer_app.recording import RecordingReader
 from models import strict_json
+from models.atomic import atomic_path
 from models.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -329,17 +330,11 @@ def _write_fif(export: Export, target: Path) -> None:
 
 
 def _write_atomically(target: Path, write) -> None:
-    # The temporary name keeps the suffix: MNE checks it.
-    temporary = target.with_name(f".{target.stem}.partial{''.join(target.suffixes)}")
     try:
-        write(temporary)
-        os.replace(temporary, target)
+        with atomic_path(target) as temporary:
+            write(temporary)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # -- the command ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from models.atomic import atomic_path
 from models.config import MilmerConfig
 from models.config_bounds import check_budget, check_config, check_contract
 from models.console import package_version
@@ -64,12 +65,10 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
 def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                             metadata: dict[str, str] | None = None) -> Path:
-    """Write a safetensors file through PATH.tmp and a rename, so that PATH is never left half-written."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    os.replace(temporary, path)
-    return path
+    """Write a safetensors file atomically and durably, so that PATH is never left half-written."""
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
+    return Path(path)
 
 
 def file_sha256(path: Path) -> str:
@@ -82,7 +81,7 @@ def file_sha256(path: Path) -> str:
 
 def save_checkpoint(path: str | os.PathLike, model: Milmer, contract: InputContract,
                     provenance: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write NAME.safetensors + NAME.json (each via a temporary file and rename); returns both paths.
+    """Write NAME.safetensors + NAME.json (each atomically and durably); returns both paths.
 
     provenance: free-form JSON-able facts (dataset, protocol, fold, metrics, ...); the code
     version is added.
@@ -91,21 +90,19 @@ def save_checkpoint(path: str | os.PathLike, model: Milmer, contract: InputContr
     tensors_path, json_path = checkpoint_paths(path)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
-    tmp_tensors = tensors_path.with_name(tensors_path.name + ".tmp")
-    save_file(state, str(tmp_tensors), metadata={"format": FORMAT})
-    digest = file_sha256(tmp_tensors)
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": model.config.to_dict(),
-        "contract": contract.to_dict(),
-        "provenance": {**(provenance or {}), "code_version": package_version()},
-        "tensors": {"file": tensors_path.name, "sha256": digest},
-    }
-    tmp_json = json_path.with_name(json_path.name + ".tmp")
-    tmp_json.write_text(strict_json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp_tensors, tensors_path)
-    os.replace(tmp_json, json_path)
+    # The JSON, holding the tensors' digest, replaces the old one after the tensors do.
+    with atomic_path(json_path) as tmp_json, atomic_path(tensors_path) as tmp_tensors:
+        save_file(state, str(tmp_tensors), metadata={"format": FORMAT})
+        digest = file_sha256(tmp_tensors)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": model.config.to_dict(),
+            "contract": contract.to_dict(),
+            "provenance": {**(provenance or {}), "code_version": package_version()},
+            "tensors": {"file": tensors_path.name, "sha256": digest},
+        }
+        tmp_json.write_text(strict_json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     log.debug("saved checkpoint %s (+ .json)", tensors_path)
     return tensors_path, json_path
 

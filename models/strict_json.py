@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from models import atomic
 
 
 def finite_or_none(value: Any) -> Any:
@@ -27,9 +28,4 @@ def dumps(value: Any, **kwargs: Any) -> str:
 def write_atomic(path: Path, value: Any) -> None:
     """Write `value` as strict JSON (indent 2) to `path` atomically and durably: a crash leaves the old
     file or the new one, never half of one."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(dumps(value, indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    atomic.write_text(path, dumps(value, indent=2) + "\n")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models import strict_json
+from models import atomic, strict_json
 from models.errors import DataError
 from models.milmer import Milmer, MilmerOutput
 
@@ -230,5 +229,5 @@ def _embed_subject(model: Milmer, cache, store: FrameFeatureStore, subject: int,
         out.flush()
         strict_json.write_atomic(progress_path, {"rows_done": stop})
     del out
-    os.replace(array_path, store.path(subject))
+    atomic.publish(array_path, store.path(subject))
     progress_path.unlink(missing_ok=True)

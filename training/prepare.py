@@ -4,8 +4,8 @@ Layout: ``CACHE/<key>/`` with ``manifest.json`` (parameters, data identity, code
 per subject ``sXX/eeg.npy`` (W, C, T) float32, ``sXX/faces.npy`` (W, N, 3, S, S) uint8 (only
 for subjects with video), ``sXX/face_mask.npy`` (W, N) bool and ``sXX/meta.npy`` (W,)
 structured (written last: its presence marks the subject complete), and
-``summary.json``/``summary.txt``. Every array is written under a temporary name and renamed,
-so an interrupted run leaves no half-written array that a later run could trust.
+``summary.json``/``summary.txt``. Every file is written atomically (`models.atomic`), so an
+interrupted run leaves no half-written file that a later run could trust.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,8 +21,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from models import atomic, strict_json
 from models.console import package_version
-from models import strict_json
 from models.errors import DataError
 from training.deap import DeapIndex, load_subject, scan_deap
 from models.pipeline.faces import FaceCropper
@@ -209,9 +208,8 @@ def subject_complete(cache: Path, subject: int) -> bool:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    with atomic.atomic_open(path) as handle:
+        np.save(handle, array)
 
 
 @dataclass
@@ -323,13 +321,11 @@ class _SubjectWriter:
         if self.faces is not None:
             self.faces.flush()
             del self.faces
-            os.replace(self.folder / "faces.tmp.npy", self.folder / "faces.npy")
-        os.replace(self.folder / "eeg.tmp.npy", self.folder / "eeg.npy")
+            atomic.publish(self.folder / "faces.tmp.npy", self.folder / "faces.npy")
+        atomic.publish(self.folder / "eeg.tmp.npy", self.folder / "eeg.npy")
         _save_atomic(self.folder / "face_mask.npy", self.mask)
-        tmp = self.folder / "faces.tmp.json"
-        tmp.write_text(json.dumps({"counts": self.counts, "video_errors": self.video_errors,
-                                   "excluded_trials": self.work.excluded}, indent=1))
-        os.replace(tmp, self.folder / "faces.json")
+        strict_json.write_atomic(self.folder / "faces.json", {"counts": self.counts, "video_errors": self.video_errors,
+                                                              "excluded_trials": self.work.excluded})
         _save_atomic(self.folder / "meta.npy", self.work.meta)  # last: marks the subject complete
 
 
@@ -355,7 +351,7 @@ def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: Prepare
     cache.mkdir(parents=True, exist_ok=True)
     manifest = {"format": CACHE_FORMAT, "key": key, "code_version": package_version(),
                 "parameters": config.parameters(), "data_root": str(index.root), "data": identity}
-    (cache / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    atomic.write_text(cache / "manifest.json", json.dumps(manifest, indent=1))
 
     subjects = index.subjects if config.subjects is None else [s for s in config.subjects if s in index.eeg_files]
     absent = sorted(set(config.subjects or ()) - set(index.eeg_files))
@@ -413,9 +409,9 @@ def prepare_cache(deap_root: str | Path, cache_root: str | Path, config: Prepare
                     writers.pop(result.job.subject).publish()
 
     summary = summarise(cache, index, subjects, failures, mismatches)
-    (cache / "summary.json").write_text(strict_json.dumps(summary, indent=1))
+    atomic.write_text(cache / "summary.json", strict_json.dumps(summary, indent=1))
     summary_text = format_summary(summary)
-    (cache / "summary.txt").write_text(summary_text)
+    atomic.write_text(cache / "summary.txt", summary_text)
     # The summary is news only when something was prepared; a reused cache is named once by its caller.
     log.log(logging.INFO if todo else logging.DEBUG, "prepared cache %s\n%s", cache, summary_text)
     return PrepareResult(cache=cache, key=key, summary=summary)

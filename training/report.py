@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models import atomic
 from models.errors import DataError
 
 PROTOCOL_ORDER = {"paper": 0, "trial": 1, "loso": 2}
@@ -223,6 +224,6 @@ def write_report(runs: list[RunSummary], out_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html into ``out_dir``; run paths are shown relative to it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown, page = out_dir / "report.md", out_dir / "report.html"
-    markdown.write_text(markdown_table(runs, out_dir), encoding="utf-8")
-    page.write_text(html_table(runs, out_dir), encoding="utf-8")
+    atomic.write_text(markdown, markdown_table(runs, out_dir))
+    atomic.write_text(page, html_table(runs, out_dir))
     return markdown, page

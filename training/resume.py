@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import threading
 import uuid
@@ -24,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
+from models import atomic
 from models.checkpoint import checkpoint_paths, save_safetensors_atomic
 from models.errors import CheckpointError
 
@@ -97,9 +97,8 @@ def save_resume_state(stem: Path, state: ResumeState) -> None:
         "fold_progress": state.fold_progress,
         "completed_folds": state.completed_folds,
     }
-    temporary_json = json_path.with_name(json_path.name + ".tmp")
-    temporary_json.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    os.replace(temporary_json, json_path)
+    # Plain json, not strict_json: the state must come back exactly, an infinite or NaN score included.
+    atomic.write_text(json_path, json.dumps(document, indent=1))
 
 
 def load_resume_state(stem: Path) -> ResumeState:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models import strict_json
+from models.atomic import atomic_open
 
 EPOCH_COLUMNS = (
     "fold", "epoch", "lr",
@@ -93,7 +94,7 @@ class EpochLog:
         rows = self.read() if keep_before is not None and self.path.exists() else []
         if keep_before is not None:
             rows = [r for r in rows if (int(r["fold"]), int(r["epoch"]) - 1) < keep_before]
-        with self.path.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_open(self.path, "w", newline="", encoding="utf-8") as handle:  # history kept on a crash
             writer = csv.DictWriter(handle, fieldnames=EPOCH_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             for row in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models import strict_json
+from models import atomic, strict_json
 
 
 def report_paths(stem: Path) -> tuple[Path, Path]:
@@ -75,7 +75,5 @@ def write_report(stem: Path, report: dict) -> tuple[Path, Path]:
     json_path, md_path = report_paths(stem)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     strict_json.write_atomic(json_path, report)
-    tmp = md_path.with_name(md_path.name + ".tmp")
-    tmp.write_text(render_markdown(report), encoding="utf-8")
-    tmp.replace(md_path)
+    atomic.write_text(md_path, render_markdown(report))
     return json_path, md_path

@@ -9,7 +9,6 @@ scores every window of the selected subjects instead, training windows included,
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -92,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
         document = {"checkpoint": str(args.checkpoint), "deap": str(args.deap), "scope": scope, "leaky": leaky,
                     "all_windows": bool(args.all_windows), "protocol": provenance.get("protocol"),
                     "trials": data.trials_of(positions), **metrics.to_dict(), "class_names": names}
-        Path(args.out).write_text(strict_json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        strict_json.write_atomic(Path(args.out), document)
     return 0

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import DataError
-from training.train_config import PROTOCOLS
 
+PROTOCOLS = ("paper", "trial", "loso")
 PAPER_LEAKY_LABEL = "paper (leaky: windows of one trial in train and test)"
 
 

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from models.config import PRESETS as MODEL_PRESETS
 from models.config import MilmerConfig, preset_config
 from models.errors import MilmerError
+from training.splits import PROTOCOLS
 
 if TYPE_CHECKING:
     from models.pipeline.labels import LabelRule
 
-PROTOCOLS = ("paper", "trial", "loso")
 PRESETS = tuple(MODEL_PRESETS)
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 SELECT_METRICS = ("accuracy", "macro_f1", "loss")

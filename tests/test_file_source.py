@@ -62,7 +62,7 @@ def test_each_format_replays_to_predictions_without_its_non_eeg_channels(fmt, ee
     loaded = load_eeg_file(eeg_files[fmt])
     assert loaded.channel_names == list(GENEVA_CHANNELS) and loaded.excluded == NON_EEG
     assert loaded.srate == SRATE and loaded.duration == pytest.approx(SECONDS)
-    assert 10 < float(loaded.data.std()) < 30                           # microvolts, not volts
+    assert 10 < float(loaded.read(0, loaded.samples).std()) < 30                           # microvolts, not volts
     texts = [text for _, text in loaded.markers]
     assert any("rest" in t for t in texts) and any("stimulus A" in t for t in texts)
     record = tmp_path / "rec"
@@ -98,6 +98,10 @@ def test_bad_files_say_what_is_wrong(tmp_path):
         load_eeg_file(Path("/dev/zero"))
     junk = tmp_path / "junk.edf"
     junk.write_bytes(b"not an EDF at all" * 10)
+    with pytest.raises(SourceError, match="too short for an EDF/BDF header"):
+        load_eeg_file(junk)
+    junk = tmp_path / "junk_raw.fif"
+    junk.write_bytes(b"not a FIF at all" * 100)
     with pytest.raises(SourceError, match="MNE cannot read"):
         load_eeg_file(junk)
 
@@ -306,7 +310,7 @@ def test_a_biosemi_bdf_replays_with_its_montage_and_masked_status(tiny_checkpoin
     loaded = load_eeg_file(path)
     assert loaded.channel_names[0] == "A1" and loaded.excluded == ["Status"]
     assert loaded.markers == [(2.0, "Status 3"), (5.0, "Status 250")]
-    np.testing.assert_allclose(loaded.data, data, atol=0.1)          # microvolts in, microvolts out
+    np.testing.assert_allclose(loaded.read(0, loaded.samples), data, atol=0.1)          # microvolts in, microvolts out
     predictions = _replay(["--eeg", f"file:{path},montage=biosemi32"], tiny_checkpoint, tmp_path / "p.jsonl")
     assert predictions and all(p["eeg_channels_used"] == 32 for p in predictions)   # A1.. read as 10-20 names
 

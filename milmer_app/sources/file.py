@@ -1,8 +1,10 @@
 """EEG files replayed as a live source (`--eeg file:PATH`), and a video beside one (`--video file:PATH,offset=S`).
 
 Anything `mne.io.read_raw` reads (EDF, BDF, FIF, BrainVision, EEGLAB, CNT, ...)
-and XDF (through `milmer_app.sources.xdf`) is loaded into memory as an
-`EEGFile`: EEG channels only, in microvolts, media times in seconds from the
+and XDF (through `milmer_app.sources.xdf`) is opened as an `EEGFile`: its header
+checked against the file first (`file_headers`), then read in pieces as the replay
+reaches them (MNE's preload=False; XDF files, which pyxdf reads whole, are limited
+in size): EEG channels only, in microvolts, media times in seconds from the
 file's start, markers (triggers, annotations, marker streams) and the sample
 indices where the data stop being continuous. A `FileReplay` plays it on a
 `ReplayControl`, the same clock the DEAP and recording replays use, so the
@@ -13,7 +15,9 @@ follows the same clock.
 from __future__ import annotations
 
 import logging
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,35 +49,69 @@ def is_non_eeg_label(label: str) -> bool:
 
 @dataclass
 class EEGFile:
-    """An EEG recording in memory, ready to replay."""
+    """An EEG recording ready to replay: read in pieces (`read`), never whole, unless the format forces it (XDF)."""
 
     path: Path
     channel_names: list[str]
     srate: float
-    data: np.ndarray                       # (C, T) float32 microvolts
-    times: np.ndarray                      # (T,) seconds from the file's start, ascending
+    samples: int                           # how many samples `read` serves
+    read: Callable[[int, int], np.ndarray]   # (start, stop) -> (C, stop - start) float32 microvolts
+    times: np.ndarray | None = None        # (samples,) seconds from the file's start, ascending; None: index / srate
     markers: list[tuple[float, str]] = field(default_factory=list)   # (seconds from start, text), sorted
     breaks: dict[int, str] = field(default_factory=dict)   # sample index -> why the data restart there
-    excluded: list[str] = field(default_factory=list)      # channels left out (not EEG)
+    excluded: list[str] = field(default_factory=list)      # channels left out (not EEG, or unusable)
     streams: list = field(default_factory=list)            # XDF: every stream, for a video's frame stamps
     origin: float = 0.0                    # XDF: the EEG stream's first time stamp (others are relative to it)
     unit: str = "V"                        # what the file's samples were in (converted to µV on loading)
     unit_origin: str = "source"            # "source" (the file says), "spec" (unit=), "amplitude" (judged)
+    shift: Callable[[np.ndarray], np.ndarray] | None = None   # XDF: stream time -> media time (gaps shortened)
 
     @property
     def duration(self) -> float:
-        return float(self.times[-1] + 1.0 / self.srate) if len(self.times) else 0.0
+        if self.times is not None:
+            return float(self.times[-1] + 1.0 / self.srate) if len(self.times) else 0.0
+        return self.samples / self.srate
+
+    def index_at(self, position: float, side: str = "left") -> int:
+        """As np.searchsorted(times, position, side) (times implicit for files read in pieces)."""
+        if self.times is not None:
+            return int(np.searchsorted(self.times, position, side=side))
+        scaled = position * self.srate
+        index = math.ceil(scaled - 1e-9) if side == "left" else math.floor(scaled + 1e-9) + 1
+        return min(max(index, 0), self.samples)
+
+    def time_of(self, start: int, stop: int) -> np.ndarray:
+        if self.times is not None:
+            return self.times[start:stop]
+        return np.arange(start, stop, dtype=np.float64) / self.srate
+
+
+def in_memory(data: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    return lambda start, stop: data[:, start:stop]
 
 
 # -- loading ------------------------------------------------------------------------------
+PIECE_SECONDS = 4.0                # the most a replay reads and pushes at once
+READ_CHUNK = 1 << 16               # samples per piece when a whole channel is scanned (triggers)
+PROBE_SECONDS = 2.0                # the length of each piece the signal check reads
+PROBE_PIECES = 8                   # pieces spread over the file
+MAX_EEG_UV = 5000.0                # robust spread (µV) above which a channel is not scalp EEG in µV
+FLAT_UV = 0.1                      # spread (µV) below which a channel is flat (as the live checks)
+
+
 def load_eeg_file(path: Path, stream: str | None = None, unit: str | None = None) -> EEGFile:
     """The EEG of a file MNE or pyxdf reads (channel names as the file has them: the engine maps them,
-    with montage= where the spec gives one)."""
+    with montage= where the spec gives one). The header is checked against the file before any data is
+    read; a lie is corrected with a warning or refused in one line (SourceError)."""
+    from milmer_app.sources.file_headers import check_header
+
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: EEG file not found")
     if not path.is_file() and path.suffix.lower() not in (".ds", ".mff"):   # some formats are folders
         raise SourceError(f"{path}: not an EEG file (not a regular file)")
+    for warning in check_header(path):
+        log.warning("%s", warning)
     if path.suffix.lower() in XDF_SUFFIXES:
         from milmer_app.sources.xdf import load_xdf_eeg
 
@@ -84,22 +122,69 @@ def load_eeg_file(path: Path, stream: str | None = None, unit: str | None = None
         if unit is not None:
             raise SourceError(f"{path}: unit= is for XDF files; MNE reads this file's units from it")
         loaded = _load_mne(path)
-    if loaded.data.shape[1] < 2:
+    if loaded.samples < 2:
         raise SourceError(f"{path}: holds no EEG samples")
+    check_signal(loaded)
     if loaded.excluded:
-        log.info("%s: left out non-EEG channels %s", path.name, ", ".join(loaded.excluded))
+        log.info("%s: left out channels %s", path.name, ", ".join(loaded.excluded))
     return loaded
+
+
+def check_signal(loaded: EEGFile) -> None:
+    """Pieces spread over the file, checked per channel: no finite sample, flat (zero included) or an
+    implausible spread for microvolts (e.g. 1e6 µV: a file in the wrong unit). Such channels are left
+    out with a warning naming them; when none is left, the file is refused in one line."""
+    length = max(2, int(PROBE_SECONDS * loaded.srate))
+    starts = sorted({int(s) for s in np.linspace(0, max(0, loaded.samples - length), PROBE_PIECES)})
+    pieces = [loaded.read(start, min(loaded.samples, start + length)).astype(np.float64) for start in starts]
+    finite = np.array([np.isfinite(p).any(axis=1) for p in pieces]).any(axis=0)
+    spreads = []
+    for piece in pieces:
+        centred = np.where(np.isfinite(piece), piece, np.nan)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(centred, axis=1, keepdims=True)
+            spreads.append(1.4826 * np.nanmedian(np.abs(centred - median), axis=1))
+    with np.errstate(all="ignore"):
+        spread = np.nan_to_num(np.nanmax(np.array(spreads), axis=0), nan=0.0)
+        typical = np.nan_to_num(np.nanmedian(np.array(spreads), axis=0), nan=0.0)
+    problems: dict[str, str] = {}
+    for index, name in enumerate(loaded.channel_names):
+        if not finite[index]:
+            problems[name] = "no finite sample (NaN/Inf)"
+        elif spread[index] < FLAT_UV:
+            problems[name] = "flat"
+        elif typical[index] > MAX_EEG_UV:
+            problems[name] = f"spread {typical[index]:.3g} µV, implausible for EEG"
+    if not problems:
+        return
+    summary = "; ".join(f"{name}: {why}" for name, why in list(problems.items())[:6]) + \
+        (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+    if len(problems) == len(loaded.channel_names):
+        kinds = {why.split(" ", 1)[0] for why in problems.values()}
+        hint = "is the file's unit right? MNE reads it from the file" if "spread" in kinds else None
+        raise SourceError(f"{loaded.path}: no usable EEG: every channel is unusable ({summary})", hint=hint)
+    log.warning("%s: %d of %d channels left out as unusable: %s", loaded.path.name, len(problems),
+                len(loaded.channel_names), summary)
+    keep = [i for i, name in enumerate(loaded.channel_names) if name not in problems]
+    read = loaded.read
+    loaded.read = lambda start, stop: read(start, stop)[keep]
+    loaded.excluded += [f"{name} ({why})" for name, why in problems.items()]
+    loaded.channel_names = [loaded.channel_names[i] for i in keep]
 
 
 def _load_mne(path: Path) -> EEGFile:
     import mne
 
+    from milmer_app.sources.file_headers import check_opened
+
     try:
-        raw = mne.io.read_raw(path, preload=True, verbose="error")
-    except (ValueError, RuntimeError, OSError, KeyError, IndexError, NotImplementedError) as exc:
-        raise SourceError(f"{path}: MNE cannot read this file ({exc})",
+        raw = mne.io.read_raw(path, preload=False, verbose="error")
+    except (ValueError, RuntimeError, OSError, KeyError, IndexError, NotImplementedError, TypeError,
+            AssertionError, ZeroDivisionError, OverflowError, UnicodeError, EOFError) as exc:
+        raise SourceError(f"{path}: MNE cannot read this file ({type(exc).__name__}: {exc})",
                           hint="file: reads what mne.io.read_raw reads (EDF, BDF, FIF, BrainVision .vhdr, "
                                "EEGLAB .set, CNT, ...) and XDF") from None
+    check_opened(path, raw)
     types = raw.get_channel_types()
     keep, excluded = [], []
     for index, (name, kind) in enumerate(zip(raw.ch_names, types, strict=True)):
@@ -110,29 +195,50 @@ def _load_mne(path: Path) -> EEGFile:
     if not keep:
         raise SourceError(f"{path}: no EEG channels (found {', '.join(f'{n} ({t})' for n, t in zip(raw.ch_names, types))})")
     srate = float(raw.info["sfreq"])
-    data = (raw.get_data(picks=keep) * 1e6).astype(np.float32)     # MNE gives volts
-    times = np.arange(data.shape[1]) / srate
-    markers = _stim_markers(raw, mne) + _annotation_markers(raw)
+    samples = int(raw.n_times)
+
+    def read(start: int, stop: int) -> np.ndarray:
+        try:
+            return (raw.get_data(picks=keep, start=start, stop=stop) * 1e6).astype(np.float32)   # MNE gives volts
+        except Exception as exc:   # a file that lies past its header fails only where it is read
+            raise SourceError(f"{path}: reading samples {start}-{stop} of the {samples} the header promises "
+                              f"failed ({type(exc).__name__}: {exc})") from None
+
+    for start in (0, samples - 1):   # both ends: a header promising more than the file holds is caught here
+        read(start, start + 1)
+    markers = _stim_markers(raw, path) + _annotation_markers(raw)
     breaks = {}
     for onset, text in markers:
         if text.lower().startswith(("bad_acq_skip", "edge boundary", "boundary")):
-            index = int(np.searchsorted(times, onset))
-            if 0 < index < len(times):
+            index = int(round(onset * srate))
+            if 0 < index < samples:
                 breaks[index] = f"recording break in {path.name} at {onset:.2f} s"
     markers = [(float(t), text) for t, text in markers if not text.lower().startswith("bad_acq_skip")]
-    return EEGFile(path, [raw.ch_names[i] for i in keep], srate, data, times, sorted(markers), breaks, excluded)
+    return EEGFile(path, [raw.ch_names[i] for i in keep], srate, samples, read, None, sorted(markers), breaks,
+                   excluded)
 
 
-def _stim_markers(raw, mne) -> list[tuple[float, str]]:
-    stim = [name for name, kind in zip(raw.ch_names, raw.get_channel_types(), strict=True) if kind == "stim"]
+def _stim_markers(raw, path: Path) -> list[tuple[float, str]]:
+    """Trigger onsets of the stim channels, read in pieces."""
     markers: list[tuple[float, str]] = []
-    for name in stim:
-        values = raw.get_data(picks=[name])[0]
-        codes = np.round(values).astype(np.int64) & TRIGGER_MASK
-        onsets = np.flatnonzero(np.diff(codes, prepend=codes[0] if codes[0] == 0 else 0) != 0)
-        for index in onsets:
-            if codes[index] != 0:
-                markers.append((index / raw.info["sfreq"], f"{name} {int(codes[index])}"))
+    for name, kind in zip(raw.ch_names, raw.get_channel_types(), strict=True):
+        if kind != "stim":
+            continue
+        previous = 0
+        for start in range(0, raw.n_times, READ_CHUNK):
+            try:
+                values = raw.get_data(picks=[name], start=start, stop=min(raw.n_times, start + READ_CHUNK))[0]
+            except Exception as exc:
+                raise SourceError(f"{path}: reading trigger channel {name} failed ({type(exc).__name__}: {exc})") \
+                    from None
+            with np.errstate(invalid="ignore"):
+                codes = np.nan_to_num(np.round(values), nan=0.0, posinf=0.0, neginf=0.0)
+            codes = np.clip(codes, -(2**62), 2**62).astype(np.int64) & TRIGGER_MASK
+            onsets = np.flatnonzero(np.diff(codes, prepend=previous) != 0)
+            for index in onsets:
+                if codes[index] != 0:
+                    markers.append(((start + index) / raw.info["sfreq"], f"{name} {int(codes[index])}"))
+            previous = codes[-1] if len(codes) else previous
     return markers
 
 
@@ -140,7 +246,8 @@ def _annotation_markers(raw) -> list[tuple[float, str]]:
     annotations = raw.annotations
     shift = raw.first_time if annotations.orig_time is not None else 0.0
     return [(float(onset - shift), str(text)) for onset, text in zip(annotations.onset, annotations.description,
-                                                                      strict=True)]
+                                                                      strict=True)
+            if np.isfinite(onset)]
 
 
 # -- replay ---------------------------------------------------------------------------------
@@ -179,6 +286,7 @@ class FileEEGSource(EEGSource):
         self._generation = -1
         self._next = 0
         self._next_marker = 0
+        self._piece = max(1, int(PIECE_SECONDS * self.srate))
 
     def _open(self) -> None:
         return None
@@ -191,30 +299,30 @@ class FileEEGSource(EEGSource):
         def to_lsl(media):
             return anchor_lsl + (media - anchor_pos) / speed
 
-        times = recording.times
         if generation != self._generation:
             # The start, a seek, a speed change or a loop: carry on from the new position.
             self._generation = generation
-            self._next = int(np.searchsorted(times, position, side="left"))
+            self._next = recording.index_at(position, side="left")
             self._next_marker = int(np.searchsorted(self._marker_times, position, side="left"))
-            if self._next < len(times):
-                self.segment_start = float(to_lsl(times[self._next]))
-        target = int(np.searchsorted(times, position, side="right"))
-        while target > self._next:
+            if self._next < recording.samples:
+                self.segment_start = float(to_lsl(recording.time_of(self._next, self._next + 1)[0]))
+        target = recording.index_at(position, side="right")
+        while target > self._next and not self._stop.is_set():
             # At a break the data restart: no window may reach back across it.
             reason = recording.breaks.get(self._next)
             if reason is not None:
-                self.mark_discontinuity(float(to_lsl(times[self._next])), reason)
+                self.mark_discontinuity(float(to_lsl(recording.time_of(self._next, self._next + 1)[0])), reason)
             later = self._break_at[self._break_at > self._next]
             stop = min(target, int(later[0])) if len(later) else target
-            self.push(recording.data[:, self._next:stop], to_lsl(times[self._next:stop]))
+            stop = min(stop, self._next + self._piece)          # read in pieces, whatever the speed
+            self.push(recording.read(self._next, stop), to_lsl(recording.time_of(self._next, stop)))
             self._next = stop
         due = int(np.searchsorted(self._marker_times, position, side="right"))
         for index in range(self._next_marker, due):
             media, text = recording.markers[index]
             self.emit_marker(text, float(to_lsl(media)))
         self._next_marker = max(self._next_marker, due)
-        if self._next >= len(times) and not paused:
+        if self._next >= recording.samples and not paused:
             if not self.replay.next_trial():
                 return False
         self._stop.wait(0.02)
@@ -262,6 +370,13 @@ class ReplayedVideoFile(VideoSource):
                 self._times = self._times[:count]
         else:
             self._times = self._offset + np.arange(max(count, 1)) / self.fps
+        end = self.replay.duration
+        if len(self._times) and (self._times[-1] < 0 or self._times[0] >= end):
+            self._capture.release()
+            self._capture = None
+            raise SourceError(f"{self.path}: its frames span {self._times[0]:.1f}..{self._times[-1]:.1f} s of the EEG "
+                              f"file's time, which runs 0..{end:.1f} s: they never overlap",
+                              hint="check offset= (seconds from the EEG file's start to the video's first frame)")
         self._generation = -1
 
     def _seek(self, frame: int) -> None:

@@ -8,11 +8,13 @@ and clock resets become breaks in the replayed data: no window spans them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from milmer_app.sources.file import EEGFile, is_non_eeg_label
+from milmer_app.sources.file import EEGFile, in_memory, is_non_eeg_label
+from milmer_app.sources.file_headers import check_rate
 from models.errors import SourceError
 from models.pipeline.units import MICROVOLTS_PER, judge_unit, parse_unit
 
@@ -30,21 +32,42 @@ def _first(info: dict, key: str, default: str = "") -> str:
 
 def stream_label(stream: dict) -> str:
     info = stream["info"]
-    rate = float(_first(info, "nominal_srate", "0") or 0)
+    rate = _rate(info)
     return (f"'{_first(info, 'name')}' (type {_first(info, 'type') or '-'}, {_first(info, 'channel_count')} ch, "
             f"{rate:g} Hz)")
 
 
 def _is_marker_stream(stream: dict) -> bool:
     info = stream["info"]
-    return _first(info, "channel_format") == "string" or (float(_first(info, "nominal_srate", "0") or 0) == 0
+    return _first(info, "channel_format") == "string" or (_rate(info) == 0
                                                          and _first(info, "type").lower() in ("markers", "marker"))
+
+
+def _rate(info: dict) -> float:
+    try:
+        return float(_first(info, "nominal_srate", "0") or 0)
+    except ValueError:
+        return float("nan")
 
 
 def _is_signal_stream(stream: dict) -> bool:
     info = stream["info"]
-    return (_first(info, "channel_format") != "string" and float(_first(info, "nominal_srate", "0") or 0) > 0
+    return (_first(info, "channel_format") != "string" and _rate(info) > 0
             and len(stream.get("time_stamps", [])) > 1)
+
+
+def _why_unusable(stream: dict) -> str:
+    info = stream["info"]
+    count = len(stream.get("time_stamps", []))
+    if _first(info, "channel_format") == "string":
+        return "its samples are strings (a marker stream)"
+    try:
+        rate = float(_first(info, "nominal_srate", "0") or 0)
+    except ValueError:
+        return f"nominal_srate {_first(info, 'nominal_srate')!r} is not a number"
+    if not rate > 0:
+        return f"nominal_srate is {rate:g} Hz; an EEG stream needs a positive rate"
+    return f"it holds {count} sample(s)"
 
 
 def load_streams(path: Path) -> list[dict]:
@@ -71,6 +94,9 @@ def pick_eeg_stream(streams: list[dict], wanted: str | None, path: Path) -> dict
     else:
         found = [s for s in signals if _first(s["info"], "type").lower() == "eeg"] or signals
         if not found:
+            unusable = [s for s in streams if _first(s["info"], "type").lower() == "eeg"]
+            if unusable:   # name what is wrong with the EEG stream rather than say there is none
+                raise SourceError(f"{path}: EEG stream {stream_label(unusable[0])}: {_why_unusable(unusable[0])}")
             raise SourceError(f"{path}: no EEG stream (streams: {listed})")
     if len(found) > 1:
         names = ", ".join(stream_label(s) for s in found)
@@ -112,11 +138,14 @@ def load_xdf_eeg(path: Path, stream: str | None = None, unit: str | None = None)
     if not keep:
         raise SourceError(f"{path}: stream '{name}' has no EEG channels (left out {', '.join(excluded)})")
     raw = samples[:, keep].T
+    del samples
     units, origin = _units(raw, said, unit, f"{path}: stream '{name}'")
-    srate = float(_first(info, "nominal_srate"))
+    srate = _rate(info)
+    check_rate(path, srate, f"stream '{name}' (nominal_srate)")
     data = (raw * np.array([MICROVOLTS_PER[u] for u in units])[:, None]).astype(np.float32)
-    origin = float(stamps[0])
-    times, breaks = _segments(stamps - origin, info, srate, path.name)
+    del raw
+    first = float(stamps[0])
+    times, breaks, shift = _segments(stamps - first, info, srate, path)
     markers = []
     for other in streams:
         if other is eeg or not _is_marker_stream(other):
@@ -124,10 +153,12 @@ def load_xdf_eeg(path: Path, stream: str | None = None, unit: str | None = None)
         label = _first(other["info"], "name")
         for stamp, value in zip(other["time_stamps"], other["time_series"], strict=False):
             text = " ".join(str(v) for v in (value if isinstance(value, (list, tuple, np.ndarray)) else [value]))
-            markers.append((float(stamp) - origin, f"{label}: {text}"))
-    markers = [(t, text) for t, text in markers if t >= 0]
-    loaded = EEGFile(path, [channels[i]["label"] or f"ch{i + 1}" for i in keep], srate, data, times,
-                     sorted(markers), breaks, excluded, streams, float(stamps[0]))
+            markers.append((float(stamp) - first, f"{label}: {text}"))
+    if markers:
+        moved = shift(np.array([t for t, _ in markers]))
+        markers = [(float(t), text) for t, (_, text) in zip(moved, markers, strict=True) if np.isfinite(t) and t >= 0]
+    loaded = EEGFile(path, [channels[i]["label"] or f"ch{i + 1}" for i in keep], srate, data.shape[1],
+                     in_memory(data), times, sorted(markers), breaks, excluded, streams, first, shift=shift)
     loaded.unit, loaded.unit_origin = (units[0] if len(set(units)) == 1 else "mixed"), origin
     return loaded
 
@@ -150,25 +181,62 @@ def _units(raw: np.ndarray, said: list[str], forced: str | None, what: str) -> t
     return [p or unit for p in parsed], "amplitude"
 
 
-def _segments(times: np.ndarray, info: dict, srate: float, name: str) -> tuple[np.ndarray, dict[int, str]]:
-    """Media times made ascending, and the sample indices where a segment or a clock segment starts."""
+MAX_GAP_S = 60.0          # a longer forward jump in the time stamps is shortened to this (and said)
+MAX_BREAKS_PER_MINUTE = 6   # more breaks than this (and more than a few): the stamps cannot place samples
+
+
+def _segments(times: np.ndarray, info: dict, srate: float,
+              path: Path) -> tuple[np.ndarray, dict[int, str], Callable[[np.ndarray], np.ndarray]]:
+    """Media times made ascending, the sample indices where a segment or a clock segment starts, and the
+    map from stream time (seconds from the first sample) to media time. A forward jump longer than
+    MAX_GAP_S is shortened to MAX_GAP_S (a replay would otherwise wait through it); stamps that break
+    more often than MAX_BREAKS_PER_MINUTE are refused, not replayed as a stream of breaks."""
+    name = path.name
+    if not np.isfinite(times).all():
+        raise SourceError(f"{path}: the EEG stream has {int((~np.isfinite(times)).sum())} time stamp(s) that are "
+                          "not finite numbers")
     breaks: dict[int, str] = {}
     for key, why in (("segments", "gap"), ("clock_segments", "clock reset")):
         for start, _ in info.get(key) or []:
-            if int(start) > 0:
+            if 0 < int(start) < len(times):
                 breaks[int(start)] = why
     step = np.diff(times)
     for index in np.flatnonzero((step <= 0) | (step > 2.0 / srate)) + 1:   # anything else that is not continuous
         breaks.setdefault(int(index), "gap")
-    times = times.copy()
+    minutes = len(times) / srate / 60.0
+    if len(breaks) > max(10, MAX_BREAKS_PER_MINUTE * minutes):
+        backwards = int((step <= 0).sum())
+        raise SourceError(f"{path}: the EEG stream's time stamps break {len(breaks)} times in {len(times)} samples "
+                          f"({backwards} step(s) backwards or standing still): they cannot place the samples in time")
+    original, times = times, times.copy()
+    shifts: list[tuple[float, float]] = []      # (stream time where a shortening starts to apply, seconds removed)
+    long_gaps = []
     for index in sorted(breaks):
         # A segment that starts before the previous one ended (a reset the synchronisation could not
         # undo) is moved to just after it, so that media time keeps running forwards.
-        if times[index] <= times[index - 1]:
-            times[index:] += times[index - 1] + 1.0 / srate - times[index]
+        before = times[index - 1]
+        if times[index] <= before:
+            times[index:] += before + 1.0 / srate - times[index]
+        elif times[index] - before > MAX_GAP_S:
+            removed = times[index] - before - MAX_GAP_S
+            long_gaps.append((before, removed))
+            shifts.append((float(original[index]), removed))
+            times[index:] -= removed
+    if long_gaps:
+        log.warning("%s: %d forward jump(s) in the time stamps longer than %g s shortened to %g s (the longest: "
+                    "%.0f s at %.1f s); replay time runs on across them", name, len(long_gaps), MAX_GAP_S, MAX_GAP_S,
+                    max(r for _, r in long_gaps) + MAX_GAP_S, long_gaps[0][0])
     described = {index: f"{why} in {name} at {times[index]:.2f} s: a new segment starts"
                  for index, why in breaks.items()}
-    return times, described
+
+    def shift(stream_times: np.ndarray) -> np.ndarray:
+        given = np.asarray(stream_times, dtype=np.float64)
+        moved = given.copy()
+        for at, removed in shifts:
+            moved[given >= at] -= removed
+        return moved
+
+    return times, described, shift
 
 
 def frame_times(recording: EEGFile, stream_name: str) -> np.ndarray:
@@ -184,6 +252,8 @@ def frame_times(recording: EEGFile, stream_name: str) -> np.ndarray:
                           f"(streams: {listed})")
     stream = found[0]
     stamps = np.asarray(stream["time_stamps"], dtype=np.float64) - recording.origin
+    if recording.shift is not None:
+        stamps = recording.shift(stamps)
     if len(stamps) == 0:
         raise SourceError(f"{recording.path}: stream '{stream_name}' holds no frame time stamps")
     values = stream["time_series"]

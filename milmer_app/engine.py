@@ -30,11 +30,12 @@ from milmer_app.outputs import JsonlWriter, LslPredictionOutlet
 from milmer_app.prediction import Prediction
 from models.pipeline.streaming import StreamingEEG
 from milmer_app.recording import Recorder, RecordingStatus
+from milmer_app.repeats import RepeatLimiter
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, Source, VideoSource
 from milmer_app.specs import SourceSpec, as_spec
 from models.contract import InputContract
-from models.errors import MilmerError
+from models.errors import MilmerError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,7 @@ class Engine:
         self.is_demo_model = False
         self.contract: InputContract | None = None
         self.replay: ReplayControl | None = None
+        self._repeats = RepeatLimiter()            # a repeated warning is logged once per interval, with a count
         self.eeg_source: EEGSource | None = None
         self.video_source: VideoSource | None = None
         self.marker_source: Source | None = None
@@ -243,7 +245,9 @@ class Engine:
 
     def _event(self, level: str, message: str, marker: str | None = None, truth: int | None = None) -> None:
         """Log, record (as `marker`, default "LEVEL: message") and hand an event to the listeners."""
-        {"error": log.error, "warning": log.warning}.get(level, log.info)(message)
+        shown = self._repeats.admit(message) if level == "warning" else message
+        if shown is not None:
+            {"error": log.error, "warning": log.warning}.get(level, log.info)(shown)
         recorder = self._recorder
         if recorder is not None:
             recorder.add_marker(marker or f"{level}: {message}", truth=truth)
@@ -404,6 +408,10 @@ class Engine:
         source, contract, spec = self.eeg_source, self.contract, self._specs["eeg"]
         if source is None or contract is None or not self._uses_eeg:
             return None
+        band = contract.filter_band
+        if band is not None and not source.srate > 2 * band[1]:
+            raise SourceError(f"{source.name}: {source.srate:g} Hz cannot carry the model's {band[0]:g}-{band[1]:g} Hz "
+                              f"band (it needs more than {2 * band[1]:g} Hz)")
         channels = map_channels(source.channel_names, list(contract.eeg_channels), source.name,
                                 min_fraction=spec.min_fraction or self.config.min_channels,
                                 by_position=spec.by_position, montage=spec.montage)
@@ -510,6 +518,8 @@ class Engine:
             self._outlet = None
         self._dumper = None
         self._started = False
+        for line in self._repeats.held_back():
+            log.warning("%s", line)
 
     def _disconnect_sources(self) -> None:
         for source in (self.marker_source, self.video_source, self.eeg_source):

@@ -88,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
     model = " (DEMO model)" if engine.is_demo_model else ""
     withheld = f", {non_finite} window(s) withheld: the model's output was not finite" if non_finite else ""
     print(f"milmer-app: {tally.summary()}, {dropped} stale window(s) dropped{withheld}{model}")
+    replay = engine.replay
+    if tally.count == 0 and replay is not None and engine.contract is not None and engine.finished.is_set():
+        print(f"milmer-app: no prediction: the replay ended ({replay.duration:.1f} s of data at --speed "
+              f"{replay.speed:g}) before the model gave one; a prediction needs "
+              f"{engine.contract.window_seconds:g} s of usable data")
     eeg = engine.eeg_source
     if eeg is not None and eeg.channel_names:
         converted = "" if eeg.unit == "µV" else ", converted to µV"

@@ -15,6 +15,7 @@ from pathlib import Path
 from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_spec, parse_video_spec
 from models.errors import CheckpointError, MilmerError, SourceError
 
+MIN_SPEED, MAX_SPEED = 0.01, 100.0   # --speed: a replay that can still give predictions
 RECORDING_META = "meta.json"   # milmer_app.recording.META_FILE, repeated here to keep this module light
 
 
@@ -151,6 +152,11 @@ def check_args(args: argparse.Namespace) -> None:
             raise MilmerError(f"{flag} must be positive, got {value:g}")
         if minimum is not None and value < minimum:
             raise MilmerError(f"{flag} must be {minimum:g} or more, got {value:g}")
+    speed = getattr(args, "speed", None)
+    if speed is not None and not MIN_SPEED <= speed <= MAX_SPEED:
+        raise MilmerError(f"--speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}, got {speed:g}",
+                          hint="faster, a replay outruns the model and ends before any prediction; slower, it "
+                               "hardly moves")
     if getattr(args, "export", None):
         return
     demo = bool(getattr(args, "demo", False))

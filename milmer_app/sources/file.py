@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,12 +140,12 @@ def check_signal(loaded: EEGFile) -> None:
     pieces = [loaded.read(start, min(loaded.samples, start + length)).astype(np.float64) for start in starts]
     finite = np.array([np.isfinite(p).any(axis=1) for p in pieces]).any(axis=0)
     spreads = []
-    for piece in pieces:
-        centred = np.where(np.isfinite(piece), piece, np.nan)
-        with np.errstate(all="ignore"):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN rows: judged by `finite` below
+        for piece in pieces:
+            centred = np.where(np.isfinite(piece), piece, np.nan)
             median = np.nanmedian(centred, axis=1, keepdims=True)
             spreads.append(1.4826 * np.nanmedian(np.abs(centred - median), axis=1))
-    with np.errstate(all="ignore"):
         spread = np.nan_to_num(np.nanmax(np.array(spreads), axis=0), nan=0.0)
         typical = np.nan_to_num(np.nanmedian(np.array(spreads), axis=0), nan=0.0)
     problems: dict[str, str] = {}

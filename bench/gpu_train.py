@@ -316,11 +316,32 @@ def machine() -> dict:
     return info
 
 
+def followup(args: argparse.Namespace, device: torch.device) -> int:
+    """The second look: the fixed-seed loss curve of the compiled settings and compile at a larger batch."""
+    config = preset_config("tiny" if args.quick else "paper")
+    bench = Bench(config, device, steps=3 if args.quick else 20, warmup=1 if args.quick else 5, out=Path(args.out),
+                  budget=args.budget)
+    best = Settings("channels-last + fused AdamW + torch.compile reduce-overhead (CUDA graphs)", channels_last=True,
+                    fused=True, compile="reduce-overhead")
+    print("loss curve (fixed seed, batch 14):", flush=True)
+    bench.loss_curves(best, steps=4 if args.quick else 40)
+    print("torch.compile at batch 56:", flush=True)
+    batch = 28 if args.quick else 56
+    bench.fine_tuning([Settings(f"channels-last + fused AdamW + torch.compile, batch {batch}", batch=batch,
+                                channels_last=True, fused=True, compile="default"),
+                       Settings(f"channels-last + fused AdamW + torch.compile reduce-overhead, batch {batch}",
+                                batch=batch, channels_last=True, fused=True, compile="reduce-overhead")])
+    bench.save()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.environ.get("OUT", "bench-out"), help="folder for gpu_train.json")
     parser.add_argument("--quick", action="store_true", help="tiny preset, few steps: check the script anywhere")
     parser.add_argument("--budget", type=float, default=330.0, help="seconds; compile candidates stop when it runs low")
+    parser.add_argument("--followup", action="store_true",
+                        help="only the compiled candidates: their loss curve at batch 14 and their bags/s at batch 56")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -328,6 +349,8 @@ def main() -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     quick = args.quick
+    if args.followup:
+        return followup(args, device)
     config = preset_config("tiny" if quick else "paper")
     bench = Bench(config, device, steps=3 if quick else 20, warmup=1 if quick else 5, out=Path(args.out),
                   budget=args.budget)

@@ -163,7 +163,12 @@ def describe_model(preset: str, provenance: dict, demo: bool = False) -> str:
         parts.append(fold_name if "fold" in fold_name.lower() else f"fold {fold_name}")
     elif isinstance(fold, int) and not isinstance(fold, bool):
         parts.append(f"fold {fold + 1}")
-    parts.append(_dataset_text(provenance.get("dataset")))
+    calibration = provenance.get("calibration")
+    if isinstance(calibration, dict):
+        created = calibration.get("created_utc")
+        parts.append(f"calibrated {created[:10]}" if isinstance(created, str) and created else "calibrated")
+    else:
+        parts.append(_dataset_text(provenance.get("dataset")))
     # Paper-protocol checkpoints written before the flag existed are leaky all the same.
     if provenance.get("leaky") or protocol == "paper":
         parts.append("LEAKY")
@@ -228,6 +233,8 @@ class Engine:
         self.provenance: dict = {}
         self.preset = ""
         self._uses_eeg = True
+        self._uses_face = True
+        self.checkpoint_path: Path | None = None
         self._started = False
 
     # -- listeners ------------------------------------------------------------------------
@@ -327,6 +334,8 @@ class Engine:
         self.provenance = provenance = dict(loaded.provenance or {})
         self.preset = str(loaded.config.preset)
         self._uses_eeg = loaded.config.uses_eeg
+        self._uses_face = loaded.config.uses_face
+        self.checkpoint_path = Path(path)
         marked_demo = bool(provenance.get("demo_model") or provenance.get("demo"))
         self.is_demo_model = cfg.checkpoint == "demo" or marked_demo or _is_demo_checkpoint(path)
         self.model_name = "demo" if self.is_demo_model else Path(path).with_suffix("").name
@@ -397,6 +406,41 @@ class Engine:
                                      self.eeg_source.srate if self.eeg_source is not None else 0.0)
         if cfg.record is not None:
             self.start_recording(cfg.record)
+
+    @property
+    def uses_eeg(self) -> bool:
+        return self._uses_eeg
+
+    @property
+    def uses_face(self) -> bool:
+        return self._uses_face
+
+    def use_checkpoint(self, checkpoint: str | Path) -> None:
+        """Predict with another checkpoint from the next window on, without reconnecting the sources
+        (a person's calibrated model). It must take the same input (contract and modalities) as the
+        running one; MilmerError otherwise, and the running model stays."""
+        from milmer_app.preflight import check_checkpoint
+        from models.checkpoint import load_checkpoint
+
+        if not self._started or self.worker is None or self.contract is None:
+            raise MilmerError("the engine is not running: connect first")
+        check_checkpoint(str(checkpoint))
+        path = _checkpoint_path(str(checkpoint))
+        loaded = load_checkpoint(path, device=self.device)
+        if loaded.contract != self.contract:
+            raise MilmerError(f"{path}: its input contract differs from the running model's",
+                              hint="connect with it as the checkpoint instead")
+        if (loaded.config.uses_eeg, loaded.config.uses_face) != (self._uses_eeg, self._uses_face):
+            raise MilmerError(f"{path}: uses other modalities ({loaded.config.modalities}) than the running model",
+                              hint="connect with it as the checkpoint instead")
+        provenance = dict(loaded.provenance or {})
+        demo = bool(provenance.get("demo_model") or provenance.get("demo")) or _is_demo_checkpoint(path)
+        name = "demo" if demo else Path(path).with_suffix("").name
+        self.worker.use(Predictor(loaded.model, list(self.contract.class_names), name, demo,
+                                  use_cache=self.config.embedding_cache))
+        self.model_name, self.provenance, self.preset = name, provenance, str(loaded.config.preset)
+        self.is_demo_model, self.checkpoint_path = demo, Path(path)
+        self._event("info", f"model switched to {name} ({self.model_description})")
 
     @property
     def model_description(self) -> str:

@@ -171,6 +171,12 @@ class InferenceWorker:
             self._thread.join(timeout=30.0)
             self._thread = None
 
+    def use(self, predictor: Predictor) -> None:
+        """Predict with `predictor` from the next bag on (the bag being predicted finishes with the old one)."""
+        with self._cond:
+            self.predictor = predictor
+            self._prefetch.clear()
+
     def submit(self, bag: Bag) -> None:
         with self._cond:
             if self._slot is not None:

@@ -40,6 +40,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._retrying: dict[str, bool] = {}   # kind -> a Retry of that source is running
         self.connecting = False                 # an engine is starting (Connect can be cancelled)
         self._failed_streams: set[str] = set()
+        self.last_prediction = None             # the newest prediction (the calibration preflight reads it)
+        self.wizard = None                      # the calibration wizard, once opened
 
         self.bridge = EngineBridge(self)
         self.sources = SourcesPanel()
@@ -106,6 +108,11 @@ class MainWindow(QtWidgets.QMainWindow):
         toolbar.addWidget(self.replay_controls)
         toolbar.addSeparator()
         toolbar.addWidget(self.record_controls)
+        toolbar.addSeparator()
+        self.calibrate_action = toolbar.addAction("Calibrate…")
+        self.calibrate_action.setToolTip("a guided session that adapts the model to the person in front of "
+                                         "the camera, and compares it with the current one")
+        self.calibrate_action.triggered.connect(self.open_calibration)
 
         left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         left.addWidget(self.eeg_view)
@@ -203,6 +210,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.bridge.disconnect_engine()
 
     def _clear_views(self) -> None:
+        self.last_prediction = None
         self.status.clearMessage()
         self.eeg_view.clear()
         self.replay_controls.bind(None)
@@ -221,8 +229,7 @@ class MainWindow(QtWidgets.QMainWindow):
             # so later connections record only through the Record button.
             self.base_args = argparse.Namespace(**{**vars(self.base_args), "record": None})
         self._show_run_state()
-        self.status.set_model(engine.model_name, str(engine.device), engine.is_demo_model,
-                              engine.model_description)
+        self._show_model(engine)
         self.sources.set_connected(True)
         self.sources.show_message(connected_text(engine), "warning" if engine.source_errors else "info")
         self.sources.show_connected_stream(connected_lsl_stream(engine))
@@ -308,6 +315,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.face_view.strip.set_bag(None, [], [])   # the crops were of the previous trial's window
 
     def _show_prediction(self, prediction) -> None:
+        self.last_prediction = prediction
         replay = self.engine.replay if self.engine is not None else None
         item = prediction.source if replay is not None else None
         if item is not None and item != self.emotion_view.item and item == replay.description:
@@ -350,6 +358,44 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _refresh_recording(self) -> None:
         self.record_controls.refresh(self.engine.recording_status() if self.engine is not None else None)
+
+    # calibration --------------------------------------------------------------------
+    def open_calibration(self, timings=None):
+        """The calibration wizard (one per window; `timings`: its phase durations, for tests)."""
+        from milmer_app.gui.calibration_wizard import CalibrationWizard
+
+        if self.wizard is None or self.wizard.phase == "done" and not self.wizard.calibrate_page.running:
+            if self.wizard is not None:
+                self.wizard.deleteLater()
+            self.wizard = CalibrationWizard(self, **({"timings": timings} if timings is not None else {}))
+        self.wizard.show()
+        self.wizard.raise_()
+        return self.wizard
+
+    def use_checkpoint(self, checkpoint) -> None:
+        """Switch the running engine to `checkpoint` (same input contract) without reconnecting the sources."""
+        engine = self.engine
+        if engine is None:
+            self.status.show_event("warning", "connect first: no model is running")
+            return
+
+        def done(_=None) -> None:
+            if self.engine is engine:
+                self._show_model(engine)
+                if self.selection is not None:   # the next start uses it too
+                    from dataclasses import replace
+
+                    self.selection = replace(self.selection, checkpoint=str(checkpoint))
+                    stored.save_selection(self.settings, self.selection)
+
+        self.bridge.runner.start(lambda: engine.use_checkpoint(checkpoint), "switching the model", done,
+                                 lambda message: self.status.show_event("error", message))
+
+    def _show_model(self, engine) -> None:
+        description = engine.model_description
+        if isinstance(engine.provenance.get("calibration"), dict):
+            description = f"{engine.model_name} · {description}"     # a person's model: its own name first
+        self.status.set_model(engine.model_name, str(engine.device), engine.is_demo_model, description)
 
     # drawing ----------------------------------------------------------------------
     def draw_fast(self) -> None:

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from models.config import MilmerConfig  # noqa: E402
 from models.device import autocast, resolve_device  # noqa: E402
 from models.factory import create_model, preset_config  # noqa: E402

@@ -78,11 +78,28 @@ def test_preflight_refuses_with_the_reason(tiny_checkpoint):
         engine.stop()
 
 
-def _window(qtbot, settings, tmp_path, checkpoint):
+@pytest.fixture
+def eeg_outlet():
+    """32 channels of the model's cap on a real LSL outlet, stamped at its nominal rate."""
+    import uuid
+
+    import numpy as np
+
+    from milmer_app.lsl_player import LslPlayer
+    from models.contract import GENEVA_CHANNELS
+
+    data = (np.random.default_rng(0).standard_normal((32, 128 * 30)) * 20).astype(np.float32)
+    player = LslPlayer(data, 128.0, list(GENEVA_CHANNELS), name=f"CalEEG-{uuid.uuid4().hex[:6]}")
+    player.start()
+    yield player
+    player.stop()
+
+
+def _window(qtbot, settings, tmp_path, checkpoint, outlet):
     from milmer_app.cli import build_parser
     from milmer_app.gui.app import open_window
 
-    args = build_parser().parse_args(["--eeg", "brainflow:synthetic", "--video", "none", "--checkpoint",
+    args = build_parser().parse_args(["--eeg", f"lsl:name={outlet.name}", "--video", "none", "--checkpoint",
                                       str(checkpoint), "--device", "cpu", "--hop", "0.5"])
     window = open_window(args, settings)
     qtbot.addWidget(window)
@@ -105,8 +122,8 @@ def _rate(qtbot, wizard, valence: float | None, arousal: float | None) -> None:
 
 
 @pytest.mark.slow
-def test_wizard_session_records_the_protocol_with_pause_and_redo(qtbot, settings, tmp_path, eeg_checkpoint):
-    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base")
+def test_wizard_session_records_the_protocol_with_pause_and_redo(qtbot, settings, tmp_path, eeg_checkpoint, eeg_outlet):
+    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base", eeg_outlet)
     try:
         wizard = window.open_calibration(Timings(rest_s=0.3, fixation_s=0.2, stimulus_s=0.6, washout_s=0.2))
         wizard.trials_box.setValue(4)
@@ -173,8 +190,8 @@ def _report(decision: str) -> dict:
 
 
 @pytest.mark.slow
-def test_result_view_and_switch_to_the_calibrated_model(qtbot, settings, tmp_path, eeg_checkpoint):
-    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base")
+def test_result_view_and_switch_to_the_calibrated_model(qtbot, settings, tmp_path, eeg_checkpoint, eeg_outlet):
+    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base", eeg_outlet)
     try:
         engine, eeg_source = window.engine, window.engine.eeg_source
         page = window.open_calibration().calibrate_page
@@ -195,5 +212,58 @@ def test_result_view_and_switch_to_the_calibrated_model(qtbot, settings, tmp_pat
         assert window.engine is engine and engine.eeg_source is eeg_source and eeg_source.connected   # no reconnect
         qtbot.waitUntil(lambda: "calibrated 2026-12-04" in window.status.model_label.text(), timeout=5000)
         assert "person-calibrated" in window.status.model_label.text()
+    finally:
+        window.close()
+
+
+@pytest.mark.slow
+def test_wizard_recording_is_calibrated_in_the_background(qtbot, settings, tmp_path, eeg_checkpoint, eeg_outlet):
+    """8 trials long enough for a window each, then the real `milmer-train calibrate` in a QProcess: its
+    progress, its report in the result view; a second run cancelled keeps nothing."""
+    from training.calibration.inputs import check_inputs
+
+    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base", eeg_outlet)
+    try:
+        wizard = window.open_calibration(Timings(rest_s=0.2, fixation_s=0.1, stimulus_s=3.2, washout_s=0.1))
+        wizard.trials_box.setValue(8)
+        wizard.start_button.click()
+        for index in range(8):
+            high = index % 2 == 0
+            _rate(qtbot, wizard, 7.0 if high else 2.5, 7.5 if high else 3.0)
+        qtbot.waitUntil(lambda: wizard.phase == "done", timeout=20000)
+        folder = wizard.recording
+        inputs = check_inputs([str(folder)], str(eeg_checkpoint / "base"))      # what calibrate reads first
+        assert len(inputs.usable) == 8 and not inputs.problems
+
+        page = wizard.calibrate_page
+        assert page.calibrate_button.isEnabled() and page.stem == folder.with_name(folder.name + "-calibrated")
+        reports: list = []
+        page.result_ready.connect(reports.append)
+        page.failed.connect(lambda message: reports.append(message))
+        page.calibrate_button.click()
+        assert page.running and page.cancel_button.isEnabled()
+        qtbot.waitUntil(lambda: bool(reports), timeout=240000)
+        report = reports[0]
+        assert isinstance(report, dict), report
+        assert report["decision"] in ("calibrated", "kept_base") and report["reasons"]
+        assert page.result.isVisible() or not page.isVisible()
+        assert page.result.bar_heights() == [report["held_out"]["base"]["trial_majority_vote_accuracy"],
+                                             report["held_out"]["calibrated"]["trial_majority_vote_accuracy"]]
+        assert page.use_button.isEnabled() == (report["decision"] == "calibrated")
+        assert "epoch" in page.log_view.toPlainText()
+
+        # Cancelled at once: Ctrl-C, nothing kept, the page ready for another run.
+        for path in folder.parent.glob(folder.name + "-calibrated*"):
+            path.unlink()
+        failures: list[str] = []
+        page.failed.connect(failures.append)
+        page.run()
+        qtbot.waitUntil(lambda: "starting" in page.log_view.toPlainText() or page.log_view.blockCount() > 1,
+                        timeout=60000)
+        page.cancel()
+        qtbot.waitUntil(lambda: not page.running, timeout=30000)
+        assert failures and "cancelled" in failures[-1]
+        assert not list(folder.parent.glob(folder.name + "-calibrated*.safetensors"))
+        assert page.calibrate_button.isEnabled()
     finally:
         window.close()

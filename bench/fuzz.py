@@ -105,13 +105,13 @@ def _csv_text(rows: list[list[str]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-VALID_SPECS = ("lsl:type=EEG", "lsl:name=Cap,timeout=2", "lsl:source_id=abc,min_channels=0.5,map=position",
-               "brainflow:synthetic", "brainflow:board=0,serial_port=/dev/ttyUSB0", "deap:/data/deap:1:3",
-               "recording:/tmp/rec", "none", "demo", "webcam:0,width=640,height=480,fps=30", "file:/tmp/x.avi",
-               "deap")
-# option: (exclusive low, inclusive high, integer)
-SPEC_OPTION_RANGES = {"timeout": (0.0, 3600.0, False), "width": (0.0, 16384.0, True),
-                      "height": (0.0, 16384.0, True), "fps": (0.0, 1000.0, False), "min_channels": (0.0, 1.0, False)}
+# (role, spec)
+VALID_SPECS = (("eeg", "lsl:type=EEG"), ("eeg", "lsl:name=Cap,timeout=2"),
+               ("eeg", "lsl:source_id=abc,min_channels=0.5,map=position"), ("eeg", "brainflow:synthetic"),
+               ("eeg", "brainflow:board=0,serial_port=/dev/ttyUSB0"), ("eeg", "deap:/data/deap:1:3"),
+               ("eeg", "recording:/tmp/rec"), ("eeg", "none"), ("eeg", "demo"), ("eeg", "file:/tmp/x.bdf"),
+               ("eeg", "file:/tmp/x.xdf,stream=EEG,start=2,loop=true"), ("video", "none"),
+               ("video", "webcam:0,width=640,height=480,fps=30"), ("video", "file:/tmp/x.avi"), ("video", "deap"))
 
 
 # ----------------------------------------------------------------------------- generic mutations
@@ -448,43 +448,49 @@ def _header_cases(rng: random.Random, seed_json: bytes, tensors: bytes) -> Case:
 
 # ----------------------------------------------------------------------------- spec cases
 
-def _spec_invalid(key: str, text: str) -> bool | None:
-    if key not in SPEC_OPTION_RANGES:
-        return None
-    low, high, integer = SPEC_OPTION_RANGES[key]
+def _numeric_options() -> list[tuple[str, str, str, Any]]:
+    """(role, spec to extend, option, its limits) for every numeric option of every registered kind
+    whose spec takes KEY=VALUE options; the limits are the source registry's own."""
+    from milmer_app.sources import registry
+
+    found = []
+    for role in registry.ROLES:
+        for kind in registry.kinds(role):
+            if kind.split is not None or not kind.example:
+                continue
+            for key, limits in registry.number_limits(kind.options).items():
+                if key != kind.head:
+                    found.append((role, kind.example, key, limits))
+    return found
+
+
+def _spec_invalid(limits: Any, text: str) -> bool:
     try:
-        value = float(text)
+        value = int(text) if limits.integer else float(text)
     except ValueError:
         return True
-    if not (math.isfinite(value) and low < value <= high):
-        return True
-    return None if integer and not value.is_integer() else False
+    return not limits.allows(value)
 
 
 def _spec_cases(rng: random.Random) -> Case:
-    base = rng.choice(VALID_SPECS)
+    role, base = rng.choice(VALID_SPECS)
     choice = rng.random()
     if choice < 0.3:
         kind, data = _bytes_mutation(rng, base.encode())
-        return Case("spec", f"bytes:{kind} of {base}", data.decode("utf-8", "replace"), None)
+        return Case("spec", f"bytes:{kind} of {base}", (role, data.decode("utf-8", "replace")), None)
     if choice < 0.85:
-        key = rng.choice(tuple(SPEC_OPTION_RANGES))
+        role, prefix, key, limits = rng.choice(_numeric_options())
         value = rng.choice([_text_number(v) for v in BOUNDARY_NUMBERS] + ["", "x", "1e400", "-0", "0.0001", "3600",
                                                                           "3600.5", "16384", "16385", "1001"])
-        prefix = {"width": "webcam:0", "height": "webcam:0", "fps": "webcam:0"}.get(key, rng.choice(
-            ("lsl:type=EEG", "brainflow:synthetic")))
         text = f"{prefix},{key}={value}"
-        invalid = _spec_invalid(key, value)
-        if key == "timeout" and prefix.startswith("brainflow"):
-            invalid = None  # BrainFlow's own discovery timeout: whole seconds
-        return Case("spec", f"option:{text}", text, invalid)
+        return Case("spec", f"option:{text}", (role, text), _spec_invalid(limits, value))
     variants = [("long", "lsl:name=" + "x" * 1_000_000, None), ("many options", "lsl:type=EEG" + ",a=1" * 10_000,
                                                                   None),
                 ("empty", "", True), ("colons", ":::::", True), ("commas", "lsl:,,,,", True),
                 ("equals", "lsl:=,=,=", True), ("unicode", "lsl:type=\u0415\u0415\u0413\ud800", None),
                 ("nul", "lsl:type=EEG\x00", None), ("deap subject", "deap:/d:-1:x", True)]
     name, text, invalid = rng.choice(variants)
-    return Case("spec", f"shape:{name}", text, invalid)
+    return Case("spec", f"shape:{name}", ("eeg", text), invalid)
 
 
 # ----------------------------------------------------------------------------- generation
@@ -584,11 +590,10 @@ def _run_target(case: Case, scratch: Path) -> str | None:
         if not all(bool(p.isfinite().all()) for p in loaded.model.parameters()):
             return "non-finite weights accepted"
         return None
-    from milmer_app.specs import parse_eeg_spec, parse_video_spec
+    from milmer_app.specs import parse_spec
 
-    kind = case.data.partition(":")[0].strip().lower()
-    video = kind in ("webcam", "file") or case.data.strip().lower() == "deap"
-    (parse_video_spec if video else parse_eeg_spec)(case.data)
+    role, text = case.data
+    parse_spec(role, text)
     return None
 
 

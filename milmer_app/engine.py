@@ -33,6 +33,7 @@ from milmer_app.recording import Recorder, RecordingStatus
 from milmer_app.repeats import RepeatLimiter
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, Source, VideoSource
+from milmer_app.sources.channel_options import channel_options
 from milmer_app.specs import SourceSpec, as_spec
 from models.contract import InputContract
 from models.errors import MilmerError, SourceError
@@ -351,7 +352,7 @@ class Engine:
                 self._open_sources(eeg_spec, video_spec, contract)
                 self._open_markers()
                 held = None
-            min_fraction = eeg_spec.min_fraction or cfg.min_channels
+            min_fraction = channel_options(eeg_spec).min_channels or cfg.min_channels
             preprocessor = self._eeg_preprocessor() if self.eeg_source is not None and self.eeg_source.connected \
                 else None
             if self.video_source is not None and loaded.config.uses_face:
@@ -456,9 +457,10 @@ class Engine:
         if band is not None and not source.srate > 2 * band[1]:
             raise SourceError(f"{source.name}: {source.srate:g} Hz cannot carry the model's {band[0]:g}-{band[1]:g} Hz "
                               f"band (it needs more than {2 * band[1]:g} Hz)")
+        mapping = channel_options(spec)
         channels = map_channels(source.channel_names, list(contract.eeg_channels), source.name,
-                                min_fraction=spec.min_fraction or self.config.min_channels,
-                                by_position=spec.by_position, montage=spec.montage)
+                                min_fraction=mapping.min_channels or self.config.min_channels,
+                                by_position=mapping.by_position, montage=mapping.montage)
         preprocessor = StreamingEEG(contract, channels, source.srate, already_filtered=source.already_filtered,
                                     already_referenced=source.already_referenced)
         log.info("%s: EEG pipeline delay %.3f s (windows end that long before the newest sample)",
@@ -529,10 +531,10 @@ class Engine:
 
     def _open_markers(self) -> None:
         """Connect the marker stream, if any (MilmerError when it cannot: the markers were asked for)."""
-        spec = as_spec("markers", self.config.markers)
-        build = spec.descriptor.builder()
-        from milmer_app.sources.registry import BuildContext
+        from milmer_app.sources.registry import BuildContext, kind_of
 
+        spec = as_spec("markers", self.config.markers)
+        build = kind_of(spec).builder()
         source = build(spec, BuildContext()) if build is not None else None
         if source is None:
             return

@@ -9,14 +9,14 @@ or a camera is there is found out when the source connects.
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
+from milmer_app.sources.paths import RECORDING_META
+from milmer_app.sources.registry import check_some_source, kind_of
 from milmer_app.specs import SourceSpec, parse_eeg_spec, parse_spec, parse_video_spec
-from models.errors import CheckpointError, MilmerError, SourceError
+from models.errors import CheckpointError, MilmerError
 
 MIN_SPEED, MAX_SPEED = 0.01, 100.0   # --speed: a replay that can still give predictions
-RECORDING_META = "meta.json"   # milmer_app.recording.META_FILE, repeated here to keep this module light
 
 
 def checkpoint_files(spec: str) -> tuple[Path, Path]:
@@ -39,47 +39,10 @@ def check_checkpoint(spec: str) -> None:
         raise CheckpointError(f"{tensors}: checkpoint tensor file not found")
 
 
-def check_recording(folder: Path) -> None:
-    if not folder.is_dir() or not (folder / RECORDING_META).is_file():
-        raise SourceError(f"{folder}: not a recording (no {RECORDING_META})",
-                          hint="pass a folder written by milmer-app --record or the Record button")
-
-
-def check_deap(spec: SourceSpec) -> None:
-    """The DEAP folder, subject and presentation trial exist (the index scan reads only names and ratings)."""
-    from training.deap import scan_deap
-    from models.errors import DataError
-
-    assert spec.path is not None
-    try:
-        index = scan_deap(spec.path)
-    except DataError as exc:
-        raise SourceError(f"DEAP replay: {exc}", hint=exc.hint) from None
-    if spec.subject not in index.subjects:
-        raise SourceError(f"DEAP replay: {spec.path} has no EEG for subject {spec.subject} (have {index.subjects})")
-    trials = sorted(t.presentation_trial for t in index.trials if t.subject == spec.subject and t.presentation_trial)
-    if spec.trial not in trials:
-        raise SourceError(f"DEAP replay: subject {spec.subject} in {spec.path} has no presentation trial "
-                          f"{spec.trial} (have {trials[:5]}{' ...' if len(trials) > 5 else ''})")
-
-
-def check_brainflow_board(board: str) -> None:
-    """A BrainFlow board given by name must be one BrainFlow knows (only its enum is imported, not the
-    board library itself, to stay fast; milmer_app.sources.brainflow_board resolves the name the same way)."""
-    if board.strip().lower() == "synthetic" or board.strip().lstrip("-").isdigit():
-        return
-    with warnings.catch_warnings():   # brainflow finds its library through the deprecated pkg_resources
-        warnings.simplefilter("ignore")
-        from brainflow.board_shim import BoardIds
-    name = board.strip().upper().replace("-", "_")
-    if name not in BoardIds.__members__ and f"{name}_BOARD" not in BoardIds.__members__:
-        raise SourceError(f"unknown BrainFlow board '{board}'", hint="use a BoardIds number or name, e.g. board=synthetic")
-
-
 def check_spec_paths(spec: SourceSpec, eeg: SourceSpec) -> None:
     """The files and folders one spec names exist and are of the right kind: its kind's own `check`
     from the source registry (`eeg`: the session's EEG spec, which some video kinds depend on)."""
-    check = spec.descriptor.checker()
+    check = kind_of(spec).checker()
     if check is not None:
         check(spec, eeg)
 
@@ -89,46 +52,7 @@ def check_source_paths(eeg: SourceSpec, video: SourceSpec) -> None:
     board's name is known)."""
     for spec in (eeg, video):
         check_spec_paths(spec, eeg)
-    if eeg.kind == "none" and video.kind == "none":
-        raise SourceError("no source: both --eeg and --video are 'none'")
-
-
-# -- the built-in kinds' checks (named in milmer_app/sources/kinds.py) ----------------------------
-def check_deap_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
-    check_deap(spec)
-
-
-def check_brainflow_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
-    check_brainflow_board(spec.typed.board)
-
-
-def check_recording_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
-    check_recording(Path(spec.typed.path))
-
-
-def check_eeg_file_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
-    path = Path(spec.typed.path)
-    if not path.exists():
-        raise SourceError(f"{path}: EEG file not found")
-    if not path.is_file() and path.suffix.lower() not in (".ds", ".mff"):   # those two formats are folders
-        raise SourceError(f"{path}: not an EEG file (not a regular file)")
-
-
-def check_video_file_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
-    path = Path(spec.typed.path)
-    if not path.exists():
-        raise SourceError(f"{path}: video file not found")
-    if not path.is_file():
-        raise SourceError(f"{path}: not a video file (not a regular file)")
-    aligned = getattr(spec.typed, "offset", None) is not None or getattr(spec.typed, "xdf_stream", None)
-    if aligned and eeg.kind != "file":
-        raise SourceError(f"video spec '{spec.text}': offset= and xdf_stream= align the video to an EEG "
-                          "file; use them with --eeg file:PATH")
-
-
-def check_deap_video_spec(spec: SourceSpec, eeg: SourceSpec) -> None:
-    if eeg.kind not in ("deap", "demo"):
-        raise SourceError("video spec 'deap' needs a DEAP EEG source (--eeg deap:DIR:SUBJECT:TRIAL)")
+    check_some_source(eeg, video)
 
 
 def check_output_path(path: Path, what: str) -> None:

@@ -1,7 +1,7 @@
 """Source specifications as typed on the command line: `KIND[:HEAD][,KEY=VALUE...]`.
 
 The kinds, their grammar and their options live in the source registry
-(`milmer_app.sources.registry`, built-ins in `milmer_app.sources.kinds`);
+(`milmer_app.sources.registry`, built-ins in `milmer_app/sources/kinds/`);
 this module is the short name the rest of the app parses specs through.
 `milmer-app --help` lists every kind and option.
 """

@@ -85,7 +85,7 @@ def test_selection_round_trips_through_args_and_settings(settings):
     config = selection.engine_config(args)
     assert (str(config.eeg), str(config.video), str(config.predictions)) == ("brainflow:synthetic", "webcam:1",
                                                                              "p.jsonl")
-    assert config.eeg.typed.board == "synthetic" and config.video.typed.index == 1
+    assert config.eeg.options.board == "synthetic" and config.video.options.index == 1
     assert SourceSelection.from_args(argparse.Namespace(demo=False, eeg=None, video=None, checkpoint=None)) is None
     demo = SourceSelection.demo_selection().engine_config()
     assert (demo.eeg.kind, demo.video.kind, demo.checkpoint) == ("demo", "deap", "demo")

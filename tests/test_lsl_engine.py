@@ -112,13 +112,12 @@ def test_unmatched_channel_labels_are_a_clear_error(tiny_checkpoint):
 
 def test_lsl_source_by_type_converts_volts_to_microvolts():
     from milmer_app.sources.lsl import LSLSource
-    from milmer_app.specs import parse_eeg_spec
 
     stream_type = f"EEGvolts{uuid.uuid4().hex[:6]}"
     data = np.full((2, 256), 2e-6, np.float32)
     player = LslPlayer(data, RATE, ["Cz", "Pz"], name="VoltsEEG", stream_type=stream_type, unit="volts")
     player.start()
-    source = LSLSource(parse_eeg_spec(f"lsl:type={stream_type}"))
+    source = LSLSource(stype=stream_type)
     source.connect()
     try:
         assert source.units == ["volts", "volts"] and source.channel_names == ["Cz", "Pz"]

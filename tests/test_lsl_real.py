@@ -16,7 +16,6 @@ from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.lsl_player import LslPlayer
 from milmer_app.sources.lsl import LSLSource
-from milmer_app.specs import parse_eeg_spec
 from models.contract import GENEVA_CHANNELS
 from models.errors import SourceError
 from live_support import next_matching
@@ -99,7 +98,7 @@ def _events(source) -> queue.Queue:
 def test_units_arrive_three_ways_and_are_pushed_as_microvolts(units, scale, unit, origin, warned):
     name = f"MilmerUnits-{_uid()}"
     outlet = StampedOutlet(name, units, scale=scale)
-    source = LSLSource(parse_eeg_spec(f"lsl:name={name}"))
+    source = LSLSource(name=name)
     events = _events(source)
     try:
         source.connect()
@@ -126,7 +125,7 @@ def test_units_arrive_three_ways_and_are_pushed_as_microvolts(units, scale, unit
 def test_a_spec_unit_overrides_what_the_stream_says():
     name = f"MilmerForced-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, scale=1e-3)     # mislabelled: really millivolts
-    source = LSLSource(parse_eeg_spec(f"lsl:name={name},unit=mV"))
+    source = LSLSource(name=name, unit="mV")
     try:
         source.connect()
         assert source.unit == "mV" and source.unit_origin == "spec" and source.unit_text() == "mV (set by spec)"
@@ -162,7 +161,7 @@ def test_the_unit_in_use_shows_in_status_summary_and_recording(tiny_checkpoint, 
 def test_a_stream_sending_four_times_its_declared_rate_is_stopped_with_a_clear_error():
     name = f"MilmerFast-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=128.0, sent_rate=512.0)
-    source = LSLSource(parse_eeg_spec(f"lsl:name={name}"))
+    source = LSLSource(name=name)
     try:
         source.connect()
         assert source.finished.wait(30), "the source kept running"
@@ -179,7 +178,7 @@ def test_a_stream_stamping_its_declared_rate_while_sending_four_times_as_fast_is
     name = f"MilmerAhead-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=128.0, sent_rate=512.0,
                            stamp=lambda index, start: start + index / 128.0)     # runs ahead 3 s per second
-    source = LSLSource(parse_eeg_spec(f"lsl:name={name}"))
+    source = LSLSource(name=name)
     events = _events(source)
     try:
         source.connect()
@@ -196,7 +195,7 @@ def test_a_stream_delivering_a_quarter_of_its_stamped_rate_is_stopped():
     name = f"MilmerSlow-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=RATE, sent_rate=RATE / 4,
                            stamp=lambda index, start: start + index / RATE)      # falls ever further behind
-    source = LSLSource(parse_eeg_spec(f"lsl:name={name}"))
+    source = LSLSource(name=name)
     try:
         source.connect()
         assert source.finished.wait(40), "the source kept running"
@@ -212,7 +211,7 @@ def test_a_stream_delivering_a_quarter_of_its_stamped_rate_is_stopped():
 def test_a_rate_a_little_off_is_a_warning_and_a_status_flag():
     name = f"MilmerSlightlyFast-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=RATE, sent_rate=RATE * 1.1)
-    source = LSLSource(parse_eeg_spec(f"lsl:name={name}"))
+    source = LSLSource(name=name)
     events = _events(source)
     try:
         source.connect()
@@ -273,13 +272,13 @@ def test_several_matching_streams_are_an_error_listing_each_unless_pick_first():
     second.start()
     try:
         with pytest.raises(SourceError) as error:
-            LSLSource(parse_eeg_spec(f"lsl:type={stream_type}")).connect()
+            LSLSource(stype=stream_type).connect()
         message = str(error.value)
         assert message.startswith(f"2 LSL streams match type={stream_type}")
         assert "'MilmerTwinA' (type " in message and "source_id 'twin-a'" in message and "4 ch at 256 Hz" in message
         assert "'MilmerTwinB' (type " in message and "source_id 'twin-b'" in message and "8 ch at 256 Hz" in message
         assert "host " in message and "source_id=" in error.value.hint and "pick=first" in error.value.hint
-        picked = LSLSource(parse_eeg_spec(f"lsl:type={stream_type},pick=first"))
+        picked = LSLSource(stype=stream_type, pick_first=True)
         picked.connect()
         try:
             assert picked.source_id == "twin-a"

@@ -134,11 +134,10 @@ def test_marker_stream_by_type_must_be_unambiguous(tiny_checkpoint):
 
 def test_marker_source_reconnects_only_to_the_same_stream():
     from milmer_app.sources.lsl_markers import LSLMarkerSource
-    from milmer_app.specs import parse_spec
 
     name = f"MkRe-{uuid.uuid4().hex[:6]}"
     outlet = _marker_outlet(name, source_id=f"id-{name}")
-    source = LSLMarkerSource(parse_spec("markers", f"lsl:name={name}"))
+    source = LSLMarkerSource(name=name)
     received: queue.Queue = queue.Queue()
     events: queue.Queue = queue.Queue()
     source.add_marker_sink(lambda text, stamp: received.put(text))

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from milmer_app import cli as app_cli
 from milmer_app.sources import registry
-from milmer_app.sources.registry import (BuildContext, Options, SourceKind, SourceSpec, format_spec, option,
-                                         parse_eeg_spec, parse_spec, parse_video_spec, spec_from_options)
+from milmer_app.sources.registry import (format_spec, parse_eeg_spec, parse_spec, parse_video_spec,
+                                         spec_from_options)
 from models.errors import SourceError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_readme_lists_exactly_the_registered_kinds():
     readme = (ROOT / "README.md").read_text()
     assert registry.with_reference(readme) == readme, \
-        "README's source list is out of date: run python -m milmer_app.sources.registry README.md"
+        "README's source list is out of date: run python -m milmer_app.sources README.md"
     for role in registry.ROLES:
         for kind in registry.kinds(role):
             assert f"- `{kind.usage}`" in readme
@@ -116,13 +115,14 @@ def test_bad_video_options_are_named(spec, message):
 ])
 def test_specs_round_trip_through_typed_options(role, text):
     spec = parse_spec(role, text)
-    assert parse_spec(role, format_spec(role, spec.kind, spec.typed)) == spec
-    assert spec_from_options(role, spec.kind, spec.typed) == spec
+    assert parse_spec(role, format_spec(role, spec.kind, spec.options)) == spec
+    assert spec_from_options(role, spec.kind, spec.options) == spec
     assert spec == text and hash(spec) == hash(parse_spec(role, str(spec)))
 
 
 def test_typed_options_check_values_built_directly():
-    from milmer_app.sources.kinds import LslOptions, WebcamOptions
+    from milmer_app.sources.kinds.lsl import LslOptions
+    from milmer_app.sources.kinds.webcam import WebcamOptions
 
     assert LslOptions(type="EEG", timeout=3).timeout == 3.0
     for bad in (dict(type="EEG", timeout=-1.0), dict(type="EEG", timeout=math.inf), dict(name=None)):
@@ -132,58 +132,39 @@ def test_typed_options_check_values_built_directly():
         WebcamOptions(width=0)
 
 
-# -- a toy kind, registered from this test only ----------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class ToyOptions(Options):
-    seconds: float = option(4.0, "how long the toy plays", above=0.0, high=60.0, metavar="S")
-    amplitude: float = option(20.0, "sine amplitude in microvolts", above=0.0, metavar="UV")
-
-
-def _build_toy(spec: SourceSpec, context: BuildContext):
-    from milmer_app.clock import local_clock
-    from milmer_app.sources.base import EEGSource
-    from models.pipeline.eeg import GENEVA_CHANNELS
-
-    class ToySource(EEGSource):
-        """32 Geneva channels of 10 Hz sine at 128 Hz, paced by the clock, for `seconds`."""
-
-        def _open(self) -> None:
-            self.channel_names = list(GENEVA_CHANNELS)
-            self.srate = 128.0
-            self._start = local_clock()
-            self._sent = 0
-
-        def _pull(self) -> bool:
-            due = min(int((local_clock() - self._start) * self.srate), int(spec.typed.seconds * self.srate))
-            if due > self._sent:
-                index = np.arange(self._sent, due)
-                wave = spec.typed.amplitude * np.sin(2 * np.pi * 10 * index / self.srate)
-                self.push(np.tile(wave, (32, 1)).astype(np.float32), self._start + index / self.srate)
-                self._sent = due
-            if self._sent >= int(spec.typed.seconds * self.srate):
-                return False
-            self._stop.wait(0.02)
-            return True
-
-    return ToySource(f"toy {spec.typed.seconds:g} s")
-
-
-def _check_toy(spec: SourceSpec, eeg: SourceSpec) -> None:
-    if spec.typed.amplitude > 1000:
-        raise SourceError(f"toy: {spec.typed.amplitude:g} uV is no EEG")
-
-
+# -- a toy kind, written by the recipe in its own module, loaded by this test only ----------------------
 @pytest.fixture
 def toy_kind():
-    kind = registry.register(SourceKind("toy", "eeg", "Toy sine", "a sine on every channel (tests)", ToyOptions,
-                                        _build_toy, grammar="toy[:seconds=S,amplitude=UV]", check=_check_toy))
-    yield kind
+    """tests/toy_kind.py imported (it registers itself) and unregistered afterwards."""
+    location = Path(__file__).with_name("toy_kind.py")
+    module_spec = importlib.util.spec_from_file_location("toy_kind", location)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module      # dataclasses look their module up there
+    module_spec.loader.exec_module(module)
+    yield module
     registry.unregister("eeg", "toy")
+    del sys.modules[module_spec.name]
+
+
+def test_every_built_in_kind_registers_itself_from_its_own_module():
+    folder = ROOT / "milmer_app" / "sources" / "kinds"
+    modules = {path.stem for path in folder.glob("*.py")} - {"__init__"}
+    registered = {}
+    for role in registry.ROLES:
+        for kind in registry.kinds(role):
+            registered.setdefault(kind.builder().__module__, []).append(kind.name)
+    assert {f"milmer_app.sources.kinds.{name}" for name in modules} == set(registered)
+    assert all(registered[f"milmer_app.sources.kinds.{name}"] for name in modules)
+    # The registry imports none of its users.
+    imported = [line for line in (ROOT / "milmer_app/sources/registry.py").read_text().splitlines()
+                if line.lstrip().startswith(("import ", "from ")) and "milmer_app" in line]
+    assert imported == []
 
 
 def test_a_registered_kind_works_from_the_command_line(toy_kind, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "toy.jsonl"
     assert "toy[:seconds=S,amplitude=UV]" in app_cli.build_parser().format_help()
+    assert "- `toy[:seconds=S,amplitude=UV]`: a sine on every channel" in registry.markdown_reference()
     code = app_cli.main(["--headless", "--eeg", "toy:seconds=30", "--checkpoint", str(tiny_checkpoint),
                          "--device", "cpu", "--hop", "0.5", "--duration", "5", "--predictions", str(out)])
     assert code == 0
@@ -213,7 +194,7 @@ def test_a_registered_kind_shows_in_the_sources_panel(toy_kind, qtbot):
     assert set(page.editors) == {"seconds", "amplitude"}
     page.editors["seconds"].setText("2.5")
     selection = panel.selection()
-    assert selection.eeg.kind == "toy" and selection.eeg.typed == ToyOptions(seconds=2.5)
+    assert selection.eeg.kind == "toy" and selection.eeg.options == toy_kind.ToyOptions(seconds=2.5)
     assert selection.eeg == "toy:seconds=2.5"
     panel.set_selection(SourceSelection(False, "toy:amplitude=5", "none"))
     assert (page.editors["seconds"].text(), page.editors["amplitude"].text()) == ("", "5")

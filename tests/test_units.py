@@ -59,12 +59,12 @@ def test_amplitude_judgement_ignores_dead_channels_and_says_when_it_cannot_judge
 
 
 def test_spec_options_unit_montage_pick_are_validated_when_parsed():
-    spec = parse_eeg_spec("lsl:type=EEG,unit=uV,montage=BioSemi64,pick=first")
-    assert spec.unit == "µV" and spec.montage == "biosemi64" and spec.pick_first
-    assert parse_eeg_spec("lsl:type=EEG,unit=V").unit == "V"
-    assert parse_eeg_spec("brainflow:synthetic,unit=mV").unit == "mV"
-    plain = parse_eeg_spec("lsl:type=EEG")
-    assert plain.unit is None and plain.montage is None and not plain.pick_first
+    options = parse_eeg_spec("lsl:type=EEG,unit=uV,montage=BioSemi64,pick=first").options
+    assert parse_unit(options.unit) == "µV" and options.montage == "biosemi64" and options.pick == "first"
+    assert parse_unit(parse_eeg_spec("lsl:type=EEG,unit=V").options.unit) == "V"
+    assert parse_unit(parse_eeg_spec("brainflow:synthetic,unit=mV").options.unit) == "mV"
+    plain = parse_eeg_spec("lsl:type=EEG").options
+    assert plain.unit is None and plain.montage is None and plain.pick != "first"
     for bad, named in (("unit=furlongs", "unit 'furlongs'"), ("montage=biosemi128", "montage 'biosemi128'"),
                        ("pick=last", "pick 'last'")):
         with pytest.raises(SourceError) as error:

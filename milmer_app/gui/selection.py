@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
+from milmer_app.sources.registry import option_strings
 from milmer_app.specs import SourceSpec, as_spec, spec_from_options, spec_from_strings
 from models.errors import MilmerError
 
@@ -107,7 +108,7 @@ class SourceSelection:
         for role, spec in (("eeg", self.eeg), ("video", self.video)):
             assert isinstance(spec, SourceSpec)
             values[f"{role}/kind"] = spec.kind
-            for key, value in spec.options.items():
+            for key, value in option_strings(spec.options).items():
                 values[f"{role}/{key}"] = value
         return values
 
@@ -141,12 +142,12 @@ class SourceSelection:
 
 def _absolute_spec(spec: SourceSpec) -> SourceSpec:
     """`spec` with every path option resolved to an absolute path."""
-    typed = spec.typed
-    if not is_dataclass(typed):
+    options = spec.options
+    if not is_dataclass(options):
         return spec
-    paths = {f.name: Path(value).expanduser().resolve() for f in fields(typed)
-             if isinstance(value := getattr(typed, f.name), Path) and not value.is_absolute()}
-    return spec_from_options(spec.role, spec.kind, replace(typed, **paths)) if paths else spec
+    paths = {f.name: Path(value).expanduser().resolve() for f in fields(options)
+             if isinstance(value := getattr(options, f.name), Path) and not value.is_absolute()}
+    return spec_from_options(spec.role, spec.kind, replace(options, **paths)) if paths else spec
 
 
 def _stored_spec(role: str, values: dict[str, object]) -> SourceSpec | None:

@@ -17,7 +17,8 @@ from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
 from milmer_app.gui.elided_label import ElidedLabel
 from milmer_app.gui.workers import CallRunner
-from milmer_app.sources.kinds import DeapOptions, FolderOptions
+from milmer_app.sources.kinds.deap import DeapOptions
+from milmer_app.sources.kinds.recording import FolderOptions
 from milmer_app.sources.registry import (Options, SourceKind, format_spec, option_help, option_metavar,
                                          option_text, parse_spec, spec_from_strings)
 from models.errors import MilmerError
@@ -117,7 +118,7 @@ def _typed(role: str, text: str, kind: str) -> Options:
     text = text.strip()
     if not text.lower().startswith(f"{kind}:") and text.lower() != kind:
         text = f"{kind}:{text}"
-    return parse_spec(role, text).typed
+    return parse_spec(role, text).options
 
 
 def _scan_deap(folder: Path):
@@ -451,7 +452,7 @@ class OptionsForm(QtWidgets.QWidget):
         return values
 
     def options(self) -> Options:
-        return spec_from_strings(self.kind.role, self.kind.name, self.raw()).typed
+        return spec_from_strings(self.kind.role, self.kind.name, self.raw()).options
 
     def set_options(self, options: Options) -> None:
         given = options.given()

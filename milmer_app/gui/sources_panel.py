@@ -124,7 +124,7 @@ class SourcesPanel(QtWidgets.QWidget):
             self.show_message(str(exc), "error")
             return
         self._select(self.eeg_kind if role == "eeg" else self.video_kind, spec.kind)
-        self.pages[role][spec.kind].set_options(spec.typed)
+        self.pages[role][spec.kind].set_options(spec.options)
 
     def page(self, role: str, kind: str) -> QtWidgets.QWidget:
         return self.pages[role][kind]
@@ -184,7 +184,7 @@ class SourcesPanel(QtWidgets.QWidget):
         video_kind = self.video_kind.currentData()
         if video_kind == "recording" and not self.pages["video"]["recording"].folder_edit.text().strip() \
                 and eeg.kind == "recording":
-            video = spec_from_options("video", "recording", eeg.typed)   # the EEG recording's own frames
+            video = spec_from_options("video", "recording", eeg.options)   # the EEG recording's own frames
         else:
             video = self._spec("video", video_kind)
         return SourceSelection(demo=False, eeg=eeg, video=video, **common)
@@ -208,7 +208,7 @@ class SourcesPanel(QtWidgets.QWidget):
             self._select(box, spec.kind)
             page = self.pages[role].get(spec.kind)
             if page is not None:
-                page.set_options(spec.typed)
+                page.set_options(spec.options)
 
     @staticmethod
     def _select(box: QtWidgets.QComboBox, key: str) -> None:

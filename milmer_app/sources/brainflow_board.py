@@ -13,24 +13,16 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
 
 from milmer_app.clock import wall_to_lsl_offset
 from milmer_app.sources.base import EEGSource
-from milmer_app.specs import SourceSpec
 from models.errors import SourceError
-from models.pipeline.units import factor_to_microvolts
+from models.pipeline.units import factor_to_microvolts, parse_unit
 
 log = logging.getLogger(__name__)
-
-# BrainFlowInputParams fields that a spec may set.
-_PARAMS = {"serial_port", "mac_address", "ip_address", "ip_address_aux", "ip_address_anc", "ip_port",
-           "ip_port_aux", "ip_port_anc", "ip_protocol", "other_info", "timeout", "serial_number", "file",
-           "file_aux", "file_anc", "master_board"}
-_INT_PARAMS = {"ip_port", "ip_port_aux", "ip_port_anc", "ip_protocol", "timeout", "master_board"}
-_NOT_PARAMS = {"board", "map", "min_channels", "unit", "montage"}
-
 
 def _brainflow():
     """brainflow.board_shim with its native library loaded and its logger silenced.
@@ -46,36 +38,20 @@ def _brainflow():
     return board_shim
 
 
-def _board_id(value: str) -> int:
-    BoardIds = _brainflow().BoardIds
-
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    name = value.strip().upper().replace("-", "_")
-    for candidate in (name, f"{name}_BOARD"):
-        if candidate in BoardIds.__members__:
-            return BoardIds[candidate].value
-    raise SourceError(f"unknown BrainFlow board '{value}'", hint="use a BoardIds number or name, e.g. board=synthetic")
-
-
 class BrainFlowSource(EEGSource):
-    def __init__(self, spec: SourceSpec):
-        BrainFlowInputParams = _brainflow().BrainFlowInputParams
+    """Board `board_id` opened with `params` (BrainFlowInputParams fields by name); `unit`: what its EEG
+    rows are in when not BrainFlow's microvolts."""
 
-        self.board_id = _board_id(spec.options["board"])
+    def __init__(self, board_id: int, params: dict[str, Any] | None = None, *, unit: str | None = None):
+        input_params = _brainflow().BrainFlowInputParams()
+        self.board_id = int(board_id)
         super().__init__(f"BrainFlow board {self.board_id}")
-        unknown = set(spec.options) - _PARAMS - _NOT_PARAMS
-        if unknown:
-            raise SourceError(f"EEG spec '{spec.text}': unknown BrainFlow parameter(s) {', '.join(sorted(unknown))}",
-                              hint=f"known: {', '.join(sorted(_PARAMS))}")
-        params = BrainFlowInputParams()
-        for key, value in spec.options.items():
-            if key in _PARAMS:
-                setattr(params, key, spec.number(key, int) if key in _INT_PARAMS else value)
-        self._params = params
-        forced = spec.unit
+        for key, value in (params or {}).items():
+            if not hasattr(input_params, key):
+                raise SourceError(f"BrainFlow board {self.board_id}: unknown BrainFlow parameter '{key}'")
+            setattr(input_params, key, value)
+        self._params = input_params
+        forced = parse_unit(unit) if unit is not None else None
         self.unit, self.unit_origin = (forced, "spec") if forced is not None else ("µV", "device")
         self._scale = factor_to_microvolts(self.unit)
         self._board = None

@@ -13,7 +13,7 @@ import cv2
 from milmer_app.clock import local_clock
 from milmer_app.library_logs import configure_opencv
 from milmer_app.sources.base import VideoSource
-from milmer_app.specs import SourceSpec
+from milmer_app.sources.paths import check_video_file
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,14 @@ def open_video_file(path: Path) -> tuple[cv2.VideoCapture, float]:
 
 
 class WebcamSource(VideoSource):
-    def __init__(self, spec: SourceSpec):
-        self.index = int(spec.options.get("index", "0"))
+    """Camera `index`; `width`, `height`, `fps`: what to ask the camera for (None: its own)."""
+
+    def __init__(self, index: int = 0, *, width: int | None = None, height: int | None = None,
+                 fps: float | None = None):
+        self.index = int(index)
         super().__init__(f"webcam {self.index}")
-        self.requested = {key: spec.number(key) for key in ("width", "height", "fps") if key in spec.options}
+        self.requested = {key: float(value) for key, value in (("width", width), ("height", height), ("fps", fps))
+                          if value is not None}
         self._capture: cv2.VideoCapture | None = None
         self._failing = False
 
@@ -77,19 +81,15 @@ class WebcamSource(VideoSource):
 class VideoFileSource(VideoSource):
     """A video file played once at its frame rate, as if it were a camera."""
 
-    def __init__(self, spec: SourceSpec):
-        assert spec.path is not None
-        self.path = Path(spec.path)
+    def __init__(self, path: Path):
+        self.path = Path(path)
         super().__init__(f"video {self.path.name}")
         self._capture: cv2.VideoCapture | None = None
         self._start = 0.0
         self._index = 0
 
     def _open(self) -> None:
-        if not self.path.exists():
-            raise SourceError(f"{self.path}: video file not found")
-        if not self.path.is_file():  # a device, FIFO or folder: OpenCV could block or read for ever
-            raise SourceError(f"{self.path}: not a video file (not a regular file)")
+        check_video_file(self.path)
         self._capture, self.fps = open_video_file(self.path)
         self._start = local_clock()
         self._index = 0

@@ -15,11 +15,8 @@ follows the same clock.
 from __future__ import annotations
 
 import logging
-import math
-import re
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,69 +24,11 @@ import numpy as np
 from milmer_app.clock import local_clock
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, VideoSource
-from milmer_app.sources.registry import BuildContext, SourceSpec
+from milmer_app.sources.eeg_file import TRIGGER_MASK, XDF_SUFFIXES, EEGFile, in_memory, is_non_eeg_label
+from milmer_app.sources.paths import FOLDER_FORMATS, check_eeg_file
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
-
-XDF_SUFFIXES = (".xdf", ".xdfz")
-# MNE channel types that are not EEG.
-NON_EEG_TYPES = {"eog", "ecg", "emg", "stim", "misc", "resp", "bio", "chpi", "exci", "ias", "syst", "temperature",
-                 "gsr", "emg", "ref_meg", "mag", "grad", "seeg", "dbs", "ecog", "fnirs_cw_amplitude", "whitened"}
-# Labels of non-EEG channels, for files that give no channel types (EDF calls everything EEG).
-_NON_EEG_LABEL = re.compile(r"^(eeg\s+)?(h?eog|v?eog|ecg|ekg|emg|status|sti|stim|trig|trigger|marker|event|acc|accel|"
-                            r"gyro|mag|gsr|eda|resp|temp|plet|pulse|spo2|sao2|light|battery|counter|sample|"
-                            r"x|y|z|ax|ay|az|[xyz]-?(axis|acc))([\s_.-]?\d*|[\s_-].*)?$", re.IGNORECASE)
-# BioSemi's Status channel: bits 0-15 are triggers, the higher bits report the system (CMS, battery, ...).
-TRIGGER_MASK = 0xFFFF
-
-
-def is_non_eeg_label(label: str) -> bool:
-    return bool(_NON_EEG_LABEL.match(label.strip()))
-
-
-@dataclass
-class EEGFile:
-    """An EEG recording ready to replay: read in pieces (`read`), never whole, unless the format forces it (XDF)."""
-
-    path: Path
-    channel_names: list[str]
-    srate: float
-    samples: int                           # how many samples `read` serves
-    read: Callable[[int, int], np.ndarray]   # (start, stop) -> (C, stop - start) float32 microvolts
-    times: np.ndarray | None = None        # (samples,) seconds from the file's start, ascending; None: index / srate
-    markers: list[tuple[float, str]] = field(default_factory=list)   # (seconds from start, text), sorted
-    breaks: dict[int, str] = field(default_factory=dict)   # sample index -> why the data restart there
-    excluded: list[str] = field(default_factory=list)      # channels left out (not EEG, or unusable)
-    streams: list = field(default_factory=list)            # XDF: every stream, for a video's frame stamps
-    origin: float = 0.0                    # XDF: the EEG stream's first time stamp (others are relative to it)
-    unit: str = "V"                        # what the file's samples were in (converted to µV on loading)
-    unit_origin: str = "source"            # "source" (the file says), "spec" (unit=), "amplitude" (judged)
-    shift: Callable[[np.ndarray], np.ndarray] | None = None   # XDF: stream time -> media time (gaps shortened)
-
-    @property
-    def duration(self) -> float:
-        if self.times is not None:
-            return float(self.times[-1] + 1.0 / self.srate) if len(self.times) else 0.0
-        return self.samples / self.srate
-
-    def index_at(self, position: float, side: str = "left") -> int:
-        """As np.searchsorted(times, position, side) (times implicit for files read in pieces)."""
-        if self.times is not None:
-            return int(np.searchsorted(self.times, position, side=side))
-        scaled = position * self.srate
-        index = math.ceil(scaled - 1e-9) if side == "left" else math.floor(scaled + 1e-9) + 1
-        return min(max(index, 0), self.samples)
-
-    def time_of(self, start: int, stop: int) -> np.ndarray:
-        if self.times is not None:
-            return self.times[start:stop]
-        return np.arange(start, stop, dtype=np.float64) / self.srate
-
-
-def in_memory(data: np.ndarray) -> Callable[[int, int], np.ndarray]:
-    return lambda start, stop: data[:, start:stop]
-
 
 # -- loading ------------------------------------------------------------------------------
 PIECE_SECONDS = 4.0                # the most a replay reads and pushes at once
@@ -107,10 +46,7 @@ def load_eeg_file(path: Path, stream: str | None = None, unit: str | None = None
     from milmer_app.sources.file_headers import check_header
 
     path = Path(path)
-    if not path.exists():
-        raise SourceError(f"{path}: EEG file not found")
-    if not path.is_file() and path.suffix.lower() not in (".ds", ".mff"):   # some formats are folders
-        raise SourceError(f"{path}: not an EEG file (not a regular file)")
+    check_eeg_file(path)
     for warning in check_header(path):
         log.warning("%s", warning)
     if path.suffix.lower() in XDF_SUFFIXES:
@@ -330,13 +266,14 @@ class FileEEGSource(EEGSource):
         return True
 
 
-def build_file_eeg(spec: SourceSpec, context: BuildContext) -> FileEEGSource:
-    options = spec.typed
-    recording = load_eeg_file(options.path, stream=options.stream, unit=options.unit)
+def open_file_replay(path: Path, *, stream: str | None = None, unit: str | None = None, speed: float = 1.0,
+                     start: float = 0.0, loop: bool = False) -> FileEEGSource:
+    """The EEG of a file, checked and ready to replay from `start` at `speed` (see `load_eeg_file`)."""
+    recording = load_eeg_file(path, stream=stream, unit=unit)
     log.info("%s: %d EEG channels at %g Hz, %.1f s, %d marker(s)%s", recording.path.name,
              len(recording.channel_names), recording.srate, recording.duration, len(recording.markers),
              f"; left out {', '.join(recording.excluded)}" if recording.excluded else "")
-    return FileEEGSource(FileReplay(recording, speed=context.speed, start=options.start, loop=options.loop))
+    return FileEEGSource(FileReplay(recording, speed=speed, start=start, loop=loop))
 
 
 # -- a video beside the file -------------------------------------------------------------------
@@ -354,6 +291,17 @@ class ReplayedVideoFile(VideoSource):
         self._generation = -1
         self._next_frame = 0
         self._read_frame = 0           # the capture's own position
+
+    @classmethod
+    def beside(cls, eeg: FileEEGSource, path: Path, *, offset: float | None = None,
+               xdf_stream: str | None = None) -> ReplayedVideoFile:
+        """The video at `path` on `eeg`'s replay clock: starting `offset` seconds after the EEG file's start,
+        or at the frame times the XDF stream `xdf_stream` of the EEG file holds."""
+        if xdf_stream is None:
+            return cls(path, eeg.replay, None, offset=float(offset or 0.0))
+        from milmer_app.sources.xdf import frame_times
+
+        return cls(path, eeg.replay, frame_times(eeg.file_replay.file, xdf_stream))
 
     def _open(self) -> None:
         import cv2
@@ -418,29 +366,6 @@ class ReplayedVideoFile(VideoSource):
             self._capture = None
 
 
-def build_file_video(spec: SourceSpec, context: BuildContext) -> VideoSource:
-    options = spec.typed
-    path = Path(options.path)
-    if not path.exists():
-        raise SourceError(f"{path}: video file not found")
-    if not path.is_file():
-        raise SourceError(f"{path}: not a video file (not a regular file)")
-    if options.offset is None and options.xdf_stream is None:
-        from milmer_app.sources.camera import VideoFileSource
-
-        return VideoFileSource(spec)
-    eeg = context.eeg
-    if not isinstance(eeg, FileEEGSource):
-        raise SourceError(f"video spec '{spec.text}': offset= and xdf_stream= align the video to an EEG file; "
-                          "use them with --eeg file:PATH")
-    recording = eeg.file_replay.file
-    if options.xdf_stream is None:
-        return ReplayedVideoFile(path, eeg.replay, None, offset=float(options.offset))
-    from milmer_app.sources.xdf import frame_times
-
-    return ReplayedVideoFile(path, eeg.replay, frame_times(recording, options.xdf_stream))
-
-
 # -- what a folder holds (the window's file browser) ------------------------------------------------
 EEG_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".vhdr", ".set", ".cnt", ".mff", ".ds", ".egi", ".eeg.gz",
                 ".nxe", ".lay", ".ahdr", ".nedf", ".snirf", ".fif.gz") + XDF_SUFFIXES
@@ -470,7 +395,7 @@ def scan_folder(folder: Path) -> list[FolderEntry]:
     for path in sorted(folder.iterdir()):
         if path.is_dir() and (path / "meta.json").is_file():
             entries.append(_recording_entry(path))
-        elif path.name.lower().endswith(EEG_SUFFIXES) and (path.is_file() or path.suffix.lower() in (".ds", ".mff")):
+        elif path.name.lower().endswith(EEG_SUFFIXES) and (path.is_file() or path.suffix.lower() in FOLDER_FORMATS):
             entries.append(_file_entry(path))
     return entries
 

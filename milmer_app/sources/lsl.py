@@ -33,7 +33,6 @@ from pylsl.util import LostError
 
 from milmer_app.clock import local_clock
 from milmer_app.sources.base import EEGSource
-from milmer_app.specs import SourceSpec
 from models.errors import SourceError
 from models.pipeline.units import factor_to_microvolts, judge_unit, parse_unit
 
@@ -45,8 +44,8 @@ MAX_LISTED = 8        # streams named when a query matches none
 JUDGE_SECONDS = 2.0   # of signal, to judge the unit from its amplitude when the stream gives none
 
 
-def _query(options: dict[str, str]) -> dict[str, str]:
-    query = {key: options[key] for key in _QUERY_KEYS if key in options}
+def _query(**keys: str | None) -> dict[str, str]:
+    query = {key: keys[key] for key in _QUERY_KEYS if keys[key]}
     if not query:
         raise SourceError("LSL spec needs name=, type= or source_id=")
     return query
@@ -82,15 +81,16 @@ class StreamIdentity:
 
 
 class StreamFinder:
-    """Finds the one LSL stream a spec names (name=, type=, source_id=, timeout=, pick=first) and, once
-    connected, only that same stream again. Shared by the EEG and the marker sources."""
+    """Finds the one LSL stream matching every key given (`name`, `stype`, `source_id`) within `timeout`
+    seconds (several matches are an error, unless `pick_first`) and, once connected, only that same
+    stream again. Shared by the EEG and the marker sources; `what` ("EEG", "marker") names their spec."""
 
-    def __init__(self, spec: SourceSpec, what: str, resolve_timeout: float = 5.0):
-        self.query = _query(spec.options)
-        self.spec = spec
-        self.what = what             # "EEG" or "marker": which spec to name in hints
-        timeout = spec.number("timeout")
-        self.resolve_timeout = resolve_timeout if timeout is None else timeout
+    def __init__(self, what: str, *, name: str | None = None, stype: str | None = None,
+                 source_id: str | None = None, timeout: float = 5.0, pick_first: bool = False):
+        self.query = _query(source_id=source_id, name=name, type=stype)
+        self.what = what
+        self.resolve_timeout = float(timeout)
+        self.pick_first = pick_first
         self.identity: StreamIdentity | None = None
         self._resolver: pylsl.ContinuousResolver | None = None
         self._ambiguous_warned = False
@@ -143,7 +143,7 @@ class StreamFinder:
             raise self.not_found([])
         if len(matches) > 1:
             listed = "; ".join(f"{i + 1}) {describe(info)}" for i, info in enumerate(matches))
-            if not self.spec.pick_first:
+            if not self.pick_first:
                 raise SourceError(f"{len(matches)} LSL streams match {query}: {listed}",
                                   hint=f"say which one with source_id=ID or name=NAME in the {self.what} spec, "
                                        "or add pick=first to take the first listed")
@@ -192,11 +192,16 @@ class StreamFinder:
 
 
 class LSLSource(EEGSource):
-    def __init__(self, spec: SourceSpec, resolve_timeout: float = 5.0):
-        self.finder = StreamFinder(spec, "EEG", resolve_timeout)
+    """The EEG stream `StreamFinder` finds (`name`, `stype`, `source_id`, `timeout`, `pick_first`); `unit`:
+    what its samples are in, overriding the stream's unit labels."""
+
+    def __init__(self, *, name: str | None = None, stype: str | None = None, source_id: str | None = None,
+                 timeout: float = 5.0, unit: str | None = None, pick_first: bool = False):
+        self.finder = StreamFinder("EEG", name=name, stype=stype, source_id=source_id, timeout=timeout,
+                                   pick_first=pick_first)
         super().__init__("LSL " + self.finder.query_text)
-        self.spec = spec
         self.resolve_timeout = self.finder.resolve_timeout
+        self.forced_unit = parse_unit(unit) if unit is not None else None
         self.units: list[str] = []          # the unit labels as the stream gives them
         self.source_id = ""
         self._inlet: pylsl.StreamInlet | None = None
@@ -266,7 +271,7 @@ class LSLSource(EEGSource):
         if not any(eeg):
             eeg = [True] * count
         parsed = [parse_unit(u) for u in units]
-        forced = self.spec.unit
+        forced = self.forced_unit
         if forced is not None:
             said = sorted({u for u, e in zip(units, eeg, strict=True) if e and u})
             if said and {p for p, e in zip(parsed, eeg, strict=True) if e} != {forced}:

@@ -17,7 +17,6 @@ from pylsl.util import LostError
 
 from milmer_app.sources.base import Source
 from milmer_app.sources.lsl import StreamFinder, describe
-from milmer_app.specs import SourceSpec
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -26,10 +25,11 @@ log = logging.getLogger(__name__)
 class LSLMarkerSource(Source):
     kind = "markers"
 
-    def __init__(self, spec: SourceSpec):
-        self.finder = StreamFinder(spec, "marker", resolve_timeout=5.0)
+    def __init__(self, *, name: str | None = None, stype: str | None = None, source_id: str | None = None,
+                 timeout: float = 5.0, pick_first: bool = False):
+        self.finder = StreamFinder("marker", name=name, stype=stype, source_id=source_id, timeout=timeout,
+                                   pick_first=pick_first)
         super().__init__("LSL markers " + self.finder.query_text)
-        self.spec = spec
         self._inlet: pylsl.StreamInlet | None = None
         self._numeric = False
         self._lost = False

@@ -3,14 +3,15 @@
 A `SourceKind` says everything the app needs to know about a kind: its spec
 grammar (`KIND:HEAD,KEY=VALUE,...`), its options as a frozen dataclass (checked
 once, when built, whether from a command-line spec, the GUI or stored settings),
-a builder, its help text and its GUI page. The command line, `build_sources`,
-`--help`, README's spec list and the Sources panel all read this registry, so a
-new kind is one module (the source and its builder) plus one `register(...)`
-call (see docs/architecture.md).
+a builder, a preflight check, its help text and its GUI page. The command line,
+`build_sources`, `--help`, README's spec list and the Sources panel all read this
+registry. Each kind registers itself from its own module in
+`milmer_app/sources/kinds/`, which `milmer_app.sources` imports once (see
+"Adding a source kind" in docs/architecture.md); this module imports none of them.
 
 Parsing stays light: this module imports nothing heavier than the standard
-library; builders and GUI pages are named as "module:attribute" and imported
-only when used.
+library; builders and GUI pages may be named as "module:attribute" and are
+imported only when used.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class SourceKind:
     (runner, kind) with `options()` and `set_options(options)`; None gives a form made from the
     options' fields. `check(spec, eeg_spec)` (optional, light: no device library) looks at what can
     be known before anything heavy loads (files and folders named) and raises SourceError.
+    `order`: kinds are listed by it, then in registration order.
     """
 
     name: str
@@ -123,6 +125,7 @@ class SourceKind:
     unsplit: Callable[[Options], str] | None = None
     replayed: bool = False          # driven by a replay clock (speed, seek, pause)
     check: str | Callable[[Any, Any], None] | None = None
+    order: int = 50                 # where the GUI and the help list it among its role's kinds
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -156,19 +159,10 @@ def _resolve(target):
 
 # -- the registry ----------------------------------------------------------------------------
 _KINDS: dict[str, dict[str, SourceKind]] = {role: {} for role in ROLES}
-_builtins_loaded = False
-
-
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        importlib.import_module("milmer_app.sources.kinds")
 
 
 def register(kind: SourceKind, replace: bool = False) -> SourceKind:
     """Add a kind to the registry (a second kind of the same name and role needs `replace=True`)."""
-    _load_builtins()
     table = _KINDS[kind.role]
     if kind.name in table and not replace:
         raise ValueError(f"{kind.role} source kind {kind.name!r} is registered already")
@@ -181,9 +175,8 @@ def unregister(role: str, name: str) -> None:
 
 
 def kinds(role: str) -> list[SourceKind]:
-    """Registered kinds of `role` ("eeg", "video" or "markers"), in registration order."""
-    _load_builtins()
-    return list(_KINDS[role].values())
+    """Registered kinds of `role` ("eeg", "video" or "markers"), by their `order`, then in registration order."""
+    return sorted(_KINDS[role].values(), key=lambda kind: kind.order)
 
 
 def kind_names(role: str) -> tuple[str, ...]:
@@ -191,7 +184,6 @@ def kind_names(role: str) -> tuple[str, ...]:
 
 
 def get_kind(role: str, name: str, spec: str | None = None) -> SourceKind:
-    _load_builtins()
     table = _KINDS[role]
     key = name.strip().lower()
     if key in table:
@@ -208,15 +200,14 @@ def did_you_mean(word: str, candidates) -> str:
 # -- specs -------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class SourceSpec:
-    """A parsed source spec: its kind and typed options. `text` is the spec as given (messages);
-    `options` the raw KEY=VALUE strings (as given, keys lower case). Two specs are equal when
-    their kinds and typed options are; a spec also equals spec text that parses to the same."""
+    """A parsed source spec: its role, its kind's name and the kind's typed options. `text` is the
+    spec as given (for messages). Two specs are equal when their kinds and options are; a spec also
+    equals spec text that parses to the same."""
 
     role: str
     kind: str
-    typed: Options
+    options: Options
     text: str = field(default="", compare=False)
-    options: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
@@ -226,65 +217,23 @@ class SourceSpec:
                 return False
         if not isinstance(other, SourceSpec):
             return NotImplemented
-        return (self.role, self.kind, self.typed) == (other.role, other.kind, other.typed)
+        return (self.role, self.kind, self.options) == (other.role, other.kind, other.options)
 
     def __hash__(self) -> int:
-        return hash((self.role, self.kind, self.typed))
-
-    @property
-    def descriptor(self) -> SourceKind:
-        return get_kind(self.role, self.kind)
+        return hash((self.role, self.kind, self.options))
 
     def __str__(self) -> str:
-        return format_spec(self.role, self.kind, self.typed)
+        return format_spec(self.role, self.kind, self.options)
 
-    # Conveniences for the options most kinds share.
-    @property
-    def path(self) -> Path | None:
-        return getattr(self.typed, "path", None)
 
-    @property
-    def subject(self) -> int | None:
-        return getattr(self.typed, "subject", None)
+def kind_of(spec: SourceSpec) -> SourceKind:
+    """The registered kind a spec names."""
+    return get_kind(spec.role, spec.kind)
 
-    @property
-    def trial(self) -> int | None:
-        return getattr(self.typed, "trial", None)
 
-    @property
-    def by_position(self) -> bool:
-        return getattr(self.typed, "map", "label") == "position"
-
-    @property
-    def min_fraction(self) -> float | None:
-        return getattr(self.typed, "min_channels", None)
-
-    @property
-    def unit(self) -> str | None:
-        """The unit forced by `unit=` ("V", "mV", "µV", "nV"), or None to go by the source."""
-        from models.pipeline.units import parse_unit
-
-        value = getattr(self.typed, "unit", None)
-        return parse_unit(value) if value is not None else None
-
-    @property
-    def montage(self) -> str | None:
-        value = getattr(self.typed, "montage", None)
-        return value.lower() if value is not None else None
-
-    @property
-    def pick_first(self) -> bool:
-        return getattr(self.typed, "pick", None) == "first"
-
-    def number(self, key: str, kind: type[int] | type[float] = float) -> float | None:
-        """Option `key` as a number (None when absent); SourceError naming the spec when it is not one."""
-        value = getattr(self.typed, key, None)
-        if value is None:
-            raw = self.options.get(key)
-            if raw is None:
-                return None
-            value = _convert(key, kind, raw)
-        return kind(value)
+def option_strings(options: Options) -> dict[str, str]:
+    """The options that differ from their defaults, as the strings a spec or stored settings give them."""
+    return {key: option_text(value) for key, value in options.given().items()}
 
 
 def split_options(rest: str, head: str | None = None) -> dict[str, str]:
@@ -361,26 +310,24 @@ def spec_from_strings(role: str, name: str, raw: dict[str, str], text: str | Non
     if missing:
         raise SourceError(f"{where}: {kind.name} needs {', '.join(missing)}", hint=_example_hint(kind))
     try:
-        typed = kind.options(**values)
+        options = kind.options(**values)
     except OptionError as exc:
         raise SourceError(f"{where}: {exc}", hint=exc.hint or _example_hint(kind)) from None
-    return SourceSpec(role, kind.name, typed, text, dict(raw))
+    return SourceSpec(role, kind.name, options, text)
 
 
-def spec_from_options(role: str, name: str, typed: Options) -> SourceSpec:
+def spec_from_options(role: str, name: str, options: Options) -> SourceSpec:
     """A spec from typed options (the GUI); checked like a parsed one."""
     kind = get_kind(role, name)
-    if not isinstance(typed, kind.options):
-        raise TypeError(f"{name}: expected {kind.options.__name__}, got {type(typed).__name__}")
-    text = format_spec(role, name, typed)
-    raw = {key: option_text(value) for key, value in typed.given().items()}
-    return SourceSpec(role, kind.name, typed, text, raw)
+    if not isinstance(options, kind.options):
+        raise TypeError(f"{name}: expected {kind.options.__name__}, got {type(options).__name__}")
+    return SourceSpec(role, kind.name, options, format_spec(role, name, options))
 
 
-def format_spec(role: str, name: str, typed: Options) -> str:
-    """The spec text that parses back to `typed`."""
+def format_spec(role: str, name: str, options: Options) -> str:
+    """The spec text that parses back to `options`."""
     kind = get_kind(role, name)
-    rest = kind.unsplit(typed) if kind.unsplit is not None else join_options(typed.given(), kind.head)
+    rest = kind.unsplit(options) if kind.unsplit is not None else join_options(options.given(), kind.head)
     return f"{kind.name}:{rest}" if rest else kind.name
 
 
@@ -398,6 +345,25 @@ def as_spec(role: str, value: SourceSpec | str) -> SourceSpec:
             raise SourceError(f"'{value.text}' is a {value.role} spec, not a {_ROLE_TITLE[role]} spec")
         return value
     return parse_spec(role, str(value))
+
+
+def check_some_source(eeg: SourceSpec, video: SourceSpec) -> None:
+    """SourceError when neither spec names a source."""
+    if eeg.kind == "none" and video.kind == "none":
+        raise SourceError("no source: both --eeg and --video are 'none'")
+
+
+def build_sources(eeg_spec: SourceSpec, video_spec: SourceSpec, speed: float = 1.0,
+                  label_rule=None, video_offset: float = 0.0):
+    """Unconnected (EEG source, video source) for the two specs, either None for `none`; a replayed
+    EEG source and its video share one replay clock. ``video_offset``: the checkpoint contract's
+    trial time of a DEAP video's first frame."""
+    check_some_source(eeg_spec, video_spec)
+    context = BuildContext(speed=speed, label_rule=label_rule, video_offset=video_offset)
+    eeg = kind_of(eeg_spec).builder()(eeg_spec, context)
+    context = BuildContext(speed=speed, label_rule=label_rule, eeg=eeg, video_offset=video_offset)
+    video = kind_of(video_spec).builder()(video_spec, context)
+    return eeg, video
 
 
 def _example_hint(kind: SourceKind) -> str:
@@ -494,6 +460,35 @@ def _checked_value(f: Field, hint: Any, value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class NumberLimits:
+    """What a numeric option allows: inclusive `low`/`high`, exclusive `above`, whole numbers only."""
+
+    low: float | None
+    high: float | None
+    above: float | None
+    integer: bool
+
+    def allows(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return ((self.low is None or value >= self.low)
+                and (self.high is None or value <= self.high) and (self.above is None or value > self.above)
+                and (not self.integer or isinstance(value, int) or value.is_integer()))
+
+
+def number_limits(options: type[Options]) -> dict[str, NumberLimits]:
+    """The numeric options of an options class and their limits (the fuzzer reads them from here)."""
+    hints = _hints(options)
+    limits = {}
+    for f in fields(options):
+        kind = _base_type(hints[f.name])
+        if kind in (int, float):
+            meta = f.metadata
+            limits[f.name] = NumberLimits(meta.get("low"), meta.get("high"), meta.get("above"), kind is int)
+    return limits
+
+
 # -- help -----------------------------------------------------------------------------------
 def option_help(f: Field) -> str:
     meta = f.metadata
@@ -560,7 +555,7 @@ def markdown_reference() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-README_BEGIN = "<!-- source-kinds:begin (generated by `python -m milmer_app.sources.registry README.md`) -->"
+README_BEGIN = "<!-- source-kinds:begin (generated by `python -m milmer_app.sources README.md`) -->"
 README_END = "<!-- source-kinds:end -->"
 
 
@@ -571,12 +566,3 @@ def with_reference(text: str) -> str:
     if not begin or not end:
         raise ValueError("README has no source-kinds markers")
     return f"{head}{README_BEGIN}\n{markdown_reference()}{README_END}{tail}"
-
-
-if __name__ == "__main__":   # regenerate README's list of source specs
-    import sys
-
-    from milmer_app.sources import registry   # the module the kinds register in, not this __main__
-
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    readme.write_text(registry.with_reference(readme.read_text()))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from milmer_app.sources.file import EEGFile, in_memory, is_non_eeg_label
+from milmer_app.sources.eeg_file import EEGFile, in_memory, is_non_eeg_label
 from milmer_app.sources.file_headers import check_rate
 from models.errors import SourceError
 from models.pipeline.units import MICROVOLTS_PER, judge_unit, parse_unit

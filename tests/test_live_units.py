@@ -12,6 +12,7 @@ from models.pipeline.channels import map_channels, normalise_label
 from milmer_app.clock import local_clock
 from milmer_app.inference import InferenceWorker, Predictor
 from models.pipeline.streaming import StreamingEEG
+from milmer_app.sources.registry import option_strings
 from milmer_app.specs import parse_eeg_spec, parse_video_spec
 from models.config import MilmerConfig
 from models.contract import GENEVA_CHANNELS, InputContract
@@ -85,20 +86,21 @@ def test_too_few_matching_channels_is_a_clear_error():
 
 
 def test_specs_parse_and_reject():
-    deap = parse_eeg_spec("deap:/data/my:deap:s02:7")
+    deap = parse_eeg_spec("deap:/data/my:deap:s02:7").options
     assert (str(deap.path), deap.subject, deap.trial) == ("/data/my:deap", 2, 7)
-    lsl = parse_eeg_spec("lsl:type=EEG,map=position,min_channels=0.1")
-    assert lsl.by_position and lsl.min_fraction == 0.1 and lsl.options["type"] == "EEG"
-    board = parse_eeg_spec("brainflow:board=0,serial_port=/dev/ttyUSB0")
-    assert board.options == {"board": "0", "serial_port": "/dev/ttyUSB0"}
-    assert parse_video_spec("webcam:1,width=640").options == {"width": "640", "index": "1"}
+    lsl = parse_eeg_spec("lsl:type=EEG,map=position,min_channels=0.1").options
+    assert lsl.by_position and lsl.min_channels == 0.1 and lsl.type == "EEG"
+    board = parse_eeg_spec("brainflow:board=0,serial_port=/dev/ttyUSB0").options
+    assert option_strings(board) == {"board": "0", "serial_port": "/dev/ttyUSB0"}
+    assert option_strings(parse_video_spec("webcam:1,width=640").options) == {"width": "640", "index": "1"}
     for bad in ("lsl:", "lsl:foo", "deap:/x:1", "bogus:1", "brainflow:serial_port=x"):
         with pytest.raises(SourceError):
             parse_eeg_spec(bad)
     with pytest.raises(SourceError):
         parse_video_spec("camera:0")
     synthetic = parse_eeg_spec("brainflow:synthetic,min_channels=0.3,map=position")
-    assert synthetic.options["board"] == "synthetic" and synthetic.min_fraction == 0.3 and synthetic.by_position
+    assert (synthetic.options.board == "synthetic" and synthetic.options.min_channels == 0.3
+            and synthetic.options.by_position)
     # A typo in a numeric option is a SourceError naming the spec, not a ValueError from deep inside a source.
     for parse, bad in ((parse_eeg_spec, "lsl:name=X,timeout=abc"), (parse_eeg_spec, "lsl:type=EEG,min_channels=2"),
                        (parse_eeg_spec, "brainflow:synthetic,min_channels=x"), (parse_video_spec, "webcam:0,fps=x")):

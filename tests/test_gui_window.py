@@ -256,7 +256,7 @@ def test_settings_written_from_one_folder_restore_from_another(qtbot, open_windo
                                  device="cpu"))
     wait_for_predictions(qtbot, first)
     assert first.selection.checkpoint == str(first_folder / "models" / "tiny")
-    assert first.selection.video.path == first_folder / "face.avi"
+    assert first.selection.video.options.path == first_folder / "face.avi"
     first.close()
 
     monkeypatch.chdir(other_folder)                               # a desktop icon starts elsewhere

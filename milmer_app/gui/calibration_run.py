@@ -67,6 +67,7 @@ class CalibrationRunPage(QtWidgets.QWidget):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(500)
         self.log_view.setMaximumHeight(110)
+        self.log_view.setVisible(False)
         self.result = CalibrationResultView()
         self.result.setVisible(False)
         self.use_button = QtWidgets.QPushButton("Use calibrated model")
@@ -102,6 +103,7 @@ class CalibrationRunPage(QtWidgets.QWidget):
         self.result.setVisible(False)
         self.use_button.setEnabled(False)
         self.log_view.clear()
+        self.log_view.setVisible(True)
         command = calibrate_command([self.recording], self.checkpoint, self.stem)
         process = QtCore.QProcess(self)
         process.setProcessChannelMode(QtCore.QProcess.ProcessChannelMode.SeparateChannels)
@@ -234,14 +236,14 @@ class CalibrationResultView(QtWidgets.QWidget):
         self.bars: pg.BarGraphItem | None = None
         self.chance_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(theme.WARNING, width=2,
                                                                                  style=QtCore.Qt.PenStyle.DashLine),
-                                           label="chance (p < 0.05)", labelOpts={"position": 0.85,
-                                                                                 "color": theme.WARNING})
+                                           label="chance", labelOpts={"position": 0.5, "color": theme.WARNING,
+                                                                      "anchors": [(0.5, 1), (0.5, 1)]})
         self.plot.addItem(self.chance_line)
         self.table = QtWidgets.QTableWidget(len(FIGURES) + 1, 2)
         self.table.setHorizontalHeaderLabels(["base", "calibrated"])
         self.table.setVerticalHeaderLabels(["trials right"] + [label for label, _ in FIGURES])
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMaximumHeight(190)
         self.chance_text = QtWidgets.QLabel()
         self.chance_text.setWordWrap(True)
@@ -250,7 +252,7 @@ class CalibrationResultView(QtWidgets.QWidget):
         layout.addWidget(self.reasons)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.plot, 1)
-        row.addWidget(self.table, 2)
+        row.addWidget(self.table, 1)
         layout.addLayout(row, 1)
         layout.addWidget(self.chance_text)
 

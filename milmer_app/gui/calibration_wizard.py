@@ -355,7 +355,7 @@ class CalibrationWizard(QtWidgets.QDialog):
         self.stimulus_view = QtWidgets.QLabel()
         self.stimulus_view.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.stimulus_view.setMinimumHeight(300)
-        self.stimulus_view.setStyleSheet("font-size: 48pt;")
+        self.stimulus_view.setWordWrap(True)
         self.stimulus_text = QtWidgets.QLabel()
         self.stimulus_text.setWordWrap(True)
         self.stimulus_text.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
@@ -403,6 +403,7 @@ class CalibrationWizard(QtWidgets.QDialog):
         self.phase_title.setText(title)
         self.stimulus_text.setText(text)
         self.stimulus_view.setPixmap(QtGui.QPixmap())
+        self.stimulus_view.setStyleSheet("font-size: 48pt;")
         self.stimulus_view.setText(big)
 
     def _show_stimulus(self, trial: PlannedTrial) -> None:
@@ -425,8 +426,9 @@ class CalibrationWizard(QtWidgets.QDialog):
             self.stimulus_text.setText("Watch the video.")
         else:
             self.stimulus_view.setPixmap(QtGui.QPixmap())
-            self.stimulus_text.setText(stimulus.text + "\n\nClose your eyes if it helps; stay with the feeling "
-                                                       "until the time is up.")
+            self.stimulus_view.setStyleSheet("font-size: 20pt;")
+            self.stimulus_view.setText(stimulus.text)
+            self.stimulus_text.setText("Close your eyes if it helps; stay with the feeling until the time is up.")
 
     def _stop_video(self) -> None:
         if self._video is not None:

@@ -111,13 +111,16 @@ def curve(work: Path, seeds: list[int]) -> None:
 
 
 METHODS = {
-    "head only": AdaptConfig(trainable="head"),
+    "head only (default)": DEFAULT_METHOD,
+    "  ... never-rated class left out of the loss": replace(DEFAULT_METHOD, absent="excluded"),
     "EEG tokenizer + head": AdaptConfig(trainable="eeg_head"),
-    "EEG tokenizer + encoder + head (default)": DEFAULT_METHOD,
-    "  ... without L2-SP": replace(DEFAULT_METHOD, l2sp=0.0),
-    "  ... L2-SP x10": replace(DEFAULT_METHOD, l2sp=0.1),
-    "  ... without class weighting": replace(DEFAULT_METHOD, class_weighting=False),
-    "all but the face backbone": AdaptConfig(trainable="all_but_backbone"),
+    "EEG tokenizer + encoder + head": AdaptConfig(trainable="eeg_fusion_head", absent="excluded"),
+    "  ... without L2-SP": AdaptConfig(trainable="eeg_fusion_head", absent="excluded", l2sp=0.0),
+    "  ... L2-SP x10": AdaptConfig(trainable="eeg_fusion_head", absent="excluded", l2sp=0.1),
+    "  ... L2-SP x10, never-rated class as a wrong answer": AdaptConfig(trainable="eeg_fusion_head", l2sp=0.1),
+    "  ... without class weighting": AdaptConfig(trainable="eeg_fusion_head", absent="excluded",
+                                                 class_weighting=False),
+    "all but the face backbone": AdaptConfig(trainable="all_but_backbone", absent="excluded"),
 }
 
 

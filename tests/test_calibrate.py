@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.pipeline.labels import LabelRule
 from training.calibration.inputs import CalibrationTrial
 from training.calibration.judge import chance_trials_needed, decide, score
 from training.calibration.split import split_trials
-from training.synth_person import write_person_recording
+from training.recording_files import RecordingReader
+from training.synth_person import SimulatedRecording, write_person_recording
 
 CHECK_TORCH = ("import sys; from training.cli import main; code = main(sys.argv[1:]); "
                "print('torch imported:', 'torch' in sys.modules); sys.exit(code)")
@@ -53,8 +55,6 @@ def test_split_holds_out_the_latest_two_per_class_and_never_a_class_only_trial()
 
 
 def test_decision_needs_the_base_and_chance_beaten_by_trials():
-    import numpy as np
-
     labels = np.repeat([0, 1, 2, 3, 0, 1, 2, 3], 3)
     trial_of = np.repeat(np.arange(8), 3)
 
@@ -114,3 +114,134 @@ def test_missing_recording_and_checkpoint_are_named(tmp_path):
     result = _calibrate("--recording", str(tmp_path / "rec"), "--checkpoint", str(tmp_path / "base"),
                         "--out", str(tmp_path / "c"))
     assert result.returncode == 2 and "checkpoint not found" in _error_lines(result)[0]
+
+
+# -- whole runs on simulated people ------------------------------------------------------------------
+def _report(stem: Path) -> dict:
+    return json.loads(stem.with_name(stem.name + ".report.json").read_text())
+
+
+def _replay_agreement(session: SimulatedRecording, checkpoint: str, out: Path) -> tuple[int, int]:
+    """Predictions of `milmer-app --headless` replaying the simulated `session` whose window lies inside
+    a trial, and how many of them are the quadrant the person felt. The app's own recording of the
+    replay (--record) gives each replayed sample's LSL time, hence each window's place in the original."""
+    recording = session.folder
+    replayed = out.with_suffix(".rec")
+    result = subprocess.run([sys.executable, "-m", "milmer_app.cli", "--headless", "--eeg", f"recording:{recording}",
+                             "--video", f"recording:{recording}", "--checkpoint", checkpoint, "--speed", "2",
+                             "--hop", "2", "--predictions", str(out), "--record", str(replayed)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _, original_times = RecordingReader(recording).eeg()
+    _, replay_times = RecordingReader(replayed).eeg()
+    right = count = 0
+    for line in out.read_text().splitlines():
+        prediction = json.loads(line)
+        index = min(int(np.searchsorted(replay_times, prediction["window_end"])), len(original_times) - 1)
+        end = original_times[index]
+        felt = session.truth_at(end)
+        if felt is not None and felt == session.truth_at(end - 3.0):
+            count += 1
+            right += prediction["quadrant"] == felt
+    assert count >= 6, (count, result.stderr[-2000:])
+    return right, count
+
+
+@pytest.mark.slow
+def test_calibrated_model_is_clearly_better_for_a_person_who_codes_emotion_differently(tmp_path):
+    from models.checkpoint import file_sha256, read_checkpoint_meta
+    from training.calibration.inputs import resolve_base
+
+    recording = tmp_path / "session"
+    write_person_recording(recording, "inverted", trials=20, trial_seconds=12.0, seed=1, skipped=1, ties=1, unrated=1)
+    stem = tmp_path / "me"
+    result = _calibrate("--recording", str(recording), "--checkpoint", "demo", "--out", str(stem), "--seed", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _report(stem)
+    assert report["decision"] == "calibrated", report["reasons"]
+    held = report["held_out"]
+    assert held["calibrated"]["trials_correct"] >= report["chance"]["trials_needed_p05"] == 5
+    assert held["calibrated"]["trials_correct"] > held["base"]["trials_correct"]
+    for model in ("base", "calibrated"):
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "trial_majority_vote_accuracy", "confusion"):
+            assert key in held[model]
+    trials = report["trials"]
+    assert trials["excluded_counts"] == {"skipped": 1, "rated on the label threshold": 1, "unrated": 1}
+    assert len(trials["test"]) == 8 and not set(trials["test"]) & set(trials["train"])
+    assert report["refit_on_all_trials"] is False
+    assert "# Calibration: calibrated" in stem.with_name("me.report.md").read_text()
+
+    meta = read_checkpoint_meta(stem)
+    calibration = meta.provenance["calibration"]
+    demo = resolve_base("demo")
+    assert calibration["base"]["name"] == "demo_model"
+    assert calibration["base"]["sha256"] == file_sha256(demo.with_name("demo_model.safetensors"))
+    assert calibration["recordings"] == ["session"] and calibration["trials"]["test"] == trials["test"]
+    assert calibration["held_out"]["calibrated"]["trials_correct"] == held["calibrated"]["trials_correct"]
+    assert calibration["method"]["trainable"]
+
+    # Fresh sessions of the same person replayed through the app: the calibrated model clearly wins.
+    fresh = tmp_path / "fresh"
+    session = write_person_recording(fresh, "inverted", trials=4, trial_seconds=12.0, seed=5, rest_s=1.0)
+    base_right, base_count = _replay_agreement(session, "demo", tmp_path / "base.jsonl")
+    mine_right, mine_count = _replay_agreement(session, str(stem), tmp_path / "mine.jsonl")
+    assert mine_right / mine_count >= 0.7 and base_right / base_count <= 0.25, \
+        (base_right, base_count, mine_right, mine_count)
+
+
+@pytest.mark.slow
+def test_person_without_emotional_information_keeps_the_base_model(tmp_path):
+    recording = tmp_path / "flat"
+    write_person_recording(recording, "no_information", trials=16, trial_seconds=9.0, seed=2)
+    stem = tmp_path / "flat_cal"
+    result = _calibrate("--recording", str(recording), "--checkpoint", "demo", "--out", str(stem))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _report(stem)
+    assert report["decision"] == "kept_base"
+    assert any("chance" in reason or "not better than the base" in reason for reason in report["reasons"])
+    assert "No checkpoint written" in stem.with_name("flat_cal.report.md").read_text()
+    assert not stem.with_name("flat_cal.safetensors").exists() and not stem.with_name("flat_cal.json").exists()
+    assert "decision: kept_base" in result.stdout
+
+
+@pytest.mark.slow
+def test_person_who_never_rated_one_quadrant(tmp_path):
+    import torch
+
+    from models.checkpoint import load_checkpoint
+    from training.calibration.inputs import resolve_base
+
+    recording = tmp_path / "three"
+    write_person_recording(recording, "missing_quadrant", trials=18, trial_seconds=9.0, seed=3)
+    stem = tmp_path / "three_cal"
+    result = _calibrate("--recording", str(recording), "--checkpoint", "demo", "--out", str(stem))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _report(stem)
+    assert report["never_rated"] == ["LALV"] and report["chance"]["rated_classes"] == 3
+    assert "LALV never rated: nothing trains toward it" in stem.with_name("three_cal.report.md").read_text()
+    assert "LALV" not in report["trials"]["test_labels"]
+    assert report["decision"] == "calibrated", report["reasons"]
+    # Only the head trained, and the calibrated model no longer answers LALV for this person.
+    mine, base = load_checkpoint(stem).model, load_checkpoint(resolve_base("demo")).model
+    changed = [name for name, tensor in mine.state_dict().items() if not torch.equal(tensor, base.state_dict()[name])]
+    assert changed and all(name.startswith("head.") for name in changed)
+    assert report["held_out"]["calibrated"]["trial_predictions"].count(2) == 0
+
+
+def test_ctrl_c_stops_cleanly_with_nothing_written(tmp_path):
+    import signal
+
+    write_person_recording(tmp_path / "rec", trials=8, trial_seconds=6.0, rest_s=1.0, seed=4)
+    stem = tmp_path / "cal"
+    process = subprocess.Popen([sys.executable, "-m", "training.cli", "calibrate", "--recording", str(tmp_path / "rec"),
+                                "--checkpoint", "demo", "--out", str(stem)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    for line in process.stderr:   # progress: interrupt once the work on the recording has begun
+        if "finding faces" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    assert process.returncode == 130, rest
+    assert "milmer-train: interrupted" in rest and "Traceback" not in rest
+    assert list(tmp_path.glob("cal*")) == []

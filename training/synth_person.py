@@ -122,15 +122,11 @@ def _marker(timestamp: float, text: str) -> dict:
 def write_person_recording(out: str | Path, person: SimulatedPerson | str = "inverted", trials: int = 20,
                            trial_seconds: float = 30.0, seed: int = 0, rest_s: float = 5.0, fps: float = 10.0,
                            video_size: tuple[int, int] = (240, 192), skipped: int = 0, ties: int = 0,
-                           unrated: int = 0, start_lsl: float = 1000.0, video: bool = True, breaks: bool = True,
-                           truth_markers: bool = False) -> SimulatedRecording:
+                           unrated: int = 0, start_lsl: float = 1000.0, video: bool = True) -> SimulatedRecording:
     """Write one calibration session of `person` to the recording folder `out`; deterministic for a seed.
 
     `trials` rated trials, balanced over the quadrants the person feels and shuffled; `skipped`,
-    `ties` (valence rated exactly 5) and `unrated` trials are added near the start. `breaks=False`:
-    trials follow each other without fixation, rating pause or washout. `truth_markers`: each trial
-    start also carries what the person felt as a replay's truth (``"truth"``, as a recorded DEAP
-    replay's markers do), so that the app's replay of the recording scores its predictions.
+    `ties` (valence rated exactly 5) and `unrated` trials are added near the start.
     """
     if isinstance(person, str):
         if person not in PERSONS:
@@ -154,8 +150,7 @@ def write_person_recording(out: str | Path, person: SimulatedPerson | str = "inv
     felt_iter = iter(felt)
     quadrants = [int(next(felt_iter)) if kind == "rated" else int(next(extra)) for kind in kinds]
 
-    fixation_s, pause_s = (FIXATION_S, RATING_DELAY_S + WASHOUT_S) if breaks else (0.0, 0.0)
-    period = fixation_s + trial_seconds + pause_s
+    period = FIXATION_S + trial_seconds + RATING_DELAY_S + WASHOUT_S
     total_s = rest_s + len(kinds) * period
     samples = int(round(total_s * SRATE))
     names = list(GENEVA_CHANNELS)
@@ -166,7 +161,7 @@ def write_person_recording(out: str | Path, person: SimulatedPerson | str = "inv
     recording = SimulatedRecording(folder, person)
     for index, (kind, quadrant) in enumerate(zip(kinds, quadrants)):
         trial_id = f"t{index + 1:02d}"
-        start = rest_s + index * period + fixation_s
+        start = rest_s + index * period + FIXATION_S
         end = start + trial_seconds
         first, last = int(round(start * SRATE)), int(round(end * SRATE))
         for code, high in ((person.valence, quadrant in (0, 1)), (person.arousal, quadrant in (0, 3))):
@@ -177,14 +172,11 @@ def write_person_recording(out: str | Path, person: SimulatedPerson | str = "inv
         valence, arousal = _rating(quadrant in (0, 1), rng), _rating(quadrant in (0, 3), rng)
         if kind == "tie":
             valence = 5.0
-        if truth_markers:
-            markers.append({"timestamp": start_lsl + start, "text": f"replay: trial {trial_id}",
-                            "truth": quadrant})
         markers.append(_marker(start_lsl + start, trial_start_text(trial_id)))
         markers.append(_marker(start_lsl + end, trial_end_text(trial_id)))
         if kind != "unrated":
             text = rating_text(trial_id, valence, arousal, f"recall {QUADRANT_CLASSES[quadrant]}", kind == "skipped")
-            markers.append(_marker(start_lsl + end + min(pause_s, RATING_DELAY_S), text))
+            markers.append(_marker(start_lsl + end + RATING_DELAY_S, text))
         recording.trials.append(SimulatedTrial(trial_id, quadrant, start_lsl + start, start_lsl + end,
                                                None if kind in ("unrated",) else valence,
                                                None if kind in ("unrated",) else arousal, kind))

@@ -1,10 +1,12 @@
 """Adapting the base model to one person on cached inputs.
 
-The face backbone stays frozen: every face crop is embedded once (`embed_crops`) and the
-windows are trained through `Milmer.forward_embedded`. What trains is chosen by `AdaptConfig.trainable`
-(parameter groups of `TRAINABLE`); the loss is cross-entropy over the classes the person rated
-only (a class never rated gets no gradient toward it: its head row stays the base's), weighted
-by inverse class frequency, plus an L2-SP penalty pulling the trained weights toward the base's.
+The face backbone stays frozen: every face crop goes through it once (`embed_crops`, with
+`training.embeddings`, the frozen-backbone cache's code) and the windows are trained through
+`Milmer.forward_frame_features`; its projection to d_model stays the base's too. What trains is chosen by
+`AdaptConfig.trainable` (parameter groups of `TRAINABLE`; "head" alone trains on the CLS outputs computed
+once); the loss is cross-entropy weighted by inverse class frequency, plus an L2-SP penalty pulling the
+trained weights toward the base's. A class the person never rated is never a target: it is either left
+out of the loss or kept in the softmax only as a wrong answer (`AdaptConfig.absent`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import torch
 from torch import nn
 
 from models.milmer import Milmer
+from training.embeddings import embed_frames
 from training.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
 
-# Parameter-name prefixes per group; "backbone"/"backbone_proj" never train (their output is cached).
+# Parameter-name prefixes per group; "backbone" never trains (its output is cached), nor "backbone_proj".
 TRAINABLE = {
     "head": ("head.",),
     "eeg_head": ("eeg_tokens.", "head."),
@@ -36,12 +39,15 @@ TRAINABLE = {
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    trainable: str = "eeg_fusion_head"
+    trainable: str = "head"
     steps: int = 300                 # optimiser steps (whole epochs: at least this many)
     lr: float = 1e-3
     batch_size: int = 16
     l2sp: float = 0.01               # weight of sum((w - w_base)^2) over the trained weights
     class_weighting: bool = True     # inverse class frequency over the rated classes
+    # A class the person never rated: "excluded" from the loss (its head row stays the base's) or "negative"
+    # (in the softmax, only ever as a wrong answer: trained away from, never toward).
+    absent: str = "negative"
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -59,25 +65,17 @@ class AdaptResult:
     trained_parameters: int
 
 
-@torch.no_grad()
-def embed_crops(model: Milmer, crops: np.ndarray, batch: int = 64,
-                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """(F, S, S, 3) RGB uint8 -> (F, L, D) float32 frozen-backbone tokens, each crop once."""
-    model.eval()
+def embed_crops(model: Milmer, crops: np.ndarray) -> torch.Tensor:
+    """(F, S, S, 3) RGB uint8 -> (F, L, width) float16 frozen-backbone features (`training.embeddings`),
+    each crop once."""
     if not model.config.uses_face or len(crops) == 0:
-        return torch.zeros((0, 1, model.config.d_model))
-    parts = []
-    for start in range(0, len(crops), batch):
-        frames = torch.from_numpy(crops[start:start + batch]).permute(0, 3, 1, 2).contiguous()
-        parts.append(model.embed_frames(frames).float().cpu())
-        if progress:
-            progress(min(start + batch, len(crops)), len(crops))
-    return torch.cat(parts)
+        return torch.zeros((0, 1, 1), dtype=torch.float16)
+    return torch.from_numpy(embed_frames(model, np.ascontiguousarray(crops.transpose(0, 3, 1, 2))))
 
 
 def batch_inputs(tokens: torch.Tensor, frame_ids: np.ndarray, eeg: np.ndarray, eeg_mask: np.ndarray,
                  positions: np.ndarray, uses_face: bool) -> tuple:
-    """(eeg, frame_tokens, eeg_mask, face_mask) tensors for the windows at `positions`."""
+    """(eeg, frame_features, eeg_mask, face_mask) tensors for the windows at `positions`."""
     ids = torch.from_numpy(frame_ids[positions])
     face_mask = ids >= 0
     frame_tokens = None
@@ -95,9 +93,35 @@ def predict(model: Milmer, tokens: torch.Tensor, windows, positions: np.ndarray,
         chunk = positions[start:start + batch]
         eeg, frame_tokens, eeg_mask, face_mask = batch_inputs(tokens, windows.frame_ids, windows.eeg,
                                                               windows.eeg_mask, chunk, model.config.uses_face)
-        logits = model.forward_embedded(eeg, frame_tokens, eeg_mask, face_mask).logits
+        logits = model.forward_frame_features(eeg, frame_tokens, eeg_mask, face_mask).logits
         out.append(torch.softmax(logits.float(), dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
+
+
+def _whole_model(model: Milmer, tokens: torch.Tensor, windows) -> Callable[[np.ndarray], torch.Tensor]:
+    def logits_of(chunk: np.ndarray) -> torch.Tensor:
+        eeg, features, eeg_mask, face_mask = batch_inputs(tokens, windows.frame_ids, windows.eeg, windows.eeg_mask,
+                                                          chunk, model.config.uses_face)
+        return model.forward_frame_features(eeg, features, eeg_mask, face_mask).logits
+    return logits_of
+
+
+def _head_on_cached_features(model: Milmer, tokens: torch.Tensor, windows,
+                             positions: np.ndarray) -> Callable[[np.ndarray], torch.Tensor]:
+    """Only the head trains: everything before it is computed once per window (the CLS output in eval
+    mode), so an epoch costs a Linear layer, whatever the preset."""
+    captured: list[torch.Tensor] = []
+    hook = model.head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
+    try:
+        predict(model, tokens, windows, positions)
+    finally:
+        hook.remove()
+    features = torch.cat(captured)
+    row = {int(position): i for i, position in enumerate(positions)}
+
+    def logits_of(chunk: np.ndarray) -> torch.Tensor:
+        return model.head(model.head_dropout(features[[row[int(p)] for p in chunk]]))
+    return logits_of
 
 
 def adapt(base: Milmer, tokens: torch.Tensor, windows, positions: np.ndarray, config: AdaptConfig,
@@ -124,7 +148,14 @@ def adapt(base: Milmer, tokens: torch.Tensor, windows, positions: np.ndarray, co
     generator = np.random.default_rng(derive_seed(config.seed, 0xCA2))
     epochs = max(1, math.ceil(config.steps / math.ceil(len(positions) / config.batch_size)))
     epochs_run, stopped, loss_value = 0, None, float("nan")
-    rated_index = torch.tensor(rated)
+    rated_index = torch.tensor(rated) if config.absent == "excluded" else torch.arange(model.config.num_classes)
+    if config.absent != "excluded":
+        remap = torch.arange(model.config.num_classes)
+        full = torch.ones(model.config.num_classes)
+        full[rated] = weights
+        weights = full
+    logits_of = _head_on_cached_features(model, tokens, windows, positions) if config.trainable == "head" else \
+        _whole_model(model, tokens, windows)
     for epoch in range(epochs):
         if deadline is not None and time.monotonic() > deadline:
             stopped = f"time budget reached after {epoch} of {epochs} epochs"
@@ -134,9 +165,7 @@ def adapt(base: Milmer, tokens: torch.Tensor, windows, positions: np.ndarray, co
         total, seen = 0.0, 0
         for start in range(0, len(order), config.batch_size):
             chunk = order[start:start + config.batch_size]
-            eeg, frame_tokens, eeg_mask, face_mask = batch_inputs(tokens, windows.frame_ids, windows.eeg,
-                                                                  windows.eeg_mask, chunk, model.config.uses_face)
-            logits = model.forward_embedded(eeg, frame_tokens, eeg_mask, face_mask).logits
+            logits = logits_of(chunk)
             target = remap[labels_all[chunk]]
             loss = nn.functional.cross_entropy(logits[:, rated_index], target, weight=weights)
             penalty = sum(((p - anchors[n]) ** 2).sum() for n, p in trained.items())

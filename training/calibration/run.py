@@ -28,10 +28,9 @@ log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 
-# What the method chose by measurement (README, "Calibration"): the EEG tokenizer, the fusion encoder,
-# the token types, CLS and head train; face backbone and MIL/balancing stay the base's.
+# The method chosen by measurement (README, "Personal calibration"): the head alone trains, on CLS outputs
+# computed once; a class never rated is in the softmax only as a wrong answer.
 DEFAULT_METHOD = AdaptConfig()
-PAPER_LR = 1e-4   # the paper preset's own learning rate (768-wide layers)
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,6 @@ class CalibrateOptions:
     hop_s: float = 1.5
     device: str = "cpu"
     method: AdaptConfig = DEFAULT_METHOD
-
-
-def method_for(preset: str, options: CalibrateOptions) -> AdaptConfig:
-    method = replace(options.method, seed=options.seed)
-    return replace(method, lr=PAPER_LR) if preset == "paper" and method.lr == DEFAULT_METHOD.lr else method
 
 
 def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) -> dict:
@@ -87,7 +81,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
 
     base_score = score(predict(model, tokens, windows, test_pos), windows.labels[test_pos],
                        windows.trial_of[test_pos], classes)
-    method = method_for(str(base.config.preset), options)
+    method = replace(options.method, seed=options.seed)
     say(f"adapting ({method.trainable}, {method.steps} steps, lr {method.lr:g}, L2-SP {method.l2sp:g}) on "
         f"{len(train_pos)} windows of {len(split.train)} trials")
 
@@ -128,9 +122,12 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
             "per_class": {names[c]: sum(t.label == c for t in usable) for c in range(classes)},
         },
         "never_rated": absent,
-        "never_rated_handling": (f"{', '.join(absent)} never rated: the loss covers only the rated classes, so nothing "
-                                 "trains toward them; their head rows keep the base model's weights, and their "
-                                 "held-out accuracy is unknown" if absent else None),
+        "never_rated_handling": (f"{', '.join(absent)} never rated: " + (
+            "nothing trains toward it; it stays in the softmax only as a wrong answer, so the calibrated model "
+            "learns that this person's calibration windows are not it (it will rarely predict it), and its "
+            "held-out accuracy is unknown" if method.absent == "negative" else
+            "the loss covers only the rated classes, so nothing trains toward it; its head row keeps the base "
+            "model's weights, and its held-out accuracy is unknown") if absent else None),
         "train_classes_missing": [names[c] for c in rated if c not in train_rated],
         "method": {**method.to_dict(), "face_backbone": "frozen; each face crop embedded once",
                    "hop_s": options.hop_s, "trained_parameters": result.trained_parameters,

@@ -1,17 +1,15 @@
-"""A seeded fuzz campaign over every outside input (bench/fuzz.py holds the cases; a longer run is
+"""A seeded fuzz campaign over every outside input (milmer_app.fuzzing holds the cases; a longer run is
 `bench/fuzz.py --cases N`): each case must end in a clear MilmerError-family error or a sound
 acceptance; no other exception, hang, crash, memory blow-up, silent acceptance of an input invalid by
 construction, or code execution. Every case runs in a worker process under a timeout."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import fuzz  # noqa: E402
+from milmer_app import fuzzing as fuzz
 
 pytestmark = pytest.mark.fuzz
 
@@ -24,7 +22,7 @@ def test_seeded_campaign_has_only_clear_errors_and_sound_acceptances(tmp_path):
     cases = fuzz.generate(CASES, SEED, seeds)
     # Every hostile pickle, whatever the draw: each would create the marker file if it ran.
     cases += [fuzz.Case("dat", f"payload:{name}", raw, True, seeds.marker)
-              for name, raw in fuzz._marker_payloads(seeds.marker)]
+              for name, raw in fuzz.marker_payloads(seeds.marker)]
     results = fuzz.run_campaign(cases, workers=2, timeout=60.0)
     summary = fuzz.summarise(results)
     assert summary["bad"] == [], "\n".join(map(str, summary["bad"]))

@@ -245,3 +245,38 @@ def test_ctrl_c_stops_cleanly_with_nothing_written(tmp_path):
     assert process.returncode == 130, rest
     assert "milmer-train: interrupted" in rest and "Traceback" not in rest
     assert list(tmp_path.glob("cal*")) == []
+
+
+def test_windows_equal_the_live_pipeline_and_mask_bad_channels(tmp_path):
+    from models.pipeline.streaming import SignalChecks, StreamingEEG
+    from training.calibration.inputs import check_inputs
+    from training.calibration.windows import _RecordingEEG
+
+    folder = tmp_path / "rec"
+    write_person_recording(folder, trials=8, trial_seconds=6.0, rest_s=1.0, seed=6, video=False)
+    meta = json.loads((folder / "meta.json").read_text())
+    channels = meta["eeg"]["channels"]
+    data = np.fromfile(folder / "eeg.f32", "<f4").reshape(-1, len(channels))
+    data[1000:1010, channels.index("Cz")] = np.nan      # NaN for 80 ms at 1007.8 s
+    data[:, channels.index("O2")] = 5.0                 # a flat channel (an offset only)
+    data.tofile(folder / "eeg.f32")
+    inputs = check_inputs([str(folder)], "demo")
+    recording = inputs.recordings[0]
+    signal = _RecordingEEG(recording, inputs)
+    live = StreamingEEG(inputs.contract, recording.channels, recording.reader.srate)
+    raw, stamps = recording.reader.eeg()
+    names = list(inputs.contract.eeg_channels)
+    compared = 0
+    for stop in range(2000, raw.shape[1], 700):          # the live window after every 700 samples
+        live.feed(raw[:, stop - 700 if stop > 2000 else 0:stop], stamps[stop - 700 if stop > 2000 else 0:stop])
+        window = live.window()
+        mine = signal.window(window.start, inputs.contract.window_samples, SignalChecks())
+        assert mine is not None
+        np.testing.assert_array_equal(mine[1], window.mask)
+        np.testing.assert_allclose(mine[0], window.eeg, atol=1e-3)
+        compared += 1
+    assert compared > 10
+    first = signal.window(1006.0, inputs.contract.window_samples, SignalChecks())
+    assert first is not None and not first[1][names.index("Cz")] and not first[1][names.index("O2")]
+    later = signal.window(1030.0, inputs.contract.window_samples, SignalChecks())
+    assert later is not None and later[1][names.index("Cz")] and not later[1][names.index("O2")]

@@ -17,7 +17,7 @@ from models.contract import InputContract
 from models.errors import CheckpointError, DataError
 from models.pipeline.channels import ChannelMap, map_channels
 from models.pipeline.labels import LabelRule
-from training.recording_files import RecordingReader
+from training.recording_files import EEG_FILE, EEG_TS_FILE, RecordingReader
 
 MIN_RATED_TRIALS = 8
 DEMO = "demo"
@@ -146,9 +146,9 @@ def _eeg_span(reader: RecordingReader) -> tuple[float, float] | None:
     """First and last EEG timestamp, read without loading the samples."""
     import numpy as np
 
-    path = reader.folder / "eeg_ts.f64"
+    path = reader.folder / EEG_TS_FILE
     channels = len(reader.channel_names)
-    data = reader.folder / "eeg.f32"
+    data = reader.folder / EEG_FILE
     if not path.is_file() or not data.is_file():
         return None
     count = min(path.stat().st_size // 8, data.stat().st_size // (4 * channels))

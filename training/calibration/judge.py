@@ -87,16 +87,14 @@ class Decision:
     majority_baseline: float
 
 
-def decide(base: HeldOutScore, calibrated: HeldOutScore | None, test_labels: list[int], rated_classes: int,
-           class_names: tuple[str, ...], not_trained: str | None = None) -> Decision:
+def decide(base: HeldOutScore, calibrated: HeldOutScore, test_labels: list[int], rated_classes: int,
+           class_names: tuple[str, ...]) -> Decision:
     """"calibrated" only when the calibrated model's trial accuracy beats the base's and the chance threshold."""
     n = len(test_labels)
     needed = chance_trials_needed(n, rated_classes)
     counts = np.bincount(test_labels, minlength=len(class_names))
     majority = float(counts.max() / n) if n else float("nan")
     reasons: list[str] = []
-    if calibrated is None:
-        return Decision("kept_base", [not_trained or "no calibrated model was trained"], needed, rated_classes, majority)
     got, base_got = calibrated.trials_correct, base.trials_correct
     beats_base = got > base_got
     beats_chance = got >= needed

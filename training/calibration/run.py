@@ -47,8 +47,6 @@ class CalibrateOptions:
 
 def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) -> dict:
     """Run the whole calibration; returns the report (also written to disk)."""
-    import torch
-
     from models.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, save_checkpoint
 
     started = time.monotonic()
@@ -88,7 +86,6 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     def epoch_done(epoch: int, total: int, loss: float) -> None:
         say(f"epoch {epoch}/{total}  loss {loss:.4f}  ({time.monotonic() - started:.0f} s)")
 
-    torch.manual_seed(options.seed)
     result = adapt(model, tokens, windows, train_pos, method, deadline, epoch_done)
     calibrated_score = score(predict(result.model, tokens, windows, test_pos), windows.labels[test_pos],
                              windows.trial_of[test_pos], classes)

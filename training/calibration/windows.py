@@ -67,8 +67,16 @@ def _hold_non_finite(data: np.ndarray) -> np.ndarray:
     return data
 
 
+@dataclass
+class _Segment:
+    out: np.ndarray            # (C, T') transformed, not yet referenced
+    times: np.ndarray          # (T',) LSL time of each output sample
+    bad_times: np.ndarray      # (n_bad,) LSL times of input samples with NaN/Inf ...
+    bad_rows: np.ndarray       # (n_bad, C) ... and which channels had them
+
+
 class _RecordingEEG:
-    """One recording's EEG in the contract's channels and rate: transformed segments with sample times."""
+    """One recording's EEG in the contract's channels and rate: transformed gap-free segments."""
 
     def __init__(self, recording: CalibrationRecording, inputs: CalibrationInputs):
         contract = inputs.contract
@@ -81,45 +89,37 @@ class _RecordingEEG:
         self.referencing = transform.needs_reference(bool(meta.get("already_referenced", False)))
         rate = recording.reader.srate
         up, down, _ = transform.resampler_taps(rate)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.segments: list[_Segment] = []
         for part in _segments(stamps, rate):
             data = mapped[:, part]
             bad = ~np.isfinite(data)
+            # Reference later, per window, over the channels in use (as StreamingEEG.window does).
             out = offline_eeg(_hold_non_finite(data.copy()), rate, transform,
                               tuple(filtered) if filtered else None, already_referenced=True)
             times = np.interp(np.arange(out.shape[1]) * (down / up), np.arange(data.shape[1]), stamps[part])
-            bad_times = stamps[part][bad.any(axis=0)]
-            self.parts.append((out, times, bad, bad_times))
-            self.stamps = stamps
+            columns = bad.any(axis=0)
+            self.segments.append(_Segment(out, times, stamps[part][columns], bad[:, columns].T))
 
     def window(self, start: float, samples: int, checks: SignalChecks) -> tuple[np.ndarray, np.ndarray] | None:
         """The window of `samples` output samples from the first at or after `start`, checked and referenced."""
-        for out, times, bad, _ in self.parts:
+        for segment in self.segments:
+            times = segment.times
             if not times[0] <= start <= times[-1]:
                 continue
             first = int(np.searchsorted(times, start - 1e-9))
-            if first + samples > out.shape[1]:
+            if first + samples > segment.out.shape[1]:
                 return None
-            eeg = out[:, first:first + samples].copy()
+            eeg = segment.out[:, first:first + samples].copy()
             mask = self.mask.copy()
-            if bad.any():
-                span = times[first] - checks.non_finite_reach_s, times[first + samples - 1]
-                in_span = (self._input_times(times, out, bad) >= span[0]) & (self._input_times(times, out, bad) <= span[1])
-                mask &= ~bad[:, in_span].any(axis=1)
+            near = (segment.bad_times >= times[first] - checks.non_finite_reach_s) & \
+                (segment.bad_times <= times[first + samples - 1])
+            mask &= ~segment.bad_rows[near].any(axis=0)
             mask &= eeg.std(axis=1) >= checks.flat_uv
             eeg[~mask] = 0.0
             if self.referencing and mask.any():
                 eeg[mask] -= eeg[mask].mean(axis=0, keepdims=True)
             return eeg.astype(np.float32), mask
         return None
-
-    def _input_times(self, times: np.ndarray, out: np.ndarray, bad: np.ndarray) -> np.ndarray:
-        # The input samples' times of the segment holding `times` (bad has one column per input sample).
-        for o, t, b, _ in self.parts:
-            if o is out:
-                start = int(np.searchsorted(self.stamps, t[0] - 1e-9))
-                return self.stamps[start:start + b.shape[1]]
-        return np.zeros(0)
 
 
 def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | None = None,

@@ -1,5 +1,7 @@
 """Seeded fuzzing of what milmer reads from outside: DEAP .dat pickles, the ratings CSV, checkpoint
-JSON, safetensors headers and source spec strings.
+JSON, safetensors headers, source spec strings, and lab files (EDF/BDF headers, BrainVision headers,
+EEGLAB dimensions, XDF chunks: replayed with `file:`) and recording folders (exported): the file cases
+are in milmer_app.fuzzing_files.
 
 Each case is a valid input mutated (byte flips, truncation, type swaps, boundary numbers, deep
 nesting, hostile pickle payloads) and run in a worker process (a crash cannot take the campaign
@@ -39,11 +41,13 @@ from typing import Any
 import numpy as np
 
 from milmer_app.demo import DEMO_CHECKPOINT
+from milmer_app.fuzzing_files import CASE_MAKERS, FILE_TARGETS, run_file_case
 
 OUTCOMES = ("clear_error", "handled", "other_exception", "hang", "crash", "silent_acceptance", "code_execution",
             "memory")
 BAD_OUTCOMES = OUTCOMES[2:]
-TARGETS = ("dat", "csv", "checkpoint_json", "safetensors_header", "spec")
+INPUT_TARGETS = ("dat", "csv", "checkpoint_json", "safetensors_header", "spec")
+TARGETS = INPUT_TARGETS + FILE_TARGETS
 RSS_LIMIT_MB = 2048
 ADDRESS_SPACE_LIMIT = 8 * 2 ** 30  # a runaway allocation fails with MemoryError before it can take the machine
 CKPT_NAME = "demo_model"  # the name the checkpoint's JSON gives its tensors file
@@ -57,7 +61,7 @@ TYPE_SWAPS: list[Any] = [None, True, False, "", "x", [], {}, [1, 2], {"a": 1}, "
 class Case:
     target: str
     mutation: str
-    data: Any  # bytes, str, or (json bytes, safetensors bytes)
+    data: Any  # bytes, str, (json bytes, safetensors bytes), or {file name: bytes} (lab files)
     invalid: bool | None  # True: invalid by construction; None: unknown (byte-level damage)
     marker: str = ""
     expect_rows: list[tuple[int, int]] = field(default_factory=list)  # csv: (participant, trial) that must be named
@@ -502,12 +506,12 @@ def make_seeds(workdir: Path) -> Seeds:
                  tensors=DEMO_CHECKPOINT.with_suffix(".safetensors").read_bytes(), marker=str(workdir / "PWNED"))
 
 
-def generate(cases: int, seed: int, seeds: Seeds) -> list[Case]:
-    """`cases` cases spread evenly over the targets; the same seed gives the same cases."""
+def generate(cases: int, seed: int, seeds: Seeds, targets: tuple[str, ...] = TARGETS) -> list[Case]:
+    """`cases` cases spread evenly over `targets`; the same seed gives the same cases."""
     rng = random.Random(seed)
     out = []
     for i in range(cases):
-        target = TARGETS[i % len(TARGETS)]
+        target = targets[i % len(targets)]
         if target == "dat":
             out.append(_dat_cases(rng, seeds.dat, seeds.marker))
         elif target == "csv":
@@ -516,6 +520,9 @@ def generate(cases: int, seed: int, seeds: Seeds) -> list[Case]:
             out.append(_checkpoint_cases(rng, seeds.checkpoint_json, seeds.tensors))
         elif target == "safetensors_header":
             out.append(_header_cases(rng, seeds.checkpoint_json, seeds.tensors))
+        elif target in FILE_TARGETS:
+            mutation, files, invalid = CASE_MAKERS[target](rng)
+            out.append(Case(target, mutation, files, invalid))
         else:
             out.append(_spec_cases(rng))
         out[-1].marker = seeds.marker
@@ -531,6 +538,11 @@ def worker_init() -> None:
 
     warnings.simplefilter("ignore")
     # Imported before the first case, so that a case's timeout measures the case, not torch's import.
+    import mne  # noqa: F401
+    import pyxdf  # noqa: F401
+
+    import milmer_app.export  # noqa: F401
+    import milmer_app.sources.file  # noqa: F401
     import milmer_app.specs  # noqa: F401
     import models.checkpoint  # noqa: F401
     import training.deap  # noqa: F401
@@ -544,6 +556,8 @@ def _scratch() -> Path:
 
 def _run_target(case: Case, scratch: Path) -> str | None:
     """Run the reader; return a problem with an accepted result (None: the result is sound)."""
+    if case.target in FILE_TARGETS:
+        return run_file_case(case.target, case.data, scratch)
     if case.target == "dat":
         from training.deap import read_dat
 

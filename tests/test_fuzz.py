@@ -14,12 +14,13 @@ from milmer_app import fuzzing as fuzz
 pytestmark = pytest.mark.fuzz
 
 CASES = 150
+LAB_FILE_CASES = 60
 SEED = 20261130
 
 
 def test_seeded_campaign_has_only_clear_errors_and_sound_acceptances(tmp_path):
     seeds = fuzz.make_seeds(tmp_path)
-    cases = fuzz.generate(CASES, SEED, seeds)
+    cases = fuzz.generate(CASES, SEED, seeds, fuzz.INPUT_TARGETS)
     # Every hostile pickle, whatever the draw: each would create the marker file if it ran.
     cases += [fuzz.Case("dat", f"payload:{name}", raw, True, seeds.marker)
               for name, raw in fuzz.marker_payloads(seeds.marker)]
@@ -29,8 +30,21 @@ def test_seeded_campaign_has_only_clear_errors_and_sound_acceptances(tmp_path):
     assert not Path(seeds.marker).exists()
     assert len(results) == len(cases)
     # The campaign is not vacuous: every target ran, and both outcomes occur.
-    assert {r.case.target for r in results} == set(fuzz.TARGETS)
+    assert {r.case.target for r in results} == set(fuzz.INPUT_TARGETS)
     assert summary["counts"]["clear_error"] > 0 and summary["counts"]["handled"] > 0
+    assert summary["peak_rss_mb"] < fuzz.RSS_LIMIT_MB
+
+
+def test_lab_file_campaign_has_only_clear_errors_and_sound_acceptances(tmp_path):
+    """EDF/BDF header fields, BrainVision keys, EEGLAB dimensions, XDF chunks and recording folders."""
+    seeds = fuzz.make_seeds(tmp_path)
+    cases = fuzz.generate(LAB_FILE_CASES, SEED, seeds, fuzz.FILE_TARGETS)
+    results = fuzz.run_campaign(cases, workers=2, timeout=60.0)
+    summary = fuzz.summarise(results)
+    assert summary["bad"] == [], "\n".join(map(str, summary["bad"]))
+    assert {r.case.target for r in results} == set(fuzz.FILE_TARGETS)
+    for target in fuzz.FILE_TARGETS:          # each target both refuses and accepts something
+        assert set(summary["by_target"][target]) == {"clear_error", "handled"}, (target, summary["by_target"])
     assert summary["peak_rss_mb"] < fuzz.RSS_LIMIT_MB
 
 

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from models.errors import SourceError
 
 MAX_CHANNELS = 4096
@@ -48,8 +50,80 @@ def check_header(path: Path) -> list[str]:
             raise SourceError(f"{path}: {size / 1024**2:.0f} MB; XDF files are read whole (pyxdf), so replays take "
                               f"XDF files up to {XDF_MAX_BYTES // 1024**2} MB",
                               hint="convert the EEG stream to FIF or EDF (MNE reads those in pieces)")
+        if suffix == ".xdf":
+            _check_xdf_headers(path)
         return []
     return []
+
+
+# -- XDF ------------------------------------------------------------------------------------------------------------
+def _check_xdf_headers(path: Path) -> None:
+    """Each stream header's channel count and rate, read by walking the chunks (their contents skipped)."""
+    import xml.etree.ElementTree as ElementTree
+
+    numeric: dict[int, tuple[str, int, int]] = {}     # stream id -> (name, channels, bytes per value)
+    with path.open("rb") as handle:
+        if handle.read(4) != b"XDF:":
+            raise SourceError(f"{path}: not an XDF file (it does not start with 'XDF:')")
+        while True:
+            width = handle.read(1)
+            if not width:
+                return
+            if width[0] not in (1, 4, 8):
+                return                                   # a damaged chunk: pyxdf says what it makes of it
+            raw = handle.read(width[0])
+            if len(raw) < width[0]:
+                return
+            length = int.from_bytes(raw, "little")
+            tag = int.from_bytes(handle.read(2), "little")
+            if tag == 3 and length >= 7:
+                _check_samples_chunk(path, handle, length - 2, numeric)
+                continue
+            if tag != 2:
+                handle.seek(max(0, length - 2), 1)
+                continue
+            if length > 16 * 1024**2:
+                raise SourceError(f"{path}: a stream header of {length / 1024**2:.0f} MB; XDF stream headers are a "
+                                  "few kB of XML")
+            content = handle.read(length - 2)
+            try:
+                info = ElementTree.fromstring(content[4:])
+            except ElementTree.ParseError:
+                continue
+            name = info.findtext("name") or "?"
+            text = (info.findtext("channel_count") or "").strip()
+            try:
+                count = int(text)
+            except ValueError:
+                raise SourceError(f"{path}: stream '{name}': channel_count {text!r} is not a whole number") from None
+            kind = (info.findtext("channel_format") or "").strip().lower()
+            if kind != "string" and not 1 <= count <= MAX_CHANNELS:
+                raise SourceError(f"{path}: stream '{name}': channel_count is {count} (expected 1 to {MAX_CHANNELS})")
+            if kind in _XDF_VALUE_BYTES and len(content) >= 4:
+                numeric[int.from_bytes(content[:4], "little")] = (name, count, _XDF_VALUE_BYTES[kind])
+
+
+_XDF_VALUE_BYTES = {"float32": 4, "double64": 8, "int8": 1, "int16": 2, "int32": 4, "int64": 8}
+
+
+def _check_samples_chunk(path: Path, handle, size: int, numeric: dict[int, tuple[str, int, int]]) -> None:
+    """A samples chunk of a numeric stream must fit its declared channel count: each sample is a time
+    stamp flag (1 byte), maybe a stamp (8) and channels x value bytes."""
+    start = handle.tell()
+    head = handle.read(min(size, 13))
+    handle.seek(start + size)
+    if len(head) < 6:
+        return
+    stream = int.from_bytes(head[:4], "little")
+    if stream not in numeric or head[4] not in (1, 4, 8) or len(head) < 5 + head[4]:
+        return
+    count = int.from_bytes(head[5:5 + head[4]], "little")
+    rest = size - 5 - head[4]
+    name, channels, width = numeric[stream]
+    if count and not count * (1 + channels * width) <= rest <= count * (9 + channels * width):
+        held = (rest / count - 9) / width
+        raise SourceError(f"{path}: stream '{name}' declares {channels} channels, but its samples hold about "
+                          f"{max(held, 0):.0f} ({count} samples in {rest} bytes): the channel count does not match")
 
 
 # -- EDF / BDF --------------------------------------------------------------------------------------------------
@@ -205,8 +279,15 @@ def _check_brainvision(path: Path) -> list[str]:
     if interval <= 0:
         raise SourceError(f"{path}: header key 'SamplingInterval' is {interval:g} µs; it must be positive")
     check_rate(path, 1e6 / interval, f"SamplingInterval={interval:g} µs")
-    if common.get("dataformat", "binary").lower() != "binary":
+    data_format = common.get("dataformat", "BINARY")
+    if data_format.lower() == "ascii":
         return []                                          # ASCII data: MNE checks it as it reads
+    if data_format.lower() != "binary":
+        raise SourceError(f"{path}: header key 'DataFormat' is {data_format!r} (expected BINARY or ASCII)")
+    orientation = common.get("dataorientation", "MULTIPLEXED")
+    if orientation.lower() not in ("multiplexed", "vectorized"):
+        raise SourceError(f"{path}: header key 'DataOrientation' is {orientation!r} (expected MULTIPLEXED or "
+                          "VECTORIZED)")
     kind = binary.get("binaryformat", "").lower()
     if kind not in _BV_FORMATS:
         raise SourceError(f"{path}: header key 'BinaryFormat' is {binary.get('binaryformat')!r} "
@@ -231,6 +312,7 @@ def check_opened(path: Path, raw) -> None:
         raise SourceError(f"{path}: holds {raw.n_times} sample(s)")
     if path.suffix.lower() == ".set":
         extras = raw._raw_extras[0] if raw._raw_extras else {}
+        _check_eeglab_fields(path, raw)
         if extras.get("is_embedded", True):
             embedded = path.stat().st_size
             if embedded > EMBEDDED_EEGLAB_MAX_BYTES:
@@ -244,3 +326,31 @@ def check_opened(path: Path, raw) -> None:
         if fdt.stat().st_size < needed:
             raise SourceError(f"{path}: declares {len(raw.ch_names)} channels x {raw.n_times} points "
                               f"({needed} bytes), but {fdt.name} holds {fdt.stat().st_size} bytes")
+
+
+def _check_eeglab_fields(path: Path, raw) -> None:
+    """A .set's nbchan and pnts (and its data's shape when the data are inside) against what MNE describes."""
+    import scipy.io
+
+    try:
+        shapes = {name: shape for name, shape, _ in scipy.io.whosmat(path)}
+        fields = scipy.io.loadmat(path, variable_names=["nbchan", "pnts"], appendmat=False)
+    except Exception:   # MATLAB 7.3 (HDF5) files and fields inside an EEG struct: MNE's own checks apply
+        return
+    values = {}
+    for key in ("nbchan", "pnts"):
+        value = fields.get(key)
+        if value is None:
+            return
+        number = float(np.asarray(value, dtype=np.float64).ravel()[0]) if np.asarray(value).size else math.nan
+        if not (math.isfinite(number) and number.is_integer() and number > 0):
+            raise SourceError(f"{path}: field '{key}' is {number:g}; it must be a positive whole number")
+        values[key] = int(number)
+    if values["nbchan"] != len(raw.ch_names):
+        raise SourceError(f"{path}: field 'nbchan' says {values['nbchan']} channels, the file describes "
+                          f"{len(raw.ch_names)}")
+    data = shapes.get("data")
+    if data is not None and len(data) == 2 and data[0] * data[1] > 1 and tuple(data) != (values["nbchan"],
+                                                                                       values["pnts"]):
+        raise SourceError(f"{path}: declares {values['nbchan']} channels x {values['pnts']} points, but its data "
+                          f"are {data[0]} x {data[1]}")

@@ -181,6 +181,8 @@ def _units(raw: np.ndarray, said: list[str], forced: str | None, what: str) -> t
     return [p or unit for p in parsed], "amplitude"
 
 
+RATE_TOLERANCE = 0.2       # declared rate vs the stamps' (as for live streams: more than 20 % off stops)
+MAX_SPAN_S = 1e8           # ~3 years: stamps further apart are corrupt, not a recording
 MAX_GAP_S = 60.0          # a longer forward jump in the time stamps is shortened to this (and said)
 MAX_BREAKS_PER_MINUTE = 6   # more breaks than this (and more than a few): the stamps cannot place samples
 
@@ -195,6 +197,10 @@ def _segments(times: np.ndarray, info: dict, srate: float,
     if not np.isfinite(times).all():
         raise SourceError(f"{path}: the EEG stream has {int((~np.isfinite(times)).sum())} time stamp(s) that are "
                           "not finite numbers")
+    span = float(times.max() - times.min()) if len(times) else 0.0
+    if span > MAX_SPAN_S:
+        raise SourceError(f"{path}: the EEG stream's time stamps span {span:.3g} s; {len(times)} samples of one "
+                          "recording cannot (a time stamp is corrupt)")
     breaks: dict[int, str] = {}
     for key, why in (("segments", "gap"), ("clock_segments", "clock reset")):
         for start, _ in info.get(key) or []:
@@ -208,6 +214,14 @@ def _segments(times: np.ndarray, info: dict, srate: float,
         backwards = int((step <= 0).sum())
         raise SourceError(f"{path}: the EEG stream's time stamps break {len(breaks)} times in {len(times)} samples "
                           f"({backwards} step(s) backwards or standing still): they cannot place the samples in time")
+    steps = step[(step > 0) & (step <= 2.0 / srate)]
+    if len(steps) >= 10:
+        measured = 1.0 / float(np.median(steps))
+        if abs(measured / srate - 1) > RATE_TOLERANCE:
+            raise SourceError(f"{path}: the EEG stream declares {srate:g} Hz (nominal_srate) but its time stamps run at "
+                              f"{measured:.1f} Hz")
+    elif len(times) > 10:
+        raise SourceError(f"{path}: the EEG stream's time stamps do not run at its declared {srate:g} Hz anywhere")
     original, times = times, times.copy()
     shifts: list[tuple[float, float]] = []      # (stream time where a shortening starts to apply, seconds removed)
     long_gaps = []
@@ -226,6 +240,9 @@ def _segments(times: np.ndarray, info: dict, srate: float,
         log.warning("%s: %d forward jump(s) in the time stamps longer than %g s shortened to %g s (the longest: "
                     "%.0f s at %.1f s); replay time runs on across them", name, len(long_gaps), MAX_GAP_S, MAX_GAP_S,
                     max(r for _, r in long_gaps) + MAX_GAP_S, long_gaps[0][0])
+    if not np.all(np.diff(times) > 0):
+        raise SourceError(f"{path}: the EEG stream's time stamps cannot be put in order (media time would not run "
+                          "forwards)")
     described = {index: f"{why} in {name} at {times[index]:.2f} s: a new segment starts"
                  for index, why in breaks.items()}
 

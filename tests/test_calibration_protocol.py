@@ -7,8 +7,17 @@ import json
 import pytest
 
 from models.calibration_protocol import (
-    ProtocolError, Rating, TrialEnd, TrialStart, marker_texts, parse_marker, rating_text, read_calibration,
-    trial_end_text, trial_start_text)
+    ProtocolError,
+    Rating,
+    TrialEnd,
+    TrialStart,
+    marker_texts,
+    parse_marker,
+    rating_text,
+    read_calibration,
+    trial_end_text,
+    trial_start_text,
+)
 
 
 def test_written_texts_are_the_documented_json_and_parse_back():

@@ -95,12 +95,12 @@ def eeg_outlet():
     player.stop()
 
 
-def _window(qtbot, settings, tmp_path, checkpoint, outlet):
+def _window(qtbot, settings, tmp_path, checkpoint, outlet, *extra: str):
     from milmer_app.cli import build_parser
     from milmer_app.gui.app import open_window
 
     args = build_parser().parse_args(["--eeg", f"lsl:name={outlet.name}", "--video", "none", "--checkpoint",
-                                      str(checkpoint), "--device", "cpu", "--hop", "0.5"])
+                                      str(checkpoint), "--device", "cpu", "--hop", "0.5", *extra])
     window = open_window(args, settings)
     qtbot.addWidget(window)
     window.record_controls.folder = tmp_path / "recordings"
@@ -156,6 +156,16 @@ def test_wizard_session_records_the_protocol_with_pause_and_redo(qtbot, settings
         assert wizard.progress() == {"HAHV": 1, "LAHV": 1, "LALV": 1, "HALV": 0, "on the threshold": 0}
         assert not window.engine.recording_status().active
         folder = wizard.recording
+
+        # A session whose recording stops under it (here: stopped by hand) stops too, and says so.
+        again = window.open_calibration(Timings(rest_s=0.5, fixation_s=0.2, stimulus_s=0.6, washout_s=0.2))
+        again.trials_box.setValue(4)
+        again.start_button.click()
+        assert again.phase == "rest"
+        window.engine.stop_recording()
+        qtbot.waitUntil(lambda: again.phase == "setup", timeout=10000)
+        assert "session stopped: the recording was stopped" in again.setup_problem.text()
+        assert again.pages.currentWidget() is again.setup_page
     finally:
         window.close()
 
@@ -178,7 +188,7 @@ def test_wizard_session_records_the_protocol_with_pause_and_redo(qtbot, settings
 
 
 def _report(decision: str) -> dict:
-    figures = lambda right, acc: {"trials_correct": right, "trial_majority_vote_accuracy": right / 8,  # noqa: E731
+    figures = lambda right, acc: {"trials_correct": right, "trial_majority_vote_accuracy": right / 8,
                                   "accuracy": acc, "balanced_accuracy": acc - 0.01, "macro_f1": acc - 0.02,
                                   "windows": 64, "confusion": [[4, 0, 0, 0]] * 4}
     return {"decision": decision, "reasons": ["calibrated model got 7/8 test trials right, base 2/8"],
@@ -267,3 +277,64 @@ def test_wizard_recording_is_calibrated_in_the_background(qtbot, settings, tmp_p
         assert page.calibrate_button.isEnabled()
     finally:
         window.close()
+
+
+@pytest.mark.slow
+def test_wizard_shows_own_images_and_videos_and_counts_external_ratings(qtbot, settings, tmp_path, eeg_checkpoint,
+                                                                         eeg_outlet):
+    """A folder session shows each picture and video; an external session records the experiment
+    software's markers (from --markers) and ends when every planned trial is rated."""
+    import uuid
+
+    import cv2
+    import numpy as np
+    import pylsl
+
+    from live_support import write_face_video
+
+    stimuli = tmp_path / "stimuli"
+    stimuli.mkdir()
+    cv2.imwrite(str(stimuli / "beach.png"), np.full((60, 80, 3), 200, np.uint8))
+    write_face_video(stimuli / "clip.avi", quadrant=0, seconds=2.0, seed=0)
+    (stimuli / "targets.csv").write_text("beach.png,LAHV\nclip.avi,HAHV\n")
+    name = f"Experiment-{uuid.uuid4().hex[:6]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, 0, "string", name))
+    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base", eeg_outlet, "--markers", f"lsl:name={name}")
+    try:
+        wizard = window.open_calibration(Timings(rest_s=0.1, fixation_s=0.1, stimulus_s=1.0, washout_s=0.1))
+        wizard.stimulus_box.setCurrentIndex(wizard.stimulus_box.findData("folder"))
+        wizard.folder_edit.setText(str(stimuli))
+        wizard.csv_edit.setText(str(stimuli / "targets.csv"))
+        wizard.trials_box.setValue(2)
+        wizard.start_button.click()
+        assert {t.stimulus.path.name: t.target for t in wizard.plan} == {"beach.png": "LAHV", "clip.avi": "HAHV"}
+        shown = set()
+        for _ in range(2):
+            qtbot.waitUntil(lambda: wizard.phase == "stimulus" and wizard.stimulus_view.pixmap() is not None
+                            and not wizard.stimulus_view.pixmap().isNull(), timeout=20000)
+            shown.add(wizard.current.stimulus.kind)
+            _rate(qtbot, wizard, 6.5, 6.5)
+        assert shown == {"image", "video"}
+        qtbot.waitUntil(lambda: wizard.phase == "done", timeout=20000)
+        wizard.close()
+
+        external = window.open_calibration(Timings(rest_s=0.1, fixation_s=0.1, stimulus_s=1.0, washout_s=0.1))
+        assert external is not wizard
+        external.stimulus_box.setCurrentIndex(external.stimulus_box.findData("external"))
+        external.trials_box.setValue(2)
+        external.start_button.click()
+        qtbot.waitUntil(lambda: external.phase == "external", timeout=10000)
+        for trial, (valence, arousal) in (("a", (8.0, 8.0)), ("b", (2.0, 2.0))):
+            for text in (f'{{"calibration": "trial_start", "trial": "{trial}"}}',
+                         f'{{"calibration": "trial_end", "trial": "{trial}"}}',
+                         f'{{"calibration": "rating", "trial": "{trial}", "valence": {valence}, '
+                         f'"arousal": {arousal}}}'):
+                outlet.push_sample([text])
+        qtbot.waitUntil(lambda: external.phase == "done", timeout=20000)
+        assert external.progress()["HAHV"] == 1 and external.progress()["LALV"] == 1
+        folder = external.recording
+    finally:
+        window.close()
+        del outlet
+    log = read_calibration(marker_texts(RecordingReader(folder).markers()))
+    assert [(t.trial, t.rating.valence) for t in log.trials] == [("a", 8.0), ("b", 2.0)] and not log.problems

@@ -3,15 +3,14 @@ replayed from the recording; BrainFlow's marker channel; the marker stream found
 
 from __future__ import annotations
 
-import json
 import queue
 import uuid
 
 import numpy as np
 import pylsl
 import pytest
-
 from live_support import next_matching
+
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.lsl_player import LslPlayer

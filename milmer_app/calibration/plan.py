@@ -20,43 +20,43 @@ QUADRANT_WORDS = {"HAHV": "excited, joyful", "LAHV": "calm, content", "LALV": "s
 # quadrant: High/Low Arousal, High/Low Valence.
 PROMPTS: dict[str, tuple[str, ...]] = {
     "HAHV": (
-        "Remember a moment when you heard wonderful news and could hardly sit still. Where were you? "
-        "Let the rush of it come back.",
-        "Picture yourself crossing a finish line, or winning something you worked hard for. People cheer. "
-        "Feel your heart race with the joy of it.",
-        "Recall a party or a concert where you danced and laughed with friends. Hear the music, see the "
-        "faces, feel the energy in the room.",
-        "Imagine opening the door to someone you love and have not seen for years. They run towards you, "
-        "laughing.",
-        "Think of the most exciting trip you have taken: the first hour in a new place, everything bright "
-        "and new.",
-        "Remember a time you surprised someone with a gift that delighted them. See their face light up.",
+        ("Remember a moment when you heard wonderful news and could hardly sit still. Where were you? "
+         "Let the rush of it come back."),
+        ("Picture yourself crossing a finish line, or winning something you worked hard for. People cheer. "
+         "Feel your heart race with the joy of it."),
+        ("Recall a party or a concert where you danced and laughed with friends. Hear the music, see the "
+         "faces, feel the energy in the room."),
+        ("Imagine opening the door to someone you love and have not seen for years. They run towards you, "
+         "laughing."),
+        ("Think of the most exciting trip you have taken: the first hour in a new place, everything bright "
+         "and new."),
+         "Remember a time you surprised someone with a gift that delighted them. See their face light up.",
     ),
     "LAHV": (
-        "Imagine lying in warm grass on a quiet summer afternoon. A light breeze, nothing to do, nowhere "
-        "to be.",
-        "Remember a slow Sunday morning: a warm drink, soft light through the window, time stretching out.",
-        "Picture yourself floating in calm, warm water, looking up at a clear sky. Your breathing slows.",
-        "Recall an evening when a long task was finally done and you could rest, satisfied and at ease.",
-        "Imagine sitting by a fire with a blanket, listening to rain outside, safe and content.",
-        "Think of a gentle walk with someone you trust, talking quietly, in no hurry at all.",
+        ("Imagine lying in warm grass on a quiet summer afternoon. A light breeze, nothing to do, nowhere "
+         "to be."),
+         "Remember a slow Sunday morning: a warm drink, soft light through the window, time stretching out.",
+         "Picture yourself floating in calm, warm water, looking up at a clear sky. Your breathing slows.",
+         "Recall an evening when a long task was finally done and you could rest, satisfied and at ease.",
+         "Imagine sitting by a fire with a blanket, listening to rain outside, safe and content.",
+         "Think of a gentle walk with someone you trust, talking quietly, in no hurry at all.",
     ),
     "LALV": (
-        "Remember saying goodbye to a place or a person you would miss. Let the heaviness of it return.",
-        "Picture a grey, empty afternoon with nothing to look forward to. Everything feels slow and dull.",
-        "Recall a time you felt left out or alone, watching others from a distance.",
-        "Imagine waiting in a cold hospital corridor for news that does not come.",
-        "Think of something you lost and could not get back: an object, a chance, a friendship.",
-        "Remember a day when you were exhausted and disappointed, and the evening brought no relief.",
+         "Remember saying goodbye to a place or a person you would miss. Let the heaviness of it return.",
+         "Picture a grey, empty afternoon with nothing to look forward to. Everything feels slow and dull.",
+         "Recall a time you felt left out or alone, watching others from a distance.",
+         "Imagine waiting in a cold hospital corridor for news that does not come.",
+         "Think of something you lost and could not get back: an object, a chance, a friendship.",
+         "Remember a day when you were exhausted and disappointed, and the evening brought no relief.",
     ),
     "HALV": (
-        "Remember a moment when someone treated you unfairly and you could not answer back. Feel the heat "
-        "of it.",
-        "Imagine you are late for something important, stuck in traffic, every light turning red.",
-        "Recall a time you were really frightened: a near accident, a sudden noise at night.",
-        "Picture an argument where the other person will not listen and keeps raising their voice.",
-        "Imagine walking alone down a dark street and hearing fast footsteps close behind you.",
-        "Think of a moment when you were humiliated in front of others and your face burned.",
+        ("Remember a moment when someone treated you unfairly and you could not answer back. Feel the heat "
+         "of it."),
+         "Imagine you are late for something important, stuck in traffic, every light turning red.",
+         "Recall a time you were really frightened: a near accident, a sudden noise at night.",
+         "Picture an argument where the other person will not listen and keeps raising their voice.",
+         "Imagine walking alone down a dark street and hearing fast footsteps close behind you.",
+         "Think of a moment when you were humiliated in front of others and your face burned.",
     ),
 }
 

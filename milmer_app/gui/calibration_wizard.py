@@ -12,15 +12,20 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from milmer_app.calibration.plan import (QUADRANT_WORDS, PlannedTrial, Timings, builtin_plan, external_plan,
-                                         folder_plan)
+from milmer_app.calibration.plan import QUADRANT_WORDS, PlannedTrial, Timings, builtin_plan, external_plan, folder_plan
 from milmer_app.calibration.preflight import calibration_problem
 from milmer_app.gui import theme
 from milmer_app.gui.calibration_run import CalibrationRunPage
 from milmer_app.gui.controls import browse_button
 from milmer_app.gui.sam import RatingScale
-from models.calibration_protocol import (Rating, parse_marker, rating_text, trial_end_text, trial_start_text,
-                                         ProtocolError)
+from models.calibration_protocol import (
+    ProtocolError,
+    Rating,
+    parse_marker,
+    rating_text,
+    trial_end_text,
+    trial_start_text,
+)
 from models.contract import QUADRANT_CLASSES
 from models.errors import MilmerError
 from models.pipeline.labels import LabelRule
@@ -37,11 +42,11 @@ class CalibrationWizard(QtWidgets.QDialog):
 
     session_finished = QtCore.Signal(object)     # the recording folder (Path)
 
-    def __init__(self, window, timings: Timings = Timings(), parent: QtWidgets.QWidget | None = None):
+    def __init__(self, window, timings: Timings | None = None, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent or window)
         self.setWindowTitle("Calibrate for this person")
         self.window = window
-        self.timings = timings
+        self.timings = timings if timings is not None else Timings()
         self.plan: list[PlannedTrial] = []
         self.index = 0
         self.phase = "setup"        # setup | rest | fixation | stimulus | rating | washout | external | done
@@ -95,7 +100,7 @@ class CalibrationWizard(QtWidgets.QDialog):
         t = self.timings
         self.rest_box, self.fixation_box = seconds(t.rest_s), seconds(t.fixation_s)
         self.stimulus_s_box, self.washout_box = seconds(t.stimulus_s, 0.1), seconds(t.washout_s)
-        row = lambda *widgets: self._row(*widgets)  # noqa: E731
+        row = lambda *widgets: self._row(*widgets)
         form.addRow("stimuli", self.stimulus_box)
         form.addRow("folder", row(self.folder_edit, folder_button))
         form.addRow("targets", row(self.csv_edit, csv_button))
@@ -199,8 +204,25 @@ class CalibrationWizard(QtWidgets.QDialog):
         self.recording, self._started_recording = folder, True
         self.window.record_controls.refresh(engine.recording_status())
 
-    def _marker(self, text: str) -> None:
-        self.window.engine.add_marker(text, stream=MARKER_STREAM)
+    def _marker(self, text: str) -> bool:
+        """Write a protocol marker; when the recording has gone (sources disconnected, disk full) the
+        session stops, saying so, instead of going on unrecorded."""
+        engine = self.window.engine
+        status = engine.recording_status() if engine is not None else None
+        if status is None or not status.active:
+            why = "the sources were disconnected" if engine is None else (status.error or "the recording was stopped")
+            self._abort(f"session stopped: {why}; {self.recording or 'nothing'} keeps what was recorded")
+            return False
+        engine.add_marker(text, stream=MARKER_STREAM)
+        return True
+
+    def _abort(self, message: str) -> None:
+        self.timer.stop()
+        self.clock.stop()
+        self._stop_video()
+        self.phase, self.paused = "setup", False
+        self.setup_problem.setText(message)
+        self.pages.setCurrentWidget(self.setup_page)
 
     @property
     def current(self) -> PlannedTrial:
@@ -213,7 +235,7 @@ class CalibrationWizard(QtWidgets.QDialog):
         self.rating_box.setVisible(phase == "rating")
         self.stimulus_view.setVisible(phase != "rating")
         if seconds is not None and not self.paused:
-            self.timer.start(max(0, int(round(seconds * 1000))))
+            self.timer.start(max(0, round(seconds * 1000)))
         if not self.clock.isActive():
             self.clock.start()
         self._remaining_ms = None
@@ -244,11 +266,11 @@ class CalibrationWizard(QtWidgets.QDialog):
             else:
                 self._enter("fixation", self.timings.fixation_s)
         elif phase == "fixation":
-            self._marker(trial_start_text(self.current.trial))
-            self._enter("stimulus", self.timings.stimulus_s)
+            if self._marker(trial_start_text(self.current.trial)):
+                self._enter("stimulus", self.timings.stimulus_s)
         elif phase == "stimulus":
-            self._marker(trial_end_text(self.current.trial))
-            self._enter("rating", None)
+            if self._marker(trial_end_text(self.current.trial)):
+                self._enter("rating", None)
         elif phase == "washout":
             self.index += 1
             if self.index >= len(self.plan):
@@ -263,7 +285,8 @@ class CalibrationWizard(QtWidgets.QDialog):
         skip = self.unsure_box.isChecked()
         text = rating_text(trial.trial, None if skip else self.valence.value(), None if skip else self.arousal.value(),
                            stimulus=trial.stimulus.title, skip=skip)
-        self._marker(text)
+        if not self._marker(text):
+            return
         rating = parse_marker(text)
         assert isinstance(rating, Rating)
         self.ratings[trial.trial] = rating
@@ -302,7 +325,7 @@ class CalibrationWizard(QtWidgets.QDialog):
             return
         if self.phase == "fixation" and self.index > 0:
             self.index -= 1
-        if self.phase == "stimulus":
+        if self.phase == "stimulus" and not self.paused:
             self._marker(trial_end_text(self.current.trial))
         self.ratings.pop(self.current.trial, None)
         self.paused = False
@@ -311,7 +334,7 @@ class CalibrationWizard(QtWidgets.QDialog):
 
     def finish(self) -> None:
         """End the session (all trials done, or stopped early): the recording is closed and kept."""
-        if self.phase == "stimulus":
+        if self.phase == "stimulus" and not self.paused:
             self._marker(trial_end_text(self.current.trial))
         self.timer.stop()
         self.clock.stop()
@@ -494,7 +517,7 @@ class CalibrationWizard(QtWidgets.QDialog):
         extra += [f"{skipped} unsure"] if skipped else []
         self.progress_label.setText(f"rated {len(self.ratings)} of {len(self.plan)} · " + " · ".join(parts + extra))
 
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+    def closeEvent(self, event) -> None:
         if self.phase not in ("setup", "done"):
             self.finish()
         self.calibrate_page.cancel()

@@ -434,6 +434,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.draw_timer.stop()
         self.slow_timer.stop()
         self.save_settings()
+        if self.wizard is not None:
+            self.wizard.close()      # ends a running session cleanly (and a background calibration)
         self.status.set_state("stopping…", "warning")
         self.status.state_label.repaint()   # not processEvents(): no queued engine signal may run mid-close
         self.sources.runner.wait_all()

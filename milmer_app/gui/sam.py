@@ -50,7 +50,7 @@ def draw_manikin(painter: QtGui.QPainter, rect: QtCore.QRectF, scale: str, level
         painter.setBrush(QtGui.QColor(theme.WARNING))
         painter.drawPolygon(QtGui.QPolygonF(points))
         painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
-        for i in range(int(round(level * 4))):       # movement lines beside the figure
+        for i in range(round(level * 4)):       # movement lines beside the figure
             y = body.top() + body.height() * (0.2 + 0.2 * i)
             for side in (-1, 1):
                 x0 = cx + side * (body.width() / 2 + 4)
@@ -66,7 +66,7 @@ class SamPictures(QtWidgets.QWidget):
         self.scale = scale
         self.setMinimumSize(320, 90)
 
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+    def paintEvent(self, event) -> None:
         painter = QtGui.QPainter(self)
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         width = self.width() / PICTURES
@@ -108,7 +108,7 @@ class RatingScale(QtWidgets.QWidget):
         return round(1.0 + 8.0 * self.slider.value() / STEPS, 2)
 
     def set_value(self, rating: float) -> None:
-        self.slider.setValue(int(round((rating - 1.0) / 8.0 * STEPS)))
+        self.slider.setValue(round((rating - 1.0) / 8.0 * STEPS))
 
     def reset(self) -> None:
         self.slider.blockSignals(True)

@@ -122,7 +122,10 @@ class RecordingEEGSource(_RecordedStream, EEGSource):
     def _emit(self, first: int, stop: int, to_lsl: Callable[[np.ndarray], np.ndarray], position: float) -> None:
         self.push(self.rec.eeg[:, first:stop], to_lsl(self._media_times[first:stop]))
         if first != self._emitted_until:
-            self._next_marker = int(np.searchsorted(self._marker_times, self._media_times[first], side="left"))
+            # After a seek: the markers from the new position on. At the start, from the recording's
+            # start, although the replay's first samples may have passed while the sources connected.
+            since = self._media_times[first] if self._emitted_until >= 0 else -np.inf
+            self._next_marker = int(np.searchsorted(self._marker_times, since, side="left"))
         self._emitted_until = stop
         due = int(np.searchsorted(self._marker_times, self._media_times[stop - 1], side="right"))
         for index in range(self._next_marker, due):

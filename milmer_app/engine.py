@@ -24,7 +24,6 @@ from milmer_app.bags import BagAssembler, CropCache
 from milmer_app.buffers import Frame
 from models.pipeline.channels import map_channels
 from milmer_app.clock import local_clock
-from milmer_app.inference import InferenceWorker, Predictor
 from milmer_app.model_load import BackgroundModelLoad, read_contract
 from milmer_app.outputs import JsonlWriter, LslPredictionOutlet
 from milmer_app.prediction import Prediction
@@ -216,7 +215,7 @@ class Engine:
         self.video_source: VideoSource | None = None
         self.marker_source: Source | None = None
         self.finished = threading.Event()     # set when a replayed source has played to its end or a source failed
-        self.worker: InferenceWorker | None = None
+        self.worker = None                    # the InferenceWorker, once started (milmer_app.inference: torch)
         self._listeners = _Listeners()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -363,6 +362,8 @@ class Engine:
             min_usable = math.ceil(min_fraction * len(contract.eeg_channels))
             self._assembler = BagAssembler(contract, self.eeg_source, preprocessor, self.video_source, self._crops,
                                            min_usable=min_usable, on_event=self._event)
+            from milmer_app.inference import InferenceWorker, Predictor  # torch: loaded by now, on the load's thread
+
             predictor = Predictor(loaded.model, list(contract.class_names), self.model_name, self.is_demo_model,
                                   use_cache=cfg.embedding_cache)
             self.worker = InferenceWorker(predictor, self._on_prediction)

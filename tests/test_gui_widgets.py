@@ -291,7 +291,7 @@ def test_status_bar_shows_rates_loss_staleness_and_demo(qtbot):
     assert bar.latency_label.text() == "latency 70 ms"
     bar.show()
     bar.show_event("warning", "stream lost: cam")
-    assert bar.currentMessage() == "stream lost: cam"
+    assert bar.event_text() == "stream lost: cam" and bar.event_label.toolTip() == "stream lost: cam"
     assert bar.stream_labels[("video", "cam")].isVisible() and bar.state_label.isVisible()   # not hidden by it
 
 
@@ -402,3 +402,27 @@ def test_sources_panel_browses_a_deap_folder(qtbot, tmp_path):
     assert rows["1"][2:4] == [f"{record.valence:.1f}", f"{record.arousal:.1f}"]
     page.trial_table.selectRow(0)
     assert panel.selection().eeg == f"deap:{root}:2:{page.trials[0].presentation_trial}"
+
+
+def test_long_texts_are_shortened_deliberately_with_the_whole_text_in_the_tooltip(qtbot):
+    from milmer_app.gui.elided_label import ClampedLabel, ElidedLabel
+
+    name = "s01 trial 12 (experiment 34): a long replayed item"
+    label = ElidedLabel(name)
+    qtbot.addWidget(label)
+    label.resize(label.fontMetrics().horizontalAdvance(name) // 2, 20)
+    label.show()
+    shown = label.shown_text()
+    assert label.elided() and label.toolTip() == name
+    assert shown.startswith("s01") and shown.endswith("item") and "…" in shown   # cut in the middle
+    label.resize(label.fontMetrics().horizontalAdvance(name) + 10, 20)
+    assert not label.elided() and label.shown_text() == name
+
+    help_text = " ".join(["the built-in demo replays a synthetic subject with its face video"] * 3)
+    about = ClampedLabel(help_text, lines=2)
+    qtbot.addWidget(about)
+    about.resize(200, about.heightForWidth(200))
+    about.show()
+    lines = about.shown_lines()
+    assert len(lines) == 2 and lines[-1].endswith("…") and about.elided() and about.toolTip() == help_text
+    assert about.heightForWidth(200) <= 2 * about.fontMetrics().lineSpacing()

@@ -402,6 +402,52 @@ def test_the_window_fits_its_size_and_nothing_clips(qtbot, open_window, size):
     toolbar = window.findChild(QtWidgets.QToolBar)
     assert window.replay_controls.isVisible() and window.record_controls.isVisible()   # none in the overflow menu
     assert widgets_past_right_edge(toolbar, window) == []
+    assert cut_labels(window) == []
+
+    # Every section of the Sources dock lies inside its viewport, for every EEG page; at 1280x800
+    # without scrolling (only 1024x700 may scroll, for the largest pages).
+    panel = window.sources
+    for kind in ("demo", "lsl", "brainflow", "deap", "file", "recording"):
+        panel.eeg_kind.setCurrentIndex(panel.eeg_kind.findData(kind))
+        qtbot.waitUntil(lambda: panel.eeg_pages.currentWidget() is panel.pages["eeg"][kind], timeout=2000)
+        qtbot.wait(50)
+        if size == (1280, 800):
+            assert scroll.verticalScrollBar().maximum() == 0, kind
+            assert sections_below(panel, scroll.viewport()) == [], kind
+    panel.eeg_kind.setCurrentIndex(panel.eeg_kind.findData("demo"))
+    qtbot.wait(50)
+    assert scroll.verticalScrollBar().maximum() == 0 and sections_below(panel, scroll.viewport()) == []
+
+
+def sections_below(panel, viewport: QtWidgets.QWidget) -> list[str]:
+    """The dock's sections (EEG, Video, Model, Connect/Disconnect) whose bottom lies below the viewport's."""
+    bottom = viewport.mapToGlobal(viewport.rect().bottomLeft()).y()
+    sections = [*panel.findChildren(QtWidgets.QGroupBox), panel.connect_button, panel.disconnect_button]
+    return [f"{getattr(s, 'title', s.text)()} ends {s.mapToGlobal(s.rect().bottomLeft()).y() - bottom} px below"
+            for s in sections if s.isVisible() and s.mapToGlobal(s.rect().bottomLeft()).y() > bottom]
+
+
+def cut_labels(window: QtWidgets.QWidget) -> list[str]:
+    """Visible labels whose text does not fit: a plain one-line label cut by its edge, or a shortened one
+    (ElidedLabel, ClampedLabel) without the elision mark or without its whole text in the tooltip."""
+    from milmer_app.gui.elided_label import ClampedLabel, ElidedLabel
+
+    cut = []
+    for label in window.findChildren(QtWidgets.QLabel):
+        if not label.isVisible() or not label.text() or label.width() <= 0:
+            continue
+        if isinstance(label, ElidedLabel):
+            if label.elided() and ("…" not in label.shown_text() or label.text() not in label.toolTip()):
+                cut.append(f"{label.objectName() or label.text()!r}: shortened without a mark or tooltip")
+        elif isinstance(label, ClampedLabel):
+            if label.elided() and label.text() not in label.toolTip():
+                cut.append(f"{label.text()!r}: clamped without its text in the tooltip")
+        elif not label.wordWrap() and "<" not in label.text():   # plain text on one line
+            needed = label.fontMetrics().horizontalAdvance(label.text())
+            if needed > label.contentsRect().width() + 1:
+                cut.append(f"{label.objectName() or label.text()!r}: {needed} px of text in "
+                           f"{label.contentsRect().width()} px")
+    return cut
 
 
 @pytest.mark.lsl

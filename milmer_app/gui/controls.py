@@ -12,7 +12,7 @@ from milmer_app.gui import theme
 
 SPEEDS = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
 SEEK_STEPS = 1000
-DESCRIPTION_WIDTH = 150   # the replayed item's name, elided: a longer one must not shift the toolbar
+DESCRIPTION_WIDTH = 190   # the replayed item's name, elided: a longer one must not shift the toolbar
 
 
 def fix_width(widget: QtWidgets.QWidget, *texts: str, padding: int = 24) -> None:

@@ -169,7 +169,9 @@ class ProbabilityHistory(pg.PlotWidget):
         # would cover the lines or be cut off in a narrow window; as a wrapping label it never is.
         self.legend = QtWidgets.QLabel()
         self.legend.setObjectName("probabilityLegend")
-        self.legend.setWordWrap(True)
+        # One line of class names in their line colours: with the line glyphs it wrapped at 1024x700.
+        self.legend.setWordWrap(False)
+        self.legend.setToolTip("the classes in the colours of their probability lines")
         self.keep = keep
         self.times: deque[float] = deque(maxlen=keep)
         self.rows: deque[list[float]] = deque(maxlen=keep)
@@ -186,8 +188,8 @@ class ProbabilityHistory(pg.PlotWidget):
                        for name, colour in zip(self.class_names, colours, strict=True)]
         for curve in self.curves:
             self.addItem(curve)
-        self.legend.setText(" &nbsp; ".join(f"<span style='color:{colour}'>━</span> {name}"
-                                            for name, colour in zip(self.class_names, colours, strict=True)))
+        self.legend.setText(" &nbsp;".join(f"<span style='color:{colour}'><b>{name}</b></span>"
+                                           for name, colour in zip(self.class_names, colours, strict=True)))
         self.times.clear()
         self.rows.clear()
         self.empty.set_empty(True)

@@ -17,6 +17,7 @@ from milmer_app.gui.selection import SourceSelection
 from milmer_app.gui.signal_quality import assess_channels
 from milmer_app.gui.sources_panel import SourcesPanel
 from milmer_app.gui.spectrum_view import SpectrumView
+from milmer_app.gui.startup_notice import StartupNotice
 from milmer_app.gui.status_bar import EngineStatusBar
 
 DRAW_INTERVAL_MS = 25       # traces and camera frame (40 Hz asked, so 30 Hz holds under load)
@@ -60,6 +61,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.sources.connect_requested.connect(self.connect_to)
         self.sources.cancel_requested.connect(self.cancel_connect)
         self.sources.disconnect_requested.connect(self.disconnect_engine)
+        self.startup = StartupNotice(self, self)
         self.bridge.started.connect(self._engine_started)
         self.bridge.start_failed.connect(self._engine_failed)
         self.bridge.stopped.connect(self._engine_stopped)
@@ -177,6 +179,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status.set_state("connecting…", "warning")
         self.sources.set_connecting()
         self.sources.show_message("connecting…")
+        self.startup.begin("starting the engine…")
         self.sources.show_connected_stream(None)
         self.connecting = True
         base_args = self.base_args
@@ -197,6 +200,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.connecting:
             return
         self.connecting = False
+        self.startup.finish()
         self.bridge.cancel_connect()
         self.status.set_state("not connected", "warning")
         self.sources.set_connected(False)
@@ -223,6 +227,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.spectrum_view.clear()
 
     def _engine_started(self, engine) -> None:
+        self.startup.finish()
         self.connecting = False
         if getattr(self.base_args, "record", None) is not None:
             # --record DIR records the session the window opened with; one folder holds one recording,
@@ -286,6 +291,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                  lambda message: done())
 
     def _engine_failed(self, message: str) -> None:
+        self.startup.finish()
         self.connecting = False
         self.last_error = message
         self.status.set_state("not connected", "error")
@@ -331,6 +337,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.eeg_view.set_model_coverage(prediction.eeg_channels_used, len(self.engine.contract.eeg_channels))
 
     def _show_event(self, level: str, message: str) -> None:
+        if level == "progress":   # a stage of the engine's start
+            if self.connecting:
+                self.startup.show(message)
+            return
         self.status.show_event(level, message)
         if message.startswith(LOST_EVENT):
             self.status.mark_lost(message[len(LOST_EVENT):].split(" (no data")[0])

@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
-from milmer_app.gui.elided_label import ElidedLabel
+from milmer_app.gui.elided_label import ClampedLabel, ElidedLabel
 from milmer_app.gui.workers import CallRunner
 from milmer_app.sources.kinds.deap import DeapOptions
 from milmer_app.sources.kinds.recording import FolderOptions
@@ -72,9 +72,24 @@ def browse_row(line: QtWidgets.QLineEdit, browse: QtWidgets.QPushButton) -> QtWi
     return row
 
 
-def picker_table(columns: list[str]) -> QtWidgets.QTableWidget:
+class PickerTable(QtWidgets.QTableWidget):
+    """Asks for the room of a few rows (it scrolls beyond), not Qt's default 192 px, so that a page with
+    a table leaves the Sources dock's Video and Model sections in sight at 1280x800."""
+
+    def __init__(self, rows: int, columns: int, rows_asked: int = 3):
+        super().__init__(rows, columns)
+        self.rows_asked = rows_asked
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt API)
+        hint = super().sizeHint()
+        rows = self.verticalHeader().defaultSectionSize() * self.rows_asked
+        return QtCore.QSize(hint.width(), min(hint.height(), self.horizontalHeader().sizeHint().height() + rows
+                                              + 2 * self.frameWidth()))
+
+
+def picker_table(columns: list[str], rows_asked: int = 3) -> QtWidgets.QTableWidget:
     """A read-only table whose rows are picked one at a time (streams, trials, a folder's files)."""
-    table = QtWidgets.QTableWidget(0, len(columns))
+    table = PickerTable(0, len(columns), rows_asked)
     table.setHorizontalHeaderLabels(columns)
     table.verticalHeader().setVisible(False)
     table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
@@ -403,8 +418,7 @@ class OptionsForm(QtWidgets.QWidget):
         self.editors: dict[str, QtWidgets.QWidget] = {}
         layout = QtWidgets.QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        about = QtWidgets.QLabel(kind.help)
-        about.setWordWrap(True)
+        about = ClampedLabel(kind.help, lines=2)
         about.setStyleSheet(f"color: {theme.MUTED};")
         layout.addRow(about)
         hints = typing.get_type_hints(kind.options)
@@ -475,16 +489,16 @@ class FilePage(OptionsForm):
     def __init__(self, runner: CallRunner, kind: SourceKind, parent: QtWidgets.QWidget | None = None):
         super().__init__(runner, kind, parent)
         self.entries: list = []
-        self.found = QtWidgets.QLabel("")
+        self.found = ElidedLabel("", min_chars=6, hide_empty=True)
         self.lister = FolderLister(self, runner, "folder to list", _scan_folder, "listing", self.set_entries,
                                    self.found.setText, "reading the folder…")
         self.folder_edit, self.scan = self.lister.edit, self.lister.scan
-        self.table = picker_table(["name", "kind", "s", "ch", "Hz"])
+        self.table = picker_table(["name", "kind", "s", "ch", "Hz"], rows_asked=2)   # below 7 option rows
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._picked)
-        self.table.setMinimumHeight(100)
+        self.table.setMinimumHeight(80)
         self.found.setStyleSheet(f"color: {theme.MUTED};")
         layout = self.layout()
         layout.addRow("browse", self.lister.row)

@@ -13,6 +13,43 @@ from milmer_app.sources.registry import OptionError, SourceKind, kinds, spec_fro
 from models.errors import MilmerError
 
 
+class PageStack(QtWidgets.QWidget):
+    """Pages of which one shows, taking the room of that page alone. A QStackedWidget reserves the
+    height of its tallest page (its layout's height-for-width is the pages' maximum), which pushed
+    the Video and Model sections out of sight; a layout skips hidden widgets."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self._layout = QtWidgets.QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._pages: list[QtWidgets.QWidget] = []
+        self._current: QtWidgets.QWidget | None = None
+
+    def addWidget(self, page: QtWidgets.QWidget) -> None:  # noqa: N802 (the QStackedWidget name)
+        self._pages.append(page)
+        self._layout.addWidget(page)
+        page.setVisible(self._current is None)
+        if self._current is None:
+            self._current = page
+
+    def setCurrentWidget(self, page: QtWidgets.QWidget) -> None:  # noqa: N802
+        if page is self._current:
+            return
+        if self._current is not None:
+            self._current.hide()
+        self._current = page
+        page.show()
+
+    def currentWidget(self) -> QtWidgets.QWidget | None:  # noqa: N802
+        return self._current
+
+    def count(self) -> int:
+        return len(self._pages)
+
+    def widget(self, index: int) -> QtWidgets.QWidget:
+        return self._pages[index]
+
+
 class SourcesPanel(QtWidgets.QWidget):
     """Emits `connect_requested(SourceSelection)` and `disconnect_requested()`.
 
@@ -65,13 +102,14 @@ class SourcesPanel(QtWidgets.QWidget):
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setObjectName("sourcesMessage")
+        self.message.setVisible(False)
         self.marked: list[QtWidgets.QWidget] = []   # fields marked wrong by `mark_problem`
         self.connecting = False
 
         eeg_group = QtWidgets.QGroupBox("EEG")
         eeg_layout = QtWidgets.QVBoxLayout(eeg_group)
         eeg_layout.addWidget(self.eeg_kind)
-        eeg_layout.addWidget(self.eeg_pages, 1)
+        eeg_layout.addWidget(self.eeg_pages)
         video_group = QtWidgets.QGroupBox("Video")
         video_layout = QtWidgets.QVBoxLayout(video_group)
         video_layout.addWidget(self.video_kind)
@@ -99,7 +137,7 @@ class SourcesPanel(QtWidgets.QWidget):
 
     def _kind_box(self, role: str) -> tuple[QtWidgets.QComboBox, QtWidgets.QStackedWidget]:
         box = QtWidgets.QComboBox()
-        stack = QtWidgets.QStackedWidget()
+        stack = PageStack()
         for kind in kinds(role):
             box.addItem(kind.title, kind.name)
             box.setItemData(box.count() - 1, kind.help, QtCore.Qt.ItemDataRole.ToolTipRole)
@@ -171,6 +209,7 @@ class SourcesPanel(QtWidgets.QWidget):
         colour = {"info": theme.MUTED, "error": theme.ERROR, "warning": theme.WARNING}.get(level, theme.MUTED)
         self.message.setStyleSheet(f"color: {colour};")
         self.message.setText(text)
+        self.message.setVisible(bool(text))   # an empty line would still take its room
 
     # selection ----------------------------------------------------------------
     def selection(self) -> SourceSelection:
@@ -219,13 +258,7 @@ class SourcesPanel(QtWidgets.QWidget):
     # slots --------------------------------------------------------------------
     @staticmethod
     def _show_page(pages: QtWidgets.QStackedWidget, page: QtWidgets.QWidget) -> None:
-        """Show `page` and size the stack to it (hidden pages do not reserve room)."""
-        ignored, preferred = QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
-        for index in range(pages.count()):
-            other = pages.widget(index)
-            other.setSizePolicy(preferred if other is page else ignored, preferred if other is page else ignored)
         pages.setCurrentWidget(page)
-        pages.adjustSize()
 
     def _eeg_kind_changed(self) -> None:
         kind = self.eeg_kind.currentData()

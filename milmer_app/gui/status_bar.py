@@ -6,7 +6,7 @@ import statistics
 import time
 from collections import deque
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from milmer_app.gui import theme
 from milmer_app.gui.elided_label import ElidedLabel
@@ -14,6 +14,7 @@ from milmer_app.gui.elided_label import ElidedLabel
 STALE_AFTER_S = 1.5   # no status report from the engine for this long -> its streams count as lost
 NAME_CHARS = 28       # longer stream names are shortened in the bar (the tooltip has them whole)
 MODEL_WIDTH = 330     # the model's description is elided to this many pixels (the tooltip has it whole)
+EVENT_SHOWN_MS = 10_000   # how long an event (not an error) stays in the bar
 
 
 def short_name(name: str) -> str:
@@ -63,6 +64,14 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.demo_badge.setToolTip("the built-in demo model, trained on synthetic data: "
                                    "it says nothing about real emotions")
         self.demo_badge.setVisible(False)
+        # Events in a label of their own, elided in the middle with the whole text in its tooltip: the
+        # bar's own message area cut them off at the edge ("replay: s01 tr").
+        self.event_label = ElidedLabel("", min_chars=10)
+        self.event_label.setObjectName("eventMessage")
+        self.addWidget(self.event_label, 1)
+        self._event_timer = QtCore.QTimer(self)
+        self._event_timer.setSingleShot(True)
+        self._event_timer.timeout.connect(lambda: self.event_label.setText(""))
         # All permanent: a QStatusBar hides its normal widgets while a message shows, and the
         # stream rates and losses must stay visible next to an event message.
         for widget in (self.state_label, self.streams_box, self.latency_label, self.device_label,
@@ -155,5 +164,17 @@ class EngineStatusBar(QtWidgets.QStatusBar):
 
     def show_event(self, level: str, message: str) -> None:
         colour = {"info": theme.FOREGROUND, "warning": theme.WARNING, "error": theme.ERROR}.get(level, theme.FOREGROUND)
-        self.setStyleSheet(f"QStatusBar {{ color: {colour}; }} QStatusBar QLabel {{ color: {theme.FOREGROUND}; }}")
-        self.showMessage(message, 10000 if level != "error" else 0)
+        self.event_label.setStyleSheet(f"color: {colour};")
+        self.event_label.setText(message)
+        if level == "error":
+            self._event_timer.stop()
+        else:
+            self._event_timer.start(EVENT_SHOWN_MS)
+
+    def event_text(self) -> str:
+        return self.event_label.text()
+
+    def clearMessage(self) -> None:  # noqa: N802 (Qt API)
+        super().clearMessage()
+        self._event_timer.stop()
+        self.event_label.setText("")

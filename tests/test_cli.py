@@ -102,13 +102,16 @@ def test_every_train_subcommand_reports_a_missing_path_within_a_second(tmp_path)
         result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
         return result, time.perf_counter() - started
 
+    # Under a second on a quiet machine; on a busy one Python's own start takes that long, so the bar is
+    # --help's time (the same start, no work) plus half a second, and torch/OpenCV never loaded.
+    help_seconds = min(timed(["--help"])[1] for _ in range(2))
     for args, expected in cases:
         result, seconds = timed(args)
         assert result.returncode == 2 and expected in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr and result.stdout.strip() == "[]", (args, result.stdout)
-        if seconds >= 1.0:   # a busy machine (8 engineers' tests on 2 cores): the better of two runs
+        if seconds >= min(1.0, help_seconds + 0.5):   # a busy machine: the better of two runs
             seconds = min(seconds, timed(args)[1])
-        assert seconds < 1.0, (args, seconds)
+        assert seconds < max(1.0, help_seconds + 0.5), (args, seconds, help_seconds)
 
 
 @pytest.mark.parametrize("module, args, usage, suggestion", [

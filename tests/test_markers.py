@@ -180,3 +180,19 @@ def test_brainflow_markers_arrive_as_markers(tiny_checkpoint, tmp_path):
         engine.stop()
     recorded = [(r["text"], r["stream"]) for r in RecordingReader(folder).markers() if r.get("kind") == "marker"]
     assert recorded == [("3", "BrainFlow board -1")]
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("lsl:nmae=Stim", "unknown option 'nmae' (did you mean 'name'?)"),
+    pytest.param("lsl:name=NoSuchMarkers,timeout=0.5", "no LSL stream with name=NoSuchMarkers found",
+                 marks=pytest.mark.slow),
+])
+def test_headless_marker_spec_errors_are_one_line(tiny_checkpoint, spec, expected):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "milmer_app.cli", "--headless", "--eeg", "brainflow:synthetic",
+                             "--video", "none", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+                             "--duration", "5", "--markers", spec], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr

@@ -94,7 +94,7 @@ def predict(model: Milmer, tokens: torch.Tensor, windows, positions: np.ndarray,
         eeg, frame_tokens, eeg_mask, face_mask = batch_inputs(tokens, windows.frame_ids, windows.eeg,
                                                               windows.eeg_mask, chunk, model.config.uses_face)
         logits = model.forward_frame_features(eeg, frame_tokens, eeg_mask, face_mask).logits
-        out.append(torch.softmax(logits.float(), dim=1).numpy())
+        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
 
 
@@ -166,8 +166,9 @@ def adapt(base: Milmer, tokens: torch.Tensor, windows, positions: np.ndarray, co
         for start in range(0, len(order), config.batch_size):
             chunk = order[start:start + config.batch_size]
             logits = logits_of(chunk)
-            target = remap[labels_all[chunk]]
-            loss = nn.functional.cross_entropy(logits[:, rated_index], target, weight=weights)
+            target = remap[labels_all[chunk]].to(logits.device)
+            loss = nn.functional.cross_entropy(logits[:, rated_index.to(logits.device)], target,
+                                               weight=weights.to(logits.device))
             penalty = sum(((p - anchors[n]) ** 2).sum() for n, p in trained.items())
             optimiser.zero_grad(set_to_none=True)
             (loss + config.l2sp * penalty).backward()

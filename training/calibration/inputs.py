@@ -39,6 +39,12 @@ class CalibrationTrial:
     arousal: float | None
     label: int | None = None
     exclusion: str | None = None
+    session: int = 0               # the recording's place in time among the recordings (created_utc)
+
+    @property
+    def when(self) -> tuple[int, float]:
+        """Order in time: LSL clocks of different sessions are not comparable, so session first."""
+        return self.session, self.start
 
 
 @dataclass
@@ -138,6 +144,10 @@ def check_inputs(recordings: list[str], checkpoint: str, min_rated: int = MIN_RA
                 else:
                     trial.label = rule.apply(trial.valence, trial.arousal)
             inputs.trials.append(trial)
+    sessions = sorted(range(len(inputs.recordings)),
+                      key=lambda i: (str(inputs.recordings[i].reader.meta.get("created_utc") or ""), i))
+    for trial in inputs.trials:
+        trial.session = sessions.index(trial.recording)
     _check_enough(inputs, min_rated)
     return inputs
 

@@ -61,7 +61,9 @@ def render_markdown(report: dict) -> str:
               "Written model refit on all trials after the decision: "
               + ("yes (the held-out figures describe the same method trained without the test trials)"
                  if report["refit_on_all_trials"] else "no (it is the model the held-out figures describe)") + ".",
-              "", f"Time: {report['seconds']} s."]
+              "", f"Time: {report['seconds']} s ("
+              + ", ".join(f"{name} {seconds} s" for name, seconds in report.get("seconds_by_stage", {}).items())
+              + ")."]
     if report.get("checkpoint"):
         lines += ["", f"Checkpoint: {', '.join(report['checkpoint'])}."]
     else:

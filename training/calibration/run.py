@@ -51,6 +51,14 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
 
     started = time.monotonic()
     deadline = started + options.max_minutes * 60.0
+    stages: dict[str, float] = {}
+    lap = [started]
+
+    def stage(name: str) -> None:
+        now = time.monotonic()
+        stages[name] = round(now - lap[0], 1)
+        lap[0] = now
+
     base = load_checkpoint(inputs.base, device=options.device)
     base_tensors, _ = checkpoint_paths(inputs.base)
     base_sha = file_sha256(base_tensors)
@@ -58,7 +66,9 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     classes = base.config.num_classes
     names = tuple(base.contract.class_names)
 
+    stage("load base checkpoint")
     windows = cut_windows(inputs, options.hop_s, progress=say)
+    stage("windows: EEG transform, face detection and cropping")
     usable = windows.trials
     if len(usable) < MIN_RATED_TRIALS:
         raise DataError(f"{len(usable)} rated trial(s) with usable EEG, at least {MIN_RATED_TRIALS} needed "
@@ -70,8 +80,8 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         + ", ".join(t.uid for t in split.test))
     say(f"embedding {len(windows.crops)} face crop(s) once with the frozen backbone")
     tokens = embed_crops(model, windows.crops)
+    stage("face backbone, once per crop")
     train_pos, test_pos = windows.of_trials(split.train), windows.of_trials(split.test)
-    trial_index = {id(t): i for i, t in enumerate(windows.trials)}
     test_labels = [int(t.label) for t in split.test]
     rated = sorted({int(t.label) for t in usable})
     absent = [names[c] for c in range(classes) if c not in rated]
@@ -87,6 +97,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         say(f"epoch {epoch}/{total}  loss {loss:.4f}  ({time.monotonic() - started:.0f} s)")
 
     result = adapt(model, tokens, windows, train_pos, method, deadline, epoch_done)
+    stage("base scoring and adaptation")
     calibrated_score = score(predict(result.model, tokens, windows, test_pos), windows.labels[test_pos],
                              windows.trial_of[test_pos], classes)
     decision = decide(base_score, calibrated_score, test_labels, len(rated), names)
@@ -97,6 +108,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         say("refitting on all usable trials (train + test) with the same method")
         final = adapt(model, tokens, windows, np.concatenate([train_pos, test_pos]), method, deadline, epoch_done)
         refit = True
+    stage("calibrated scoring" + (" and refit" if refit else ""))
     seconds = time.monotonic() - started
     report = {
         "decision": decision.decision,
@@ -132,6 +144,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         "refit_on_all_trials": refit,
         "warnings": inputs.problems,
         "seconds": round(seconds, 1),
+        "seconds_by_stage": stages,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if decision.decision == "calibrated":

@@ -1,4 +1,5 @@
-"""Held-out test trials: the last ones in time, spread over the rated classes where possible.
+"""Held-out test trials: the last ones in time (recordings ordered by when they were made), spread over
+the rated classes where possible.
 
 Whole trials go to one side (windows of one trial are not independent). The test trials never
 reach training or model selection.
@@ -23,7 +24,7 @@ def split_trials(usable: list[CalibrationTrial], requested: int = 8) -> TrialSpl
     """Hold out up to `requested` trials, latest first, at most requested // classes per rated class
     (two each of four quadrants by default), then the latest of the rest; never a class's only trials,
     and never more than half of all trials."""
-    ordered = sorted(usable, key=lambda t: t.start)
+    ordered = sorted(usable, key=lambda t: t.when)
     classes = sorted({t.label for t in ordered})
     total = {c: sum(t.label == c for t in ordered) for c in classes}
     wanted = min(requested, len(ordered) // 2)
@@ -42,7 +43,7 @@ def split_trials(usable: list[CalibrationTrial], requested: int = 8) -> TrialSpl
 
     take(per_class)
     take(len(ordered))
-    test.sort(key=lambda t: t.start)
+    test.sort(key=lambda t: t.when)
     train = [t for t in ordered if t not in test]
     note = None
     if len(test) < requested:

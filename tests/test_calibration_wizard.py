@@ -65,8 +65,17 @@ def test_folder_plan_reads_targets_and_names_bad_rows(tmp_path):
         read_targets(csv, {"a.png"})
 
 
-def test_preflight_refuses_with_the_reason(tiny_checkpoint):
+def test_preflight_refuses_with_the_reason(tiny_checkpoint, tmp_path):
+    import queue
+    import uuid
+
+    import cv2
+    import numpy as np
+
+    from live_support import next_matching
     from milmer_app.engine import Engine, EngineConfig
+    from milmer_app.lsl_player import LslPlayer
+    from models.contract import GENEVA_CHANNELS
 
     assert calibration_problem(None).startswith("no stream")
     engine = Engine(EngineConfig(eeg="brainflow:synthetic", video="none", checkpoint=str(tiny_checkpoint),
@@ -76,6 +85,35 @@ def test_preflight_refuses_with_the_reason(tiny_checkpoint):
         assert calibration_problem(engine) == "the model uses the face and no camera is connected"
     finally:
         engine.stop()
+
+    # A camera that sees no face, and EEG whose channels are all flat.
+    video = tmp_path / "wall.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for _ in range(300):
+        writer.write(np.full((120, 160, 3), 90, np.uint8))
+    writer.release()
+    for flat, expected in ((False, "no face found in the camera image"), (True, "too few usable EEG channels")):
+        data = np.zeros((32, 128 * 30), np.float32) if flat else \
+            (np.random.default_rng(0).standard_normal((32, 128 * 30)) * 20).astype(np.float32)
+        player = LslPlayer(data, 128.0, list(GENEVA_CHANNELS), name=f"Pre-{uuid.uuid4().hex[:6]}")
+        player.start()
+        engine = Engine(EngineConfig(eeg=f"lsl:name={player.name}", video=f"file:{video}",
+                                     checkpoint=str(tiny_checkpoint), device="cpu", hop=0.5))
+        predictions: queue.Queue = queue.Queue()
+        statuses: queue.Queue = queue.Queue()
+        engine.add_prediction_listener(predictions.put)
+        engine.add_status_listener(statuses.put)
+        engine.start()
+        try:
+            if flat:
+                next_matching(statuses, lambda s: s[0].problem, timeout=30)
+                last = None
+            else:
+                last = next_matching(predictions, lambda p: True, timeout=30)
+            assert calibration_problem(engine, last).startswith(expected)
+        finally:
+            engine.stop()
+            player.stop()
 
 
 @pytest.fixture

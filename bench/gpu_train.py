@@ -183,8 +183,9 @@ class Bench:
         for name, curve in curves.items():
             print(f"  {name:28}: " + " ".join(f"{v:.3f}" for v in curve[::max(1, steps // 10)]) +
                   f"  (last {curve[-1]:.3f})", flush=True)
-        print(f"  mean |difference| over the last 10 steps: today vs today {self.results['loss_curve']['noise_today_vs_today']:.4f}, "
-              f"best vs today {self.results['loss_curve']['gap_best_vs_today']:.4f}", flush=True)
+        gaps = self.results["loss_curve"]
+        print(f"  mean |difference| over the last 10 steps: today vs today {gaps['noise_today_vs_today']:.4f}, "
+              f"best vs today {gaps['gap_best_vs_today']:.4f}", flush=True)
         self.save()
 
     @torch.no_grad()
@@ -217,7 +218,7 @@ class Bench:
                 section[f"{what}, {label}"] = ms
                 print(f"  {what}, {label}: {ms:.2f} ms", flush=True)
         self.results["live_step_ms"] = section
-        del model
+        model = None  # frees the GPU memory (the timed lambdas above hold the name, so no `del`)
         self.free()
         self.save()
 

@@ -43,8 +43,9 @@ class BagDumper:
         path = self.folder / f"bag-{self.count:06d}.npz"
         try:
             with atomic_open(path) as handle:
-                np.savez(handle, eeg=np.asarray(prediction.eeg, np.float32), eeg_mask=np.asarray(prediction.eeg_mask, bool),
-                         channels=self.channels, faces=np.asarray(prediction.crops, np.uint8),
+                np.savez(handle, eeg=np.asarray(prediction.eeg, np.float32),
+                         eeg_mask=np.asarray(prediction.eeg_mask, bool), channels=self.channels,
+                         faces=np.asarray(prediction.crops, np.uint8),
                          face_mask=np.asarray(prediction.face_mask, bool),
                          window_start=np.float64(prediction.window_start), window_end=np.float64(prediction.window_end),
                          delay=np.float64(prediction.delay), source_rate=np.float64(self.source_rate))

@@ -657,4 +657,5 @@ def summarise(results: list[Result]) -> dict[str, Any]:
     return {"cases": len(results), "counts": {o: counts.get(o, 0) for o in OUTCOMES},
             "by_target": {t: {o: c for o, c in counts_.items()} for t, counts_ in by_target.items()},
             "peak_rss_mb": max((r.rss_mb for r in results), default=0.0),
-            "bad": [(r.case.target, r.case.mutation, r.outcome, r.detail) for r in results if r.outcome in BAD_OUTCOMES]}
+            "bad": [(r.case.target, r.case.mutation, r.outcome, r.detail)
+                    for r in results if r.outcome in BAD_OUTCOMES]}

@@ -149,7 +149,8 @@ def _read_meta(tensors_path: Path, json_path: Path) -> CheckpointMeta:
     if not isinstance(meta.get("provenance", {}), dict):
         raise CheckpointError(f"{json_path}: the 'provenance' section is not an object")
     # Every stored field is used or refused: an unknown one would be silently ignored.
-    unknown = sorted(set(meta) - _TOP_LEVEL_KEYS) + sorted(f"tensors.{k}" for k in set(meta["tensors"]) - {"file", "sha256"})
+    unknown = (sorted(set(meta) - _TOP_LEVEL_KEYS)
+               + sorted(f"tensors.{k}" for k in set(meta["tensors"]) - {"file", "sha256"}))
     if unknown:
         raise CheckpointError(f"{json_path}: unknown field(s) {', '.join(map(str, unknown))}",
                               hint="the checkpoint was written by another program or a newer milmer version")

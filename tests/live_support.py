@@ -44,7 +44,8 @@ def write_face_video(path: Path, quadrant: int, seconds: float, seed: int, fps: 
 
 
 def next_matching(q: queue.Queue, predicate: Callable[[Any], Any], timeout: float) -> Any:
-    """The next item put on `q` (by an engine callback) for which `predicate` holds; AssertionError after `timeout` s."""
+    """The next item put on `q` (by an engine callback) for which `predicate` holds; AssertionError after
+    `timeout` s."""
     deadline = local_clock() + timeout
     while (remaining := deadline - local_clock()) > 0:
         try:

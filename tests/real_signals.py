@@ -59,7 +59,8 @@ def make_recording(rate: float = 512.0, seconds: float = 20.0, seed: int = 0, of
         elif kind == "eog":
             blinks = np.zeros(n)
             blinks[rng.integers(0, n, max(1, int(seconds / 4)))] = 1.0
-            data[row] = (np.convolve(blinks, np.hanning(int(0.3 * rate)), mode="same") * 150 + 5 * rng.standard_normal(n)) * 1e-6
+            blink_shape = np.convolve(blinks, np.hanning(int(0.3 * rate)), mode="same")
+            data[row] = (blink_shape * 150 + 5 * rng.standard_normal(n)) * 1e-6
         elif kind == "ecg":
             beats = np.zeros(n)
             beats[:: max(1, int(rate * 0.85))] = 1.0

@@ -29,7 +29,8 @@ VALENCE_AROUSAL = ((7.0, 7.0), (7.0, 3.0), (3.0, 3.0), (3.0, 7.0))  # quadrants 
 MASKED = [0, *range(25, 32)]  # 8 of 32 channels: the shortcut and seven noise-only electrodes
 
 
-def _windows(subjects: int = 2, trials: int = 16, windows: int = 8, seed: int = 0, backup: float = 0.45) -> WindowArrays:
+def _windows(subjects: int = 2, trials: int = 16, windows: int = 8, seed: int = 0,
+             backup: float = 0.45) -> WindowArrays:
     rng = np.random.default_rng(seed)
     count = subjects * trials * windows
     meta = np.zeros(count, META_DTYPE)

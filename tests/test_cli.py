@@ -84,13 +84,15 @@ def test_every_train_subcommand_reports_a_missing_path_within_a_second(tmp_path)
     """Each subcommand checks its paths before torch loads (which alone takes seconds on a small machine)."""
     missing = tmp_path / "synht"
     cases = [
-        (["train", "--deap", str(missing), "--protocol", "trial", "--out", str(tmp_path / "run")], "DEAP folder not found"),
+        (["train", "--deap", str(missing), "--protocol", "trial", "--out", str(tmp_path / "run")],
+         "DEAP folder not found"),
         (["train", "--deap", str(tmp_path), "--backbone-weights", str(missing), "--out", str(tmp_path / "run")],
          "backbone weights file not found"),
         (["prepare", "--deap", str(missing), "--cache", str(tmp_path / "cache")], "DEAP folder not found"),
         (["evaluate", "--checkpoint", str(missing / "best"), "--deap", str(tmp_path)], "checkpoint metadata file"),
         (["ablate", "--deap", str(missing), "--out", str(tmp_path / "ablation")], "DEAP folder not found"),
-        (["finetune-face", "--images", str(missing), "--out", str(tmp_path / "w.safetensors")], "image folder not found"),
+        (["finetune-face", "--images", str(missing), "--out", str(tmp_path / "w.safetensors")],
+         "image folder not found"),
         (["convert-backbone", str(missing), "--out", str(tmp_path / "w.safetensors")], "not found"),
         (["report", str(missing)], "no metrics.json"),
     ]

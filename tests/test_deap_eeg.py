@@ -63,7 +63,8 @@ def test_configurable_windows_and_channels():
 def test_frame_indices_follow_the_videos_own_rate_and_length():
     spec = WindowSpec()
     # DEAP video at 50 fps: 10 frames spread over [3, 6) s, at bin centres.
-    np.testing.assert_array_equal(spec.frame_indices(3.0, 50.0, 3150), [157, 172, 187, 202, 217, 232, 247, 262, 277, 292])
+    np.testing.assert_array_equal(spec.frame_indices(3.0, 50.0, 3150),
+                                  [157, 172, 187, 202, 217, 232, 247, 262, 277, 292])
     # A video at another rate lands on the same times.
     np.testing.assert_array_equal(spec.frame_indices(3.0, 25.0, 1575), [78, 86, 93, 101, 108, 116, 123, 131, 138, 146])
     # Frames past the end of a short video are marked missing, not clamped.

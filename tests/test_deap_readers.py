@@ -135,7 +135,8 @@ class _Call:
 @pytest.mark.parametrize("payload, message", [
     # 1 GiB that Linux would hand out lazily: a 100-byte file must not claim it.
     (_Call(np.ndarray, (2 ** 27,), np.dtype("f8")), r"refused a direct numpy\.ndarray"),
-    (_Call(np.core.multiarray._reconstruct, np.ndarray, (2 ** 27,), np.dtype("f8")), r"refused an array without its data"),
+    (_Call(np.core.multiarray._reconstruct, np.ndarray, (2 ** 27,), np.dtype("f8")),
+     r"refused an array without its data"),
     (_Call(np.core.multiarray._reconstruct, np.dtype, (1,), np.dtype("f8")), "refused array subtype"),
     (_Call(np.core.multiarray.scalar, np.dtype("O"), b"\0" * 8), "refused dtype object"),
 ])

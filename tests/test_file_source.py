@@ -237,7 +237,8 @@ def test_video_frames_are_stamped_on_the_eeg_files_replay_clock(how, eeg_files, 
     if how == "offset":
         eeg_spec, video_spec, first = f"file:{eeg_files['fif']}", f"file:{video},offset=2.0", 2.0
     else:                      # FaceCam's frame k was stamped 1000.5 + k/10 on the clock whose EEG starts at 1000
-        eeg_spec, video_spec, first = f"file:{_write_lab_xdf(tmp_path / 's.xdf')}", f"file:{video},xdf_stream=FaceCam", 0.5
+        eeg_spec, video_spec = f"file:{_write_lab_xdf(tmp_path / 's.xdf')}", f"file:{video},xdf_stream=FaceCam"
+        first = 0.5
     eeg, camera = build_sources(parse_eeg_spec(eeg_spec), parse_video_spec(video_spec), speed=4.0)
     stamps = _first_frames(eeg, camera, 6)
     expected = [eeg.replay.stamp(first + k / CAM_FPS) for k in range(6)]   # no seek or speed change since resume

@@ -55,7 +55,8 @@ def test_faces_are_paired_through_experiment_id(prepared):
     dataset = DeapWindowDataset(prepared.cache)
     wrong_pairing_agrees = 0
     checked = 0
-    labels_by_row = {(int(m["subject"]), int(m["experiment_id"])): int(lbl) for m, lbl in zip(dataset.meta, dataset.labels)}
+    labels_by_row = {(int(m["subject"]), int(m["experiment_id"])): int(lbl)
+                     for m, lbl in zip(dataset.meta, dataset.labels)}
     for i in range(len(dataset)):
         _, faces, _, face_mask, label, meta = dataset[i]
         if not face_mask.any():

@@ -53,7 +53,7 @@ def _run(raw, unit_mode: str, checkpoint: Path, dumps: Path, steps: int = 6, hop
             outlet.push_until(until)
             # Synchronise on data: the window ending near the pushed end (less the pipeline's delay) is out.
             expected = outlet.t0 + until - 1.0
-            got.append(next_matching(predictions, lambda p: p.window_end >= expected, timeout=20))
+            got.append(next_matching(predictions, lambda p, expected=expected: p.window_end >= expected, timeout=20))
         status_list = []
         while not statuses.empty():
             status_list.append(statuses.get())

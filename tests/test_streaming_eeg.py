@@ -21,7 +21,8 @@ def _raw(rate: float, seconds: float, seed: int = 0, offset_uv: float = 50_000.0
     rng = np.random.default_rng(seed)
     n = int(round(rate * seconds))
     t = np.arange(n) / rate
-    eeg = np.cumsum(rng.standard_normal((32, n)), axis=1) * 0.5 + 10 * np.sin(2 * np.pi * 10 * t + rng.uniform(0, 6, (32, 1)))
+    eeg = (np.cumsum(rng.standard_normal((32, n)), axis=1) * 0.5
+           + 10 * np.sin(2 * np.pi * 10 * t + rng.uniform(0, 6, (32, 1))))
     return eeg + rng.uniform(-offset_uv, offset_uv, (32, 1)) + np.outer(rng.uniform(-100, 100, 32), t)
 
 
@@ -78,7 +79,8 @@ def test_bad_channels_are_masked_named_and_come_back():
     raw = _raw(rate, 14.0, offset_uv=5_000.0)
     raw[NAMES.index("Cz"), int(3 * rate):int(5 * rate)] = np.nan          # a NaN burst
     raw[NAMES.index("O1")] = 1234.5                                         # flat
-    swing = 400 * np.sin(2 * np.pi * 1.3 * np.arange(raw.shape[1]) / rate) + 3 * np.random.default_rng(2).standard_normal(raw.shape[1])
+    swing = (400 * np.sin(2 * np.pi * 1.3 * np.arange(raw.shape[1]) / rate)
+             + 3 * np.random.default_rng(2).standard_normal(raw.shape[1]))
     raw[NAMES.index("Pz")] = np.clip(swing, -300, 300) + 2_000                # an amplifier at its rails
     raw[NAMES.index("Fz"), int(6 * rate)] = np.inf
     prep = StreamingEEG(CONTRACT, map_channels(NAMES, NAMES, "s"), rate)

@@ -312,8 +312,8 @@ def test_ablate_runs_variants_and_reports_them(deap, tmp_path):
     data, cache = deap
     out = tmp_path / "ablation"
     assert cli.main(["-q", "ablate", "--deap", str(data), "--cache", str(cache), "--protocol", "trial", "--folds", "2",
-                     "--preset", "tiny", "--epochs", "1", "--device", "cpu", "--only", "eeg,eeg+face_amil_cross_attention",
-                     "--out", str(out)]) == 0
+                     "--preset", "tiny", "--epochs", "1", "--device", "cpu",
+                     "--only", "eeg,eeg+face_amil_cross_attention", "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir() if p.is_dir()} == {"eeg", "eeg+face_amil_cross_attention"}
     report = (out / "report.md").read_text()
     assert "| trial | eeg | — | — |" in report
@@ -348,7 +348,8 @@ def test_every_mil_mode_learns_the_face_cue(deap, mil):
     model.eval()
     test = collate_windows([items[i] for i in split.test])
     with torch.no_grad():
-        accuracy = float((model(None, test.faces, None, test.face_mask).logits.argmax(dim=1) == test.labels).float().mean())
+        predicted = model(None, test.faces, None, test.face_mask).logits.argmax(dim=1)
+        accuracy = float((predicted == test.labels).float().mean())
     assert accuracy >= 0.5 > CHANCE, f"{mil}: test accuracy {accuracy:.3f}"
 
 

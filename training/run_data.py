@@ -123,8 +123,9 @@ def open_windows(deap: str | Path, cache_root: str | Path | None, contract: Inpu
     present = sorted({int(s) for s in dataset.meta["subject"]})
     description = {"source": "deap-layout", "synthetic": (deap / SYNTHETIC_MARKER).is_file(),
                    "root": str(deap), "cache": str(cache_path), "subjects": present,
-                   "windows": len(dataset), "trials": len({(int(s), int(e)) for s, e in
-                                                             zip(dataset.meta["subject"], dataset.meta["experiment_id"])})}
+                   "windows": len(dataset),
+                   "trials": len({(int(s), int(e)) for s, e in zip(dataset.meta["subject"],
+                                                                    dataset.meta["experiment_id"])})}
     counts = np.bincount(dataset.labels, minlength=label_rule.num_classes)
     log.info("%d windows of %d subject(s); classes: %s", len(dataset), len(present),
              ", ".join(f"{name} {count}" for name, count in zip(label_rule.class_names, counts)))

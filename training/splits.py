@@ -99,14 +99,16 @@ def loso_splits(meta: np.ndarray, seed: int = 0, val_fraction: float = 0.1) -> l
             train = np.flatnonzero(np.isin(meta["subject"], np.setdiff1d(others, [val_subject])))
             val = np.flatnonzero(meta["subject"] == val_subject)
         else:
-            train_trials, val_trials = _carve_val(np.unique(groups[np.isin(meta["subject"], others)]), val_fraction, rng)
+            candidates = np.unique(groups[np.isin(meta["subject"], others)])
+            train_trials, val_trials = _carve_val(candidates, val_fraction, rng)
             train, val = _positions(groups, train_trials), _positions(groups, val_trials)
         test = np.flatnonzero(meta["subject"] == subject)
         splits.append(Split(f"loso s{int(subject):02d}", train, val, test))
     return sorted(splits, key=lambda s: s.name)
 
 
-def make_splits(meta: np.ndarray, protocol: str, folds: int = 5, seed: int = 0, val_fraction: float = 0.1) -> list[Split]:
+def make_splits(meta: np.ndarray, protocol: str, folds: int = 5, seed: int = 0,
+                val_fraction: float = 0.1) -> list[Split]:
     """Splits of the windows listed in ``meta`` (fields subject, experiment_id) under a protocol."""
     if protocol == "paper":
         return paper_split(meta, seed)

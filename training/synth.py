@@ -104,7 +104,8 @@ def _ratings(quadrant: int, rng: np.random.Generator) -> tuple[float, float, flo
     def rating(high: bool) -> float:
         return float(np.round(rng.uniform(5.5, 9.0) if high else rng.uniform(1.0, 4.5), 2))
 
-    return rating(high_valence), rating(high_arousal), float(np.round(rng.uniform(1, 9), 2)), float(np.round(rng.uniform(1, 9), 2))
+    return (rating(high_valence), rating(high_arousal), float(np.round(rng.uniform(1, 9), 2)),
+            float(np.round(rng.uniform(1, 9), 2)))
 
 
 def pink_noise(shape: tuple[int, ...], rng: np.random.Generator, low: float = 4.0, high: float = 45.0) -> np.ndarray:
@@ -121,7 +122,8 @@ def wandering_rhythm(freq: float, samples: int, rng: np.random.Generator, phase_
     """A sinusoid whose phase takes a small random walk: no window sees the same waveform twice."""
     increments = 2 * np.pi * freq / SRATE + rng.normal(0.0, phase_step, samples)
     phase = rng.uniform(0, 2 * np.pi) + np.cumsum(increments)
-    envelope = 1.0 + 0.25 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * np.arange(samples) / SRATE + rng.uniform(0, 6.3))
+    envelope = 1.0 + 0.25 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * np.arange(samples) / SRATE
+                                   + rng.uniform(0, 6.3))
     return envelope * np.sin(phase)
 
 

@@ -35,7 +35,8 @@ def configure_cpu_threads(data_workers: int, processes_per_machine: int = 1) -> 
 
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
-    threads = max(1, (available_cores() - max(0, data_workers) * processes_per_machine) // max(1, processes_per_machine))
+    spare = available_cores() - max(0, data_workers) * processes_per_machine
+    threads = max(1, spare // max(1, processes_per_machine))
     torch.set_num_threads(threads)
     log.debug("%d intra-op thread(s), %d data-loader worker(s)", threads, data_workers)
     return threads

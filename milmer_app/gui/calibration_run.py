@@ -261,7 +261,8 @@ class CalibrationResultView(QtWidgets.QWidget):
         kept = decision == "calibrated"
         self.decision.setText("Decision: use the calibrated model" if kept
                               else "Decision: keep the current model")
-        self.decision.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: {theme.GOOD if kept else theme.WARNING};")
+        colour = theme.GOOD if kept else theme.WARNING
+        self.decision.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: {colour};")
         self.reasons.setText("\n".join(f"• {r}" for r in report.get("reasons", []) if isinstance(r, str)))
         held = report.get("held_out", {}) if isinstance(report.get("held_out"), dict) else {}
         chance = report.get("chance", {}) if isinstance(report.get("chance"), dict) else {}

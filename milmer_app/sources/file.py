@@ -129,7 +129,8 @@ def _load_mne(path: Path) -> EEGFile:
         else:
             keep.append(index)
     if not keep:
-        raise SourceError(f"{path}: no EEG channels (found {', '.join(f'{n} ({t})' for n, t in zip(raw.ch_names, types))})")
+        found = ", ".join(f"{n} ({t})" for n, t in zip(raw.ch_names, types))
+        raise SourceError(f"{path}: no EEG channels (found {found})")
     srate = float(raw.info["sfreq"])
     samples = int(raw.n_times)
 

@@ -84,7 +84,8 @@ class FaceCropper:
             raise DataError(f"face crop size must be positive, got {size}")
         self.size = size
         self.expand = expand
-        self.detector_name = detector if isinstance(detector, str) else getattr(detector, "__name__", type(detector).__name__)
+        self.detector_name = (detector if isinstance(detector, str)
+                              else getattr(detector, "__name__", type(detector).__name__))
         self._detect = make_detector(detector)
         self.detect_width = detect_width
 

@@ -50,7 +50,8 @@ class LabelRule:
             return (v > t).astype(np.int64)
         if self.kind == "arousal":
             return (a > t).astype(np.int64)
-        return np.select([(v > t) & (a > t), (v >= t) & (a < t), (v < t) & (a < t)], [0, 1, 2], default=3).astype(np.int64)
+        quadrants = [(v > t) & (a > t), (v >= t) & (a < t), (v < t) & (a < t)]
+        return np.select(quadrants, [0, 1, 2], default=3).astype(np.int64)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ties": "quadrant: published rule (see LabelRule); binary: rating == threshold is low"}

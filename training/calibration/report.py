@@ -54,8 +54,9 @@ def render_markdown(report: dict) -> str:
     method = report["method"]
     lines += ["## Method", "",
               f"Trained: {method['trainable']} ({method['trained_parameters']} parameters), {method['epochs_run']} "
-              f"of {method['epochs']} epochs ({method['steps']} steps planned), lr {method['lr']:g}, batch {method['batch_size']}, L2-SP "
-              f"{method['l2sp']:g} toward the base weights, class weighting {'on' if method['class_weighting'] else 'off'}; "
+              f"of {method['epochs']} epochs ({method['steps']} steps planned), lr {method['lr']:g}, "
+              f"batch {method['batch_size']}, L2-SP {method['l2sp']:g} toward the base weights, "
+              f"class weighting {'on' if method['class_weighting'] else 'off'}; "
               f"face backbone {method['face_backbone']}; windows every {method['hop_s']:g} s.",
               "",
               "Written model refit on all trials after the decision: "

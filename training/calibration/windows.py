@@ -165,7 +165,7 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
         if progress and wanted:
             progress(f"{recording.folder}: finding faces in {len(wanted)} frames")
         if wanted:
-            for (stamp, image), row in zip(recording.reader.read_frames(frames[wanted]), wanted):
+            for (_stamp, image), row in zip(recording.reader.read_frames(frames[wanted]), wanted):
                 crop = cropper.crop(image)
                 if crop is not None:
                     crop_of_row[row] = len(crops)

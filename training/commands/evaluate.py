@@ -23,9 +23,11 @@ ALL_WINDOWS_LABEL = "all windows (may include windows the checkpoint trained or 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="NAME(.safetensors) with NAME.json beside it")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="NAME(.safetensors) with NAME.json beside it")
     parser.add_argument("--deap", required=True, metavar="DIR", help="DEAP-layout folder")
-    parser.add_argument("--cache", metavar="DIR", help="prepared-window cache folder (default ~/.cache/milmer/prepared)")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="prepared-window cache folder (default ~/.cache/milmer/prepared)")
     parser.add_argument("--subjects", metavar="LIST", type=int_list, help="only these subjects, e.g. 1,2,5")
     parser.add_argument("--all-windows", action="store_true",
                         help="score every window of the data, not only the checkpoint's test split (the figure then "

@@ -49,7 +49,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--protocol", choices=PROTOCOLS,
                       help="paper (leaky window split, trains on all of the 80 %% without validation, as published), "
                            "trial (trial-wise k-fold, default) or loso")
-    data.add_argument("--folds", type=int, metavar="K", help="folds of the trial protocol (default 5; paper is one split, loso one fold per subject)")
+    data.add_argument("--folds", type=int, metavar="K",
+                      help="folds of the trial protocol (default 5; paper is one split, loso one fold per subject)")
     data.add_argument("--label", choices=("quadrant", "valence", "arousal"), help="label rule (default quadrant)")
     model = parser.add_argument_group("model")
     model.add_argument("--preset", choices=PRESETS, help="model size (default paper)")
@@ -94,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="RUN_DIR", help="run directory to create")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (its config is used)")
     parser.add_argument("--export-best", metavar="STEM",
-                        help="also copy the checkpoint of the fold with the best validation score to STEM(.safetensors/.json)")
+                        help="also copy the checkpoint of the fold with the best validation score to "
+                             "STEM(.safetensors/.json)")
     parser.add_argument("--export-provenance", metavar="JSON", type=_json_object,
                         help="extra provenance facts (a JSON object) for the --export-best copy")
 
@@ -111,7 +113,8 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
         "label": {"kind": args.label} if args.label else None, "backbone_weights": args.backbone_weights,
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
         "seed": args.seed, "select_metric": args.select_metric, "device": args.device,
-        "num_workers": args.num_workers, "prepare_workers": args.prepare_workers, "amp": args.amp, "compile": args.compile,
+        "num_workers": args.num_workers, "prepare_workers": args.prepare_workers, "amp": args.amp,
+        "compile": args.compile,
         "freeze_backbone": args.freeze_backbone, "tensorboard": args.tensorboard,
     }
 

@@ -71,7 +71,8 @@ class DeapIndex:
         return (any(t.subject == subject and t.presentation_trial is not None for t in self.trials)
                 or any(p.participant == subject for p in self.rating_problems))
 
-    def trial(self, subject: int, experiment_id: int | None = None, presentation_trial: int | None = None) -> TrialRecord:
+    def trial(self, subject: int, experiment_id: int | None = None,
+              presentation_trial: int | None = None) -> TrialRecord:
         if (experiment_id is None) == (presentation_trial is None):
             raise ValueError("give exactly one of experiment_id or presentation_trial")
         for record in self.trials:
@@ -79,7 +80,8 @@ class DeapIndex:
                     record.experiment_id == experiment_id if experiment_id is not None
                     else record.presentation_trial == presentation_trial):
                 return record
-        what = f"experiment {experiment_id}" if experiment_id is not None else f"presentation trial {presentation_trial}"
+        what = (f"experiment {experiment_id}" if experiment_id is not None
+                else f"presentation trial {presentation_trial}")
         for problem in self.rating_problems:
             if problem.participant == subject and (problem.experiment_id == experiment_id if experiment_id is not None
                                                    else problem.trial == presentation_trial):
@@ -233,8 +235,10 @@ def scan_deap(root: str | Path) -> DeapIndex:
     return index
 
 
-def _find_videos(root: Path, stray: list[Path], problems: list[str]) -> tuple[dict[int, dict[int, Path]], dict[int, Path]]:
-    """Face videos by subject and presentation trial; an unusable one is named in `problems` (its trial has no video)."""
+def _find_videos(root: Path, stray: list[Path],
+                 problems: list[str]) -> tuple[dict[int, dict[int, Path]], dict[int, Path]]:
+    """Face videos by subject and presentation trial; an unusable one is named in `problems` (its trial has no
+    video)."""
     videos: dict[int, dict[int, Path]] = {}
     folders: dict[int, Path] = {}
     base = root / "face_video"

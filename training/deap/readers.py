@@ -91,7 +91,8 @@ def validate_subject_arrays(data: object, labels: object, path: Path) -> Subject
 def _pick(container: dict, path: Path) -> tuple[object, object]:
     missing = [key for key in ("data", "labels") if key not in container]
     if missing:
-        raise DataError(f"{path}: missing {', '.join(missing)}; found {sorted(k for k in container if not k.startswith('__'))}")
+        found = sorted(k for k in container if not k.startswith("__"))
+        raise DataError(f"{path}: missing {', '.join(missing)}; found {found}")
     return container["data"], container["labels"]
 
 
@@ -128,7 +129,8 @@ def read_subject_file(path: Path, ratings: list[RatingRow] | None = None) -> Sub
         return read_mat(path)
     if path.suffix == ".bdf":
         if not ratings:
-            raise DataError(f"{path}: an original BDF recording needs the participant's rows of participant_ratings.csv")
+            raise DataError(f"{path}: an original BDF recording needs the participant's rows of "
+                            "participant_ratings.csv")
         return read_bdf_trials(path, ratings)
     raise DataError(f"{path}: unknown DEAP file type {path.suffix!r}")
 
@@ -204,7 +206,8 @@ def read_ratings_table(path: Path) -> RatingsTable:
             columns = [c.strip() for c in (reader.fieldnames or [])]
             missing = [c for c in RATINGS_COLUMNS if c not in columns]
             if missing:
-                raise DataError(f"{path}: ratings CSV lacks column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}")
+                raise DataError(f"{path}: ratings CSV lacks column(s) {', '.join(missing)}; "
+                                f"found {', '.join(columns) or 'none'}")
             for raw in reader:
                 line = reader.line_num
                 row = {str(k or "").strip(): (v if isinstance(v, str) else "").strip() for k, v in raw.items()}

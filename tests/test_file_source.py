@@ -76,8 +76,12 @@ def test_each_format_replays_to_predictions_without_its_non_eeg_channels(fmt, ee
 
 def test_triggers_become_markers_with_system_bits_masked(eeg_files):
     loaded = load_eeg_file(eeg_files["fif"])
-    triggers = [(t, text) for t, text in loaded.markers if text.startswith("STI 014")]
-    assert triggers == [(2.0, "STI 014 5"), (6.0, "STI 014 7")]
+    found = loaded.triggers(0, loaded.samples)
+    assert [(index / SRATE, text) for index, text in found] == [(2.0, "STI 014 5"), (6.0, "STI 014 7")]
+    # Read in pieces as a replay does (a piece boundary inside a trigger pulse, a seek into one): the same onsets.
+    pieces = [loaded.triggers(start, min(loaded.samples, start + 100)) for start in range(0, loaded.samples, 100)]
+    assert [item for piece in pieces for item in piece] == found
+    assert loaded.triggers(int(2 * SRATE) + 2, int(3 * SRATE)) == []
 
 
 def test_bad_file_specs_fail_before_the_model_loads(tmp_path, tiny_checkpoint, capsys):
@@ -310,7 +314,8 @@ def test_a_biosemi_bdf_replays_with_its_montage_and_masked_status(tiny_checkpoin
     path = write_bdf(tmp_path / "biosemi.bdf", [f"A{i}" for i in range(1, 33)], rate, data, status)
     loaded = load_eeg_file(path)
     assert loaded.channel_names[0] == "A1" and loaded.excluded == ["Status"]
-    assert loaded.markers == [(2.0, "Status 3"), (5.0, "Status 250")]
+    assert [(i / rate, text) for i, text in loaded.triggers(0, loaded.samples)] == [(2.0, "Status 3"),
+                                                                                    (5.0, "Status 250")]
     np.testing.assert_allclose(loaded.read(0, loaded.samples), data, atol=0.1)          # microvolts in, microvolts out
     predictions = _replay(["--eeg", f"file:{path},montage=biosemi32"], tiny_checkpoint, tmp_path / "p.jsonl")
     assert predictions and all(p["eeg_channels_used"] == 32 for p in predictions)   # A1.. read as 10-20 names

@@ -45,6 +45,8 @@ class EEGFile:
     unit: str = "V"                        # what the file's samples were in (converted to µV on loading)
     unit_origin: str = "source"            # "source" (the file says), "spec" (unit=), "amplitude" (judged)
     shift: Callable[[np.ndarray], np.ndarray] | None = None   # XDF: stream time -> media time (gaps shortened)
+    # Trigger onsets (sample index, text) in [start, stop), found as the replay reads (no scan of the whole file)
+    triggers: Callable[[int, int], list[tuple[int, str]]] | None = None
 
     @property
     def duration(self) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # -- loading ------------------------------------------------------------------------------
 PIECE_SECONDS = 4.0                # the most a replay reads and pushes at once
-READ_CHUNK = 1 << 16               # samples per piece when a whole channel is scanned (triggers)
 PROBE_SECONDS = 2.0                # the length of each piece the signal check reads
 PROBE_PIECES = 8                   # pieces spread over the file
 MAX_EEG_UV = 5000.0                # robust spread (µV) above which a channel is not scalp EEG in µV
@@ -143,7 +143,7 @@ def _load_mne(path: Path) -> EEGFile:
 
     for start in (0, samples - 1):   # both ends: a header promising more than the file holds is caught here
         read(start, start + 1)
-    markers = _stim_markers(raw, path) + _annotation_markers(raw)
+    markers = _annotation_markers(raw)
     breaks = {}
     for onset, text in markers:
         if text.lower().startswith(("bad_acq_skip", "edge boundary", "boundary")):
@@ -152,31 +152,35 @@ def _load_mne(path: Path) -> EEGFile:
                 breaks[index] = f"recording break in {path.name} at {onset:.2f} s"
     markers = [(float(t), text) for t, text in markers if not text.lower().startswith("bad_acq_skip")]
     return EEGFile(path, [raw.ch_names[i] for i in keep], srate, samples, read, None, sorted(markers), breaks,
-                   excluded)
+                   excluded, triggers=_trigger_reader(raw, path))
 
 
-def _stim_markers(raw, path: Path) -> list[tuple[float, str]]:
-    """Trigger onsets of the stim channels, read in pieces."""
-    markers: list[tuple[float, str]] = []
-    for name, kind in zip(raw.ch_names, raw.get_channel_types(), strict=True):
-        if kind != "stim":
-            continue
-        previous = 0
-        for start in range(0, raw.n_times, READ_CHUNK):
-            try:
-                values = raw.get_data(picks=[name], start=start, stop=min(raw.n_times, start + READ_CHUNK))[0]
-            except Exception as exc:
-                raise SourceError(f"{path}: reading trigger channel {name} failed ({type(exc).__name__}: {exc})") \
-                    from None
-            with np.errstate(invalid="ignore"):
-                codes = np.nan_to_num(np.round(values), nan=0.0, posinf=0.0, neginf=0.0)
-            codes = np.clip(codes, -(2**62), 2**62).astype(np.int64) & TRIGGER_MASK
-            onsets = np.flatnonzero(np.diff(codes, prepend=previous) != 0)
-            for index in onsets:
-                if codes[index] != 0:
-                    markers.append(((start + index) / raw.info["sfreq"], f"{name} {int(codes[index])}"))
-            previous = codes[-1] if len(codes) else previous
-    return markers
+def _trigger_reader(raw, path: Path) -> Callable[[int, int], list[tuple[int, str]]] | None:
+    """Onsets of the stim channels' codes (trigger bits only) in a span, read with the sample before it."""
+    stim = [name for name, kind in zip(raw.ch_names, raw.get_channel_types(), strict=True) if kind == "stim"]
+    if not stim:
+        return None
+
+    def onsets(start: int, stop: int) -> list[tuple[int, str]]:
+        first = max(0, start - 1)
+        try:
+            values = raw.get_data(picks=stim, start=first, stop=stop)
+        except Exception as exc:   # as for the EEG: a lie past the header fails where it is read
+            raise SourceError(f"{path}: reading the trigger channel(s) at samples {start}-{stop} failed "
+                              f"({type(exc).__name__}: {exc})") from None
+        with np.errstate(invalid="ignore"):
+            codes = np.nan_to_num(np.round(values), nan=0.0, posinf=0.0, neginf=0.0)
+        codes = np.clip(codes, -(2**62), 2**62).astype(np.int64) & TRIGGER_MASK
+        before = codes[:, :1] if first < start else np.zeros((len(stim), 1), np.int64)
+        body = codes[:, start - first:]
+        found = []
+        for row, name in enumerate(stim):
+            for index in np.flatnonzero(np.diff(body[row], prepend=before[row]) != 0):
+                if body[row, index] != 0:
+                    found.append((start + int(index), f"{name} {int(body[row, index])}"))
+        return sorted(found)
+
+    return onsets
 
 
 def _annotation_markers(raw) -> list[tuple[float, str]]:
@@ -253,6 +257,9 @@ class FileEEGSource(EEGSource):
             stop = min(target, int(later[0])) if len(later) else target
             stop = min(stop, self._next + self._piece)          # read in pieces, whatever the speed
             self.push(recording.read(self._next, stop), to_lsl(recording.time_of(self._next, stop)))
+            if recording.triggers is not None:
+                for index, text in recording.triggers(self._next, stop):
+                    self.emit_marker(text, float(to_lsl(recording.time_of(index, index + 1)[0])))
             self._next = stop
         due = int(np.searchsorted(self._marker_times, position, side="right"))
         for index in range(self._next_marker, due):
@@ -401,15 +408,20 @@ def scan_folder(folder: Path) -> list[FolderEntry]:
 
 
 def _file_entry(path: Path) -> FolderEntry:
+    from milmer_app.sources.file_headers import check_header, check_opened
+
     spec = f"file:{path}"
     try:
+        warnings_ = check_header(path)      # a header that lies is listed as what it is, before any reader runs
         if path.suffix.lower() in XDF_SUFFIXES:
             return _xdf_entry(path, spec)
         import mne
 
         raw = mne.io.read_raw(path, preload=False, verbose="error")
+        check_opened(path, raw)
+        detail = "; ".join([f"{len(raw.annotations)} annotation(s)"] + warnings_)
         return FolderEntry(path, "file", spec, raw.n_times / raw.info["sfreq"], len(raw.ch_names),
-                           float(raw.info["sfreq"]), f"{len(raw.annotations)} annotation(s)")
+                           float(raw.info["sfreq"]), detail)
     except Exception as exc:   # a listing shows what is wrong with a file rather than failing
         return FolderEntry(path, "file", spec, None, None, None, f"unreadable: {exc}")
 

@@ -62,6 +62,7 @@ def _check_xdf_headers(path: Path) -> None:
     import xml.etree.ElementTree as ElementTree
 
     numeric: dict[int, tuple[str, int, int]] = {}     # stream id -> (name, channels, bytes per value)
+    size = path.stat().st_size
     with path.open("rb") as handle:
         if handle.read(4) != b"XDF:":
             raise SourceError(f"{path}: not an XDF file (it does not start with 'XDF:')")
@@ -75,6 +76,8 @@ def _check_xdf_headers(path: Path) -> None:
             if len(raw) < width[0]:
                 return
             length = int.from_bytes(raw, "little")
+            if length < 2 or handle.tell() + length > size:
+                return                                   # a chunk longer than the file: pyxdf reports it
             tag = int.from_bytes(handle.read(2), "little")
             if tag == 3 and length >= 7:
                 _check_samples_chunk(path, handle, length - 2, numeric)

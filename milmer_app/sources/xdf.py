@@ -77,7 +77,7 @@ def load_streams(path: Path) -> list[dict]:
         streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=True, dejitter_timestamps=True,
                                     handle_clock_resets=True, verbose=False)
     except Exception as exc:   # pyxdf raises bare Exceptions (IOError, struct.error, XML errors) on bad files
-        raise SourceError(f"{path}: pyxdf cannot read this XDF file ({exc})") from None
+        raise SourceError(f"{path}: pyxdf cannot read this XDF file ({type(exc).__name__}: {exc})") from None
     return streams
 
 

@@ -421,6 +421,7 @@ class Engine:
         """Predict with another checkpoint from the next window on, without reconnecting the sources
         (a person's calibrated model). It must take the same input (contract and modalities) as the
         running one; MilmerError otherwise, and the running model stays."""
+        from milmer_app.inference import Predictor
         from milmer_app.preflight import check_checkpoint
         from models.checkpoint import load_checkpoint
 

@@ -163,6 +163,13 @@ def _rate(qtbot, wizard, valence: float | None, arousal: float | None) -> None:
 def test_wizard_session_records_the_protocol_with_pause_and_redo(qtbot, settings, tmp_path, eeg_checkpoint, eeg_outlet):
     window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base", eeg_outlet)
     try:
+        window.calibrate_action.trigger()                         # the toolbar's Calibrate…: default durations
+        refused = window.wizard
+        assert refused.isVisible() and refused.rest_box.value() == 60 and refused.trials_box.value() == 20
+        refused.stimulus_box.setCurrentIndex(refused.stimulus_box.findData("external"))
+        refused.start_button.click()
+        assert "need the experiment's marker stream" in refused.setup_problem.text() and refused.phase == "setup"
+        refused.stimulus_box.setCurrentIndex(refused.stimulus_box.findData("builtin"))
         wizard = window.open_calibration(Timings(rest_s=0.3, fixation_s=0.2, stimulus_s=0.6, washout_s=0.2))
         wizard.trials_box.setValue(4)
         wizard.start_button.click()

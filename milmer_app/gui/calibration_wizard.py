@@ -175,9 +175,13 @@ class CalibrationWizard(QtWidgets.QDialog):
         try:
             self.timings = self.chosen_timings()
             plan = self.make_plan()
-            problem = calibration_problem(self.window.engine, self.window.last_prediction)
+            engine = self.window.engine
+            problem = calibration_problem(engine, self.window.last_prediction)
             if problem is not None:
                 raise MilmerError(problem)
+            if plan[0].stimulus.kind == "external" and engine.marker_source is None:
+                raise MilmerError("external stimuli need the experiment's marker stream: start milmer-app with "
+                                  "--markers lsl:name=STREAM (or type=Markers)")
             self._start_recording()
         except MilmerError as exc:
             self.setup_problem.setText(f"Cannot start: {exc}")

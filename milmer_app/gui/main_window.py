@@ -114,7 +114,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.calibrate_action = toolbar.addAction("Calibrate…")
         self.calibrate_action.setToolTip("a guided session that adapts the model to the person in front of "
                                          "the camera, and compares it with the current one")
-        self.calibrate_action.triggered.connect(self.open_calibration)
+        self.calibrate_action.triggered.connect(lambda: self.open_calibration())
 
         left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         left.addWidget(self.eeg_view)
@@ -374,8 +374,11 @@ class MainWindow(QtWidgets.QMainWindow):
         """The calibration wizard (one per window; `timings`: its phase durations, for tests)."""
         from milmer_app.gui.calibration_wizard import CalibrationWizard
 
-        if self.wizard is None or self.wizard.phase == "done" and not self.wizard.calibrate_page.running:
+        busy = self.wizard is not None and (self.wizard.phase not in ("setup", "done")
+                                            or self.wizard.calibrate_page.running)
+        if not busy:      # a session or a calibration under way is shown again, else a fresh wizard
             if self.wizard is not None:
+                self.wizard.close()
                 self.wizard.deleteLater()
             self.wizard = CalibrationWizard(self, **({"timings": timings} if timings is not None else {}))
         self.wizard.show()

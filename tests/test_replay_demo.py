@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,34 @@ def test_headless_demo_writes_labelled_predictions(tmp_path: Path):
         assert record["window_start"] < record["window_end"] <= record["emitted"]
         assert record["latency"] == pytest.approx(record["emitted"] - record["window_end"], abs=1e-5)
     assert list((tmp_path / "cache" / "milmer").glob("demo-*/data_preprocessed_python/s01.dat"))
+
+
+def test_use_checkpoint_switches_the_running_model_and_refuses_another_input(tmp_path: Path):
+    from live_support import next_matching, save_tiny_checkpoint
+    from models.errors import MilmerError
+
+    # The demo model under another name (same contract and modalities), and a model of another contract.
+    mine = tmp_path / "mine"
+    shutil.copy(demo_checkpoint().with_suffix(".safetensors"), mine.with_suffix(".safetensors"))
+    meta = json.loads(demo_checkpoint().with_suffix(".json").read_text())
+    meta["provenance"] = {key: value for key, value in meta["provenance"].items() if key not in ("demo", "demo_model")}
+    mine.with_suffix(".json").write_text(json.dumps(meta))
+    other = save_tiny_checkpoint(tmp_path)
+    data = write_synthetic_deap(tmp_path / "deap", **{**DEMO_DATA, "trials": 2, "seconds": 9.0, "seed": 77,
+                                                      "video_size": tuple(DEMO_DATA["video_size"])})
+    engine = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", video="deap", checkpoint="demo", hop=0.5,
+                                 speed=1.0, device="cpu"))
+    predictions: queue.Queue = queue.Queue()
+    engine.add_prediction_listener(predictions.put)
+    engine.start()
+    try:
+        next_matching(predictions, lambda p: p.to_json()["model"] == "demo", timeout=60)
+        engine.use_checkpoint(mine)
+        assert (engine.model_name, engine.is_demo_model) == ("mine", False)
+        switched = next_matching(predictions, lambda p: p.to_json()["model"] == "mine", timeout=60)
+        assert not switched.demo_model
+        with pytest.raises(MilmerError, match="input contract differs"):
+            engine.use_checkpoint(other)
+        assert engine.model_name == "mine"
+    finally:
+        engine.stop()

@@ -66,7 +66,7 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.demo_badge.setVisible(False)
         # Events in a label of their own, elided in the middle with the whole text in its tooltip: the
         # bar's own message area cut them off at the edge ("replay: s01 tr").
-        self.event_label = ElidedLabel("", min_chars=10)
+        self.event_label = ElidedLabel("", min_chars=22)
         self.event_label.setObjectName("eventMessage")
         self.addWidget(self.event_label, 1)
         self._event_timer = QtCore.QTimer(self)

@@ -210,7 +210,9 @@ class EegTraceView(QtWidgets.QWidget):
         while len(self._marker_items) < len(shown):
             line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(theme.ACCENT, width=1,
                                                                          style=QtCore.Qt.PenStyle.DashLine))
-            label = pg.TextItem(color=theme.ACCENT, anchor=(0, 0))
+            background = QtGui.QColor(theme.BACKGROUND)
+            background.setAlpha(210)     # readable over the traces it covers
+            label = pg.TextItem(color=theme.ACCENT, anchor=(0, 0), fill=pg.mkBrush(background))
             label.setZValue(10)
             self.plot.addItem(line, ignoreBounds=True)
             self.plot.addItem(label, ignoreBounds=True)
@@ -226,7 +228,7 @@ class EegTraceView(QtWidgets.QWidget):
                     label.setText(short)
                     label.setToolTip(text)
                 # Staggered down the lanes so that close markers do not print over each other.
-                label.setPos(x, top - (index % 4) * 0.6)
+                label.setPos(x, top - (index % 4) * 1.2)
             line.setVisible(index < len(shown))
             label.setVisible(index < len(shown))
 

@@ -66,7 +66,11 @@ def wait_for_predictions(qtbot, window, count: int = 1, timeout: int = START_TIM
 def test_window_opens_on_the_demo_and_shows_predictions(qtbot, open_window):
     window = open_window(cli_args(demo=True))
     assert "connecting" in window.status.state_label.text()
+    # The empty panes say what the start is doing (its first stage, then the engine's own).
+    assert window.eeg_view.empty.text().startswith("starting the engine…")
+    assert window.face_view.frame.placeholder.startswith("starting the engine…")
     wait_for_predictions(qtbot, window, 2)
+    assert window.startup.stage is None and "starting" not in window.spectrum_view.psd_empty.text()
     assert not window.status.demo_badge.isHidden()
     assert window.status.model_label.text().startswith("model demo · tiny preset")   # by its provenance
     assert window.replay_controls.play_button.isEnabled() and window.replay_controls.replay is not None

@@ -58,8 +58,13 @@ def test_engine_replay_controls(tmp_path: Path, tiny_checkpoint: Path):
                                  device="cpu"))
     events: queue.Queue = queue.Queue()
     engine.add_event_listener(lambda level, message: events.put(message))
+    stages: list[str] = []   # what the start says it is doing (a window shows it in its empty panes)
+    engine.add_event_listener(lambda level, message: stages.append(message) if level == "progress" else None)
     engine.start()
     try:
+        assert stages[0] == "loading the model…" and stages[-1] == "loading the model…"
+        assert any(stage.startswith(f"connecting deap:{data.root}:1:1… (the model loads meanwhile)")
+                   for stage in stages), stages
         replay, buffer = engine.replay, engine.eeg_source.buffer
         by_trial = {t.presentation_trial: t for t in data.trials}
         assert replay.description == f"s01 trial 1 (experiment {by_trial[1].experiment_id})"

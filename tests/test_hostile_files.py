@@ -307,3 +307,18 @@ def test_a_large_sparse_edf_replays_in_bounded_memory_and_starts_at_once(tmp_pat
     peak_mb = int(result.stdout.split("PEAK")[1].split()[0]) / 1024
     assert peak_mb < 2048, f"peak RSS {peak_mb:.0f} MB"
     assert predictions.read_text().strip()                        # it started and predicted within 8 s
+
+
+def test_a_recording_replay_maps_its_eeg_instead_of_reading_it_whole(tmp_path):
+    from milmer_app.recording import Recorder
+    from milmer_app.sources.recorded import RecordingReplay
+
+    recorder = Recorder(tmp_path / "rec", {"channels": list(GENEVA_CHANNELS[:4]), "srate": float(RATE),
+                                           "units": "uV", "source": "test"}, None)
+    recorder.start()
+    data = noise(4, 3).astype(np.float32)
+    recorder.add_eeg(data, 100 + np.arange(data.shape[1]) / RATE)
+    recorder.stop()
+    replay = RecordingReplay(tmp_path / "rec")
+    assert isinstance(replay.eeg.base, np.memmap) or isinstance(replay.eeg, np.memmap)
+    np.testing.assert_array_equal(np.asarray(replay.eeg), data)

@@ -106,13 +106,17 @@ class RecordingReader:
     def srate(self) -> float:
         return float((self.meta.get("eeg") or {}).get("srate", 0.0))
 
-    def eeg(self) -> tuple[np.ndarray, np.ndarray]:
-        """(C, n) float32 microvolts and (n,) timestamps of every complete sample."""
+    def eeg(self, mapped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(C, n) float32 microvolts and (n,) timestamps of every complete sample; `mapped`: memory maps of
+        the files (a replay reads what it reaches, whatever the recording's length), else arrays in memory."""
         channels = len(self.channel_names)
         data_path, ts_path = self.folder / EEG_FILE, self.folder / EEG_TS_FILE
         if not channels or not data_path.is_file() or not ts_path.is_file():
             return np.zeros((channels, 0), np.float32), np.zeros(0)
         n = min(data_path.stat().st_size // (4 * channels), ts_path.stat().st_size // 8)
+        if mapped and n:
+            return (np.memmap(data_path, dtype="<f4", mode="r", shape=(n, channels)).T,
+                    np.memmap(ts_path, dtype="<f8", mode="r", shape=(n,)))
         data = np.fromfile(data_path, dtype="<f4", count=n * channels).reshape(n, channels).T
         stamps = np.fromfile(ts_path, dtype="<f8", count=n)
         return np.ascontiguousarray(data), stamps

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class RecordingReplay:
-    """The recording's data in memory (EEG) or indexed on disk (frames), and its ReplayControl."""
+    """The recording's data mapped from disk (EEG) or indexed on disk (frames), and its ReplayControl."""
 
     def __init__(self, folder: Path, speed: float = 1.0):
         try:
@@ -32,7 +32,7 @@ class RecordingReplay:
         except DataError as exc:  # its message already names the folder
             raise SourceError(str(exc), hint=exc.hint) from exc
         self.folder = Path(folder)
-        self.eeg, self.eeg_times = self.reader.eeg()
+        self.eeg, self.eeg_times = self.reader.eeg(mapped=True)
         self.frames = self.reader.frame_index()
         starts = [t[0] for t in (self.eeg_times, self.frames[:, 0]) if len(t)]
         ends = [t[-1] for t in (self.eeg_times, self.frames[:, 0]) if len(t)]

@@ -68,7 +68,7 @@ def read_recording(folder: Path) -> Export:
     reader = RecordingReader(folder)       # refuses a malformed meta.json in one line
     if reader.meta.get("eeg") is None:
         raise DataError(f"{folder}: the recording holds no EEG (meta.json's 'eeg' is null)")
-    data, stamps = reader.eeg()
+    data, stamps = reader.eeg(mapped=True)       # mapped: the EDF writer reads a channel at a time
     if data.shape[1] == 0:
         raise DataError(f"{folder}: the recording holds no EEG samples")
     srate = reader.srate

@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if tally.count == 0 and replay is not None and engine.contract is not None and engine.finished.is_set():
         print(f"milmer-app: no prediction: the replay ended ({replay.duration:.1f} s of data at --speed "
               f"{replay.speed:g}) before the model gave one; a prediction needs "
-              f"{engine.contract.window_seconds:g} s of usable data")
+              f"{engine.contract.window_seconds:g} s of usable data (plus the EEG pipeline's delay) and a machine "
+              "that keeps up with the replay")
     eeg = engine.eeg_source
     if eeg is not None and eeg.channel_names:
         converted = "" if eeg.unit == "µV" else ", converted to µV"

@@ -322,3 +322,12 @@ def test_a_recording_replay_maps_its_eeg_instead_of_reading_it_whole(tmp_path):
     replay = RecordingReplay(tmp_path / "rec")
     assert isinstance(replay.eeg.base, np.memmap) or isinstance(replay.eeg, np.memmap)
     np.testing.assert_array_equal(np.asarray(replay.eeg), data)
+
+
+def test_a_replay_too_short_for_a_prediction_says_why(tmp_path, tiny_checkpoint, capsys):
+    path = fif(tmp_path / "short_raw.fif", noise(32, 2.5) * 1e-6)
+    capsys.readouterr()
+    code = app_cli.main(["--headless", "--eeg", f"file:{path}", "--checkpoint", str(tiny_checkpoint), "--device",
+                         "cpu", "--speed", "4"])
+    out = capsys.readouterr().out
+    assert code == 0 and "no prediction: the replay ended (2.5 s of data at --speed 4)" in out

@@ -417,6 +417,12 @@ class Engine:
     def uses_face(self) -> bool:
         return self._uses_face
 
+    @property
+    def eeg_problem(self) -> str | None:
+        """Why no window can be made from the EEG now ("no usable EEG: ..."), None when one can."""
+        assembler = self._assembler
+        return assembler.problem if assembler is not None else None
+
     def use_checkpoint(self, checkpoint: str | Path) -> None:
         """Predict with another checkpoint from the next window on, without reconnecting the sources
         (a person's calibrated model). It must take the same input (contract and modalities) as the

@@ -11,17 +11,15 @@ def calibration_problem(engine, last_prediction=None) -> str | None:
     if engine is None or engine.contract is None:
         return "no stream: connect the EEG (and camera) in the Sources panel first"
     eeg, video = engine.eeg_source, engine.video_source
-    uses_eeg = getattr(engine, "_uses_eeg", True)
-    uses_face = engine.uses_face
+    uses_eeg, uses_face = engine.uses_eeg, engine.uses_face
     if uses_eeg:
         if eeg is None or not eeg.connected or eeg.error is not None:
             why = f" ({eeg.error})" if eeg is not None and eeg.error else ""
             return f"no EEG stream{why}: calibration needs the person's EEG"
         if eeg.replay is not None:
             return f"{eeg.name} is a replay: calibrate on a live stream of the person"
-        assembler = engine._assembler
-        if assembler is not None and assembler.problem:
-            return f"too few usable EEG channels: {assembler.problem}"
+        if engine.eeg_problem:
+            return f"too few usable EEG channels: {engine.eeg_problem}"
     if uses_face and (video is None or not video.connected or video.error is not None):
         return "the model uses the face and no camera is connected"
     if last_prediction is None:

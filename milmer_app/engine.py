@@ -537,6 +537,23 @@ class Engine:
                 source.buffer.add_listener(listener)
         self._event("info", f"{kind} reconnected: {source.name}")
 
+    def connect_markers(self, spec: SourceSpec | str) -> None:
+        """Open a marker stream on the running engine, replacing the one it had (the wizard's external
+        stimuli); MilmerError when it cannot be opened, and the engine keeps what it had."""
+        spec = as_spec("markers", spec)
+        if not self._started:
+            raise MilmerError("the engine is not running: connect first")
+        old, old_spec = self.marker_source, self.config.markers
+        self.config.markers = spec
+        try:
+            self._open_markers()
+        except BaseException:
+            self.config.markers = old_spec
+            raise
+        if old is not None and old is not self.marker_source:
+            old.disconnect()
+        self._event("info", f"markers from {self.marker_source.name if self.marker_source else 'none'}")
+
     def _open_markers(self) -> None:
         """Connect the marker stream, if any (MilmerError when it cannot: the markers were asked for)."""
         from milmer_app.sources.registry import BuildContext, kind_of

@@ -327,8 +327,8 @@ def test_wizard_recording_is_calibrated_in_the_background(qtbot, settings, tmp_p
 @pytest.mark.slow
 def test_wizard_shows_own_images_and_videos_and_counts_external_ratings(qtbot, settings, tmp_path, eeg_checkpoint,
                                                                          eeg_outlet):
-    """A folder session shows each picture and video; an external session records the experiment
-    software's markers (from --markers) and ends when every planned trial is rated."""
+    """A folder session shows each picture and video; an external session opens the experiment's marker
+    stream named in its form, records its markers and ends when every planned trial is rated."""
     import uuid
 
     import cv2
@@ -344,7 +344,7 @@ def test_wizard_shows_own_images_and_videos_and_counts_external_ratings(qtbot, s
     (stimuli / "targets.csv").write_text("beach.png,LAHV\nclip.avi,HAHV\n")
     name = f"Experiment-{uuid.uuid4().hex[:6]}"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, 0, "string", name))
-    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base", eeg_outlet, "--markers", f"lsl:name={name}")
+    window = _window(qtbot, settings, tmp_path, eeg_checkpoint / "base", eeg_outlet)
     try:
         wizard = window.open_calibration(Timings(rest_s=0.1, fixation_s=0.1, stimulus_s=1.0, washout_s=0.1))
         wizard.stimulus_box.setCurrentIndex(wizard.stimulus_box.findData("folder"))
@@ -367,6 +367,8 @@ def test_wizard_shows_own_images_and_videos_and_counts_external_ratings(qtbot, s
         assert external is not wizard
         external.stimulus_box.setCurrentIndex(external.stimulus_box.findData("external"))
         external.trials_box.setValue(2)
+        assert window.engine.marker_source is None and external.markers_edit.isEnabled()
+        external.markers_edit.setText(f"lsl:name={name}")
         external.start_button.click()
         qtbot.waitUntil(lambda: external.phase == "external", timeout=10000)
         for trial, (valence, arousal) in (("a", (8.0, 8.0)), ("b", (2.0, 2.0))):
@@ -376,6 +378,7 @@ def test_wizard_shows_own_images_and_videos_and_counts_external_ratings(qtbot, s
                          f'"arousal": {arousal}}}'):
                 outlet.push_sample([text])
         qtbot.waitUntil(lambda: external.phase == "done", timeout=20000)
+        assert window.engine.marker_source.name == f"LSL markers {name}"
         assert external.progress()["HAHV"] == 1 and external.progress()["LALV"] == 1
         folder = external.recording
     finally:

@@ -90,6 +90,10 @@ class CalibrationWizard(QtWidgets.QDialog):
         self.csv_edit.setPlaceholderText("optional CSV: file,quadrant (HAHV, LAHV, LALV, HALV)")
         csv_button = browse_button("choose the CSV of target quadrants")
         csv_button.clicked.connect(lambda: self._browse(self.csv_edit, folder=False))
+        self.markers_edit = QtWidgets.QLineEdit()
+        self.markers_edit.setPlaceholderText("the experiment's marker stream, e.g. lsl:type=Markers")
+        self.markers_edit.setToolTip("external stimuli: the LSL marker stream the experiment software sends "
+                                     "the calibration markers on (as --markers takes it)")
         self.trials_box = QtWidgets.QSpinBox(minimum=1, maximum=200, value=20)
         self.trials_box.setToolTip("5 per target quadrant for 20")
 
@@ -104,6 +108,7 @@ class CalibrationWizard(QtWidgets.QDialog):
         form.addRow("stimuli", self.stimulus_box)
         form.addRow("folder", row(self.folder_edit, folder_button))
         form.addRow("targets", row(self.csv_edit, csv_button))
+        form.addRow("marker stream", self.markers_edit)
         form.addRow("trials", self.trials_box)
         form.addRow("rest baseline", self.rest_box)
         form.addRow("fixation", self.fixation_box)
@@ -152,6 +157,11 @@ class CalibrationWizard(QtWidgets.QDialog):
         own = self.stimulus_box.currentData() == "folder"
         self.folder_edit.setEnabled(own)
         self.csv_edit.setEnabled(own)
+        engine = self.window.engine
+        current = engine.marker_source if engine is not None else None
+        self.markers_edit.setEnabled(self.stimulus_box.currentData() == "external" and current is None)
+        if current is not None:
+            self.markers_edit.setText(str(engine.config.markers))
 
     def chosen_timings(self) -> Timings:
         return Timings(self.rest_box.value(), self.fixation_box.value(), self.stimulus_s_box.value(),
@@ -180,8 +190,8 @@ class CalibrationWizard(QtWidgets.QDialog):
             if problem is not None:
                 raise MilmerError(problem)
             if plan[0].stimulus.kind == "external" and engine.marker_source is None:
-                raise MilmerError("external stimuli need the experiment's marker stream: start milmer-app with "
-                                  "--markers lsl:name=STREAM (or type=Markers)")
+                self._connect_markers(engine)
+                return
             self._start_recording()
         except MilmerError as exc:
             self.setup_problem.setText(f"Cannot start: {exc}")
@@ -191,6 +201,27 @@ class CalibrationWizard(QtWidgets.QDialog):
         self.pages.setCurrentWidget(self.run_page)
         self._show_progress()
         self._enter("rest", self.timings.rest_s)
+
+    def _connect_markers(self, engine) -> None:
+        """External stimuli: open the marker stream named in the form, then start again."""
+        spec = self.markers_edit.text().strip()
+        if not spec:
+            raise MilmerError("external stimuli need the experiment's marker stream: name it (e.g. "
+                              "lsl:type=Markers), or start milmer-app with --markers")
+        self.start_button.setEnabled(False)
+        self.setup_problem.setText(f"connecting the marker stream {spec}…")
+
+        def connected(_=None) -> None:
+            self.start_button.setEnabled(True)
+            if engine.marker_source is not None:
+                self.start()
+
+        def failed(message: str) -> None:
+            self.start_button.setEnabled(True)
+            self.setup_problem.setText(f"Cannot start: {message}")
+
+        self.window.bridge.runner.start(lambda: engine.connect_markers(spec), "connecting the marker stream",
+                                        connected, failed)
 
     def _start_recording(self) -> None:
         engine = self.window.engine

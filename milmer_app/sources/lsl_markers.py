@@ -64,7 +64,12 @@ class LSLMarkerSource(Source):
         if self._inlet is None:
             return self._reopen()
         try:
-            samples, stamps = self._inlet.pull_chunk(timeout=0.1)
+            # The first marker as soon as it is there (pull_chunk would wait out its timeout), then the rest.
+            first, stamp = self._inlet.pull_sample(timeout=0.1)
+            samples, stamps = ([first], [stamp]) if first is not None else ([], [])
+            if first is not None:
+                more, more_stamps = self._inlet.pull_chunk(timeout=0.0)
+                samples, stamps = samples + list(more), stamps + list(more_stamps)
         except LostError:
             self._drop_inlet()
             return True

@@ -323,10 +323,11 @@ def _write_fif(export: Export, target: Path) -> None:
         onsets, durations, texts = zip(*export.annotations, strict=True)
         raw.set_annotations(mne.Annotations(onsets, durations, texts, orig_time=export.meas_date))
 
-    def save(temporary: Path) -> None:
-        raw.save(temporary, overwrite=True, verbose="error")
-
-    _write_atomically(target, save)
+    # Straight to the target: a FIF over 2 GB is split into parts that name each other.
+    try:
+        raw.save(target, overwrite=True, verbose="error")
+    except OSError as exc:
+        raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
 
 
 def _write_atomically(target: Path, write) -> None:

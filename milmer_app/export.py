@@ -142,13 +142,13 @@ def _meas_date(meta: dict, stamps: np.ndarray, folder: Path) -> dt.datetime | No
         log.warning("%s: meta.json has no usable created_utc (%r); the export has no start time", folder, created)
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     created_lsl = meta.get("created_lsl")
     first = float(stamps[0]) if len(stamps) else math.nan
     if isinstance(created_lsl, (int, float)) and not isinstance(created_lsl, bool) and math.isfinite(first) \
             and math.isfinite(created_lsl) and abs(first - created_lsl) < 86400.0:
         when += dt.timedelta(seconds=first - created_lsl)
-    return when.astimezone(dt.timezone.utc)
+    return when.astimezone(dt.UTC)
 
 
 # -- labels ---------------------------------------------------------------------------------------------------

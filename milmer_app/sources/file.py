@@ -25,7 +25,12 @@ import numpy as np
 from milmer_app.clock import local_clock
 from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, VideoSource
-from milmer_app.sources.eeg_file import TRIGGER_MASK, XDF_SUFFIXES, EEGFile, in_memory, is_non_eeg_label
+from milmer_app.sources.eeg_file import (
+    TRIGGER_MASK,
+    XDF_SUFFIXES,
+    EEGFile,
+    is_non_eeg_label,
+)
 from milmer_app.sources.paths import FOLDER_FORMATS, check_eeg_file
 from models.errors import SourceError
 
@@ -116,7 +121,7 @@ def _load_mne(path: Path) -> EEGFile:
 
     try:
         raw = mne.io.read_raw(path, preload=False, verbose="error")
-    except Exception as exc:   # MNE's readers raise whatever a hostile header makes them (KeyError, configparser...)
+    except Exception as exc:  # noqa: BLE001 - MNE readers raise anything on a hostile header
         raise SourceError(f"{path}: MNE cannot read this file ({type(exc).__name__}: {exc})",
                           hint="file: reads what mne.io.read_raw reads (EDF, BDF, FIF, BrainVision .vhdr, "
                                "EEGLAB .set, CNT, ...) and XDF") from None
@@ -137,7 +142,7 @@ def _load_mne(path: Path) -> EEGFile:
     def read(start: int, stop: int) -> np.ndarray:
         try:
             return (raw.get_data(picks=keep, start=start, stop=stop) * 1e6).astype(np.float32)   # MNE gives volts
-        except Exception as exc:   # a file that lies past its header fails only where it is read
+        except Exception as exc:  # noqa: BLE001 - a file that lies past its header fails only where it is read
             raise SourceError(f"{path}: reading samples {start}-{stop} of the {samples} the header promises "
                               f"failed ({type(exc).__name__}: {exc})") from None
 
@@ -147,7 +152,7 @@ def _load_mne(path: Path) -> EEGFile:
     breaks = {}
     for onset, text in markers:
         if text.lower().startswith(("bad_acq_skip", "edge boundary", "boundary")):
-            index = int(round(onset * srate))
+            index = round(onset * srate)
             if 0 < index < samples:
                 breaks[index] = f"recording break in {path.name} at {onset:.2f} s"
     markers = [(float(t), text) for t, text in markers if not text.lower().startswith("bad_acq_skip")]
@@ -165,7 +170,7 @@ def _trigger_reader(raw, path: Path) -> Callable[[int, int], list[tuple[int, str
         first = max(0, start - 1)
         try:
             values = raw.get_data(picks=stim, start=first, stop=stop)
-        except Exception as exc:   # as for the EEG: a lie past the header fails where it is read
+        except Exception as exc:  # noqa: BLE001 - as for the EEG: a lie past the header fails where it is read
             raise SourceError(f"{path}: reading the trigger channel(s) at samples {start}-{stop} failed "
                               f"({type(exc).__name__}: {exc})") from None
         with np.errstate(invalid="ignore"):

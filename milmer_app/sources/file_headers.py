@@ -59,7 +59,7 @@ def check_header(path: Path) -> list[str]:
 # -- XDF ------------------------------------------------------------------------------------------------------------
 def _check_xdf_headers(path: Path) -> None:
     """Each stream header's channel count and rate, read by walking the chunks (their contents skipped)."""
-    import xml.etree.ElementTree as ElementTree
+    from xml.etree import ElementTree
 
     numeric: dict[int, tuple[str, int, int]] = {}     # stream id -> (name, channels, bytes per value)
     size = path.stat().st_size
@@ -301,8 +301,8 @@ def _check_brainvision(path: Path) -> list[str]:
         raise SourceError(f"{path}: {data_file.name} holds {held} bytes, not two samples of {channels} channels "
                           f"of {kind.upper()}")
     if held % frame:
-        return [f"{path.name}: {data_file.name} ({held} bytes) is not a whole number of {channels}-channel "
-                f"{kind.upper()} samples; the last {held % frame} bytes are left out"]
+        return [(f"{path.name}: {data_file.name} ({held} bytes) is not a whole number of {channels}-channel "
+                 f"{kind.upper()} samples; the last {held % frame} bytes are left out")]
     return []
 
 
@@ -338,7 +338,7 @@ def _check_eeglab_fields(path: Path, raw) -> None:
     try:
         shapes = {name: shape for name, shape, _ in scipy.io.whosmat(path)}
         fields = scipy.io.loadmat(path, variable_names=["nbchan", "pnts"], appendmat=False)
-    except Exception:   # MATLAB 7.3 (HDF5) files and fields inside an EEG struct: MNE's own checks apply
+    except Exception:  # noqa: BLE001 - MATLAB 7.3 (HDF5) files and fields inside an EEG struct: MNE's own checks apply
         return
     values = {}
     for key in ("nbchan", "pnts"):

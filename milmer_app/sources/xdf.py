@@ -76,7 +76,7 @@ def load_streams(path: Path) -> list[dict]:
     try:
         streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=True, dejitter_timestamps=True,
                                     handle_clock_resets=True, verbose=False)
-    except Exception as exc:   # pyxdf raises bare Exceptions (IOError, struct.error, XML errors) on bad files
+    except Exception as exc:  # noqa: BLE001 - pyxdf raises bare Exceptions (IOError, struct.error, XML errors) on bad files
         raise SourceError(f"{path}: pyxdf cannot read this XDF file ({type(exc).__name__}: {exc})") from None
     return streams
 

@@ -34,6 +34,7 @@ from milmer_app.replay import ReplayControl
 from milmer_app.sources.base import EEGSource, Source, VideoSource
 from milmer_app.sources.channel_options import channel_options
 from milmer_app.specs import SourceSpec, as_spec
+from models.config import FROZEN_BACKBONE_LABEL
 from models.contract import InputContract
 from models.errors import MilmerError, SourceError
 
@@ -163,6 +164,8 @@ def describe_model(preset: str, provenance: dict, demo: bool = False) -> str:
         parts.append(fold_name if "fold" in fold_name.lower() else f"fold {fold_name}")
     elif isinstance(fold, int) and not isinstance(fold, bool):
         parts.append(f"fold {fold + 1}")
+    if provenance.get("face_backbone") == FROZEN_BACKBONE_LABEL:
+        parts.append(FROZEN_BACKBONE_LABEL)
     calibration = provenance.get("calibration")
     if isinstance(calibration, dict):
         created = calibration.get("created_utc")

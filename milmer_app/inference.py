@@ -20,7 +20,7 @@ import torch
 from milmer_app.bags import Bag, FrameKey
 from milmer_app.clock import local_clock
 from milmer_app.prediction import Prediction
-from models.device import autocast
+from models.device import LIVE_AUTOCAST, autocast
 from models.errors import DataError
 from models.milmer import Milmer
 
@@ -109,7 +109,7 @@ class Predictor:
         if not todo:
             return 0
         frames = torch.from_numpy(np.stack([crop for _, crop in todo])).permute(0, 3, 1, 2)
-        with torch.inference_mode(), autocast(self.model.device):
+        with torch.inference_mode(), autocast(self.model.device, LIVE_AUTOCAST):
             tokens = self.model.embed_frames(frames.to(self.model.device))
         for row, (key, _) in enumerate(todo):
             self.cache.put(key, tokens[row])
@@ -117,7 +117,7 @@ class Predictor:
 
     def predict(self, bag: Bag) -> Prediction:
         device = self.model.device
-        with torch.inference_mode(), autocast(device):
+        with torch.inference_mode(), autocast(device, LIVE_AUTOCAST):
             frame_tokens = self._frame_tokens(bag) if self.config.uses_face else None
             eeg = torch.from_numpy(bag.eeg)[None].to(device) if self.config.uses_eeg else None
             eeg_mask = torch.from_numpy(bag.eeg_mask)[None].to(device) if self.config.uses_eeg else None

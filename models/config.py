@@ -18,6 +18,9 @@ MODALITIES = ("eeg,face", "eeg", "face")
 MIL_MODES = ("first", "mean", "global_weights", "amil", "gated_amil", "topk", "weighted_topk")
 PUBLISHED_MIL_MODES = ("first", "global_weights", "amil", "topk", "weighted_topk")
 FUSION_MODES = ("cross_attention", "mlp", "none")
+# What a checkpoint's provenance, a run's metrics and the app say of a model trained with its face backbone
+# frozen (training --freeze-backbone): a protocol variant, not the published (fine-tuned) model.
+FROZEN_BACKBONE_LABEL = "face backbone frozen"
 # Swin shape arguments that a config may override. Anything else timm.create_model accepts
 # (checkpoint_path, pretrained_cfg_overlay, an "hf-hub:" name, ...) would let a checkpoint's
 # JSON make the loader read files or reach the network.

@@ -10,6 +10,10 @@ import torch
 from models.errors import MilmerError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+# The live step (one bag at a time) is launch-bound: bf16 autocast only adds casts there. On an NVIDIA H200
+# (bench/gpu_train.py, 2026-12-04) a bag took 16.7 ms in float32 and 17.7 ms under bf16 autocast (one new
+# frame with cached tokens: 15.9 and 16.7 ms), so the app runs float32 on every device.
+LIVE_AUTOCAST: torch.dtype | None = None
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from models import atomic, strict_json
+from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
 from models.errors import DataError
 from models.milmer import Milmer, MilmerOutput
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 FEATURE_DTYPE = np.float16
 EMBEDDINGS_FOLDER = "embeddings"
-FROZEN_LABEL = "face backbone frozen"
 # Frames per backbone call when embedding; large enough to keep a GPU busy, small enough for 2 CPU cores' RAM.
 DEFAULT_FRAMES_PER_CALL = {"cpu": 32, "cuda": 256}
 

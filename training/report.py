@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from models import atomic
+from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
 from models.errors import DataError
 
 PROTOCOL_ORDER = {"paper": 0, "trial": 1, "loso": 2}
@@ -25,6 +26,8 @@ LEAKY_NOTE = (
     "of accuracy.")
 FACE_TRIALS_NOTE = ("Face models train and test on the trials with face video only (DEAP: s01-s22) unless the "
                     "training data column says otherwise; EEG-only rows use every trial.")
+FROZEN_NOTE = ("A preset marked 'face backbone frozen' kept the face backbone's weights fixed and trained only the "
+               "layers after it (a cheaper protocol variant); the published model fine-tunes the backbone.")
 SYNTHETIC_NOTE = ("Runs marked synthetic trained and tested on data written by milmer-train synth (class cues "
                   "planted on purpose): their figures test the software, not emotion recognition.")
 
@@ -38,6 +41,8 @@ def notes_for(runs: list[RunSummary]) -> list[str]:
         notes.append(LEAKY_NOTE)
     if any(run.uses_face and not run.synthetic for run in runs):
         notes.append(FACE_TRIALS_NOTE)
+    if any(run.frozen for run in runs):
+        notes.append(FROZEN_NOTE)
     if any(run.synthetic for run in runs):
         notes.append(SYNTHETIC_NOTE)
     return notes
@@ -53,6 +58,11 @@ class RunSummary:
         m = self.metrics
         return (PROTOCOL_ORDER.get(m.get("protocol"), 9), m.get("modalities", ""), m.get("mil", ""),
                 m.get("fusion", ""), str(self.path))
+
+    @property
+    def frozen(self) -> bool:
+        """Its face backbone was frozen: a protocol variant, not the published fine-tuned model."""
+        return self.metrics.get("face_backbone") == FROZEN_LABEL
 
     @property
     def leaky(self) -> bool:
@@ -98,7 +108,7 @@ class RunSummary:
             str(m.get("modalities", "?")),
             str(m.get("mil", "?")) if face_used else "—",
             str(m.get("fusion", "?")) if face_used else "—",
-            str(m.get("preset", "?")),
+            str(m.get("preset", "?")) + (f", {FROZEN_LABEL}" if self.frozen else ""),
             str(m.get("num_folds", len(m.get("folds", [])))),
             mark + _mean_std(m.get("mean_test_accuracy"), m.get("std_test_accuracy")),
             mark + _mean_std(m.get("mean_test_macro_f1"), m.get("std_test_macro_f1")),

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--prepare-workers", type=int, default=1)
+    parser.add_argument("--freeze-backbone", action="store_true",
+                        help="score through the face backbone's cached frame features (float16, computed once "
+                             "under --cache), as training with --freeze-backbone did; the default for a "
+                             "checkpoint whose face backbone was frozen")
     parser.add_argument("--out", metavar="FILE", help="also write the metrics as JSON")
 
 
@@ -47,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
     from models.device import resolve_device
     from models.pipeline.labels import LabelRule
+    from training.embeddings import FROZEN_LABEL, FrozenBackboneNetwork, ensure_features
     from training.evaluation import evaluate_windows
     from training.run_data import face_trial_subset, open_windows
 
@@ -79,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
                             "are in this data", hint="pass the data it was trained on, or --all-windows")
         if len(positions) < len(split["test"]) and split.get("unit") == "windows":
             log.warning("%d of the checkpoint's %d test windows are in this data", len(positions), len(split["test"]))
-    metrics = evaluate_windows(checkpoint.model, checkpoint.config, data.dataset, positions, device, args.batch_size)
+    model, dataset = checkpoint.model, data.dataset
+    frozen = checkpoint.config.uses_face and (args.freeze_backbone or provenance.get("face_backbone") == FROZEN_LABEL)
+    if frozen:
+        store = ensure_features(model, dataset.cache, dataset.subjects())
+        model, dataset = FrozenBackboneNetwork(model), dataset.with_frame_features(store)
+        scope += f", {FROZEN_LABEL}: cached frame features"
+    metrics = evaluate_windows(model, checkpoint.config, dataset, positions, device, args.batch_size)
     print(f"{args.checkpoint}: {metrics.count} windows ({scope})")
     prefix = "LEAKY " if leaky else ""
     print(f"{prefix}accuracy {metrics.accuracy:.4f}  macro-F1 {metrics.macro_f1:.4f}  "
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         document = {"checkpoint": str(args.checkpoint), "deap": str(args.deap), "scope": scope, "leaky": leaky,
                     "all_windows": bool(args.all_windows), "protocol": provenance.get("protocol"),
-                    "trials": data.trials_of(positions), **metrics.to_dict(), "class_names": names}
+                    "trials": data.trials_of(positions), **metrics.to_dict(), "class_names": names,
+                    "face_backbone": FROZEN_LABEL if frozen else provenance.get("face_backbone")}
         strict_json.write_atomic(Path(args.out), document)
     return 0

@@ -22,16 +22,19 @@ process with OpenMP's spinning wait policy (the behaviour before the trainer cho
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from training.threads import available_cores, configure_cpu_threads, prefer_passive_waiting
 
 prefer_passive_waiting()  # as milmer-train does, before torch loads
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -142,6 +145,126 @@ def shared_machine(steps: int, batch_size: int, repeats: int) -> tuple[float, fl
     return quiet, loaded
 
 
+# ------------------------------------------------------------------ frozen backbone against fine-tuning
+
+def frozen_against_fine_tuning(preset: str, batch_size: int, steps: int) -> dict:
+    """Training bags/s on this machine: fine-tuning against the frozen backbone, whose frame features are
+    computed once (their cost is counted once, as in a single epoch) and then only the layers after it train."""
+    from training.embeddings import FrozenBackboneNetwork, embed_bags
+
+    config = preset_config(preset)
+    torch.manual_seed(0)
+    eeg = torch.randn(batch_size, config.eeg_channels, config.eeg_samples)
+    faces = torch.randint(0, 256, (batch_size, config.num_instances, 3, config.image_size, config.image_size),
+                          dtype=torch.uint8)
+    labels = torch.randint(0, config.num_classes, (batch_size,))
+
+    def timed_steps(network: nn.Module, parameters, inputs) -> float:
+        optimizer = torch.optim.AdamW(parameters, lr=1e-4)
+
+        def step() -> None:
+            loss = nn.functional.cross_entropy(network(eeg, inputs).logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()  # warm-up
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) / batch_size  # seconds per bag
+
+    model = Milmer(config).train()
+    fine_tuning = timed_steps(model, model.parameters(), faces)
+    started = time.perf_counter()
+    features = torch.from_numpy(embed_bags(model, faces.numpy(), np.ones(faces.shape[:2], bool)))
+    embedding = (time.perf_counter() - started) / batch_size
+    model.backbone.requires_grad_(False)
+    frozen = timed_steps(FrozenBackboneNetwork(model), [p for p in model.parameters() if p.requires_grad], features)
+    return {"fine_tuning_bags_per_s": 1 / fine_tuning, "frozen_step_bags_per_s": 1 / frozen,
+            "embedding_frames_per_s": config.num_instances / embedding,
+            "frozen_with_embedding_bags_per_s": 1 / (frozen + embedding)}
+
+
+def frozen_accuracy(out: Path, epochs: int, frozen_epochs: int) -> dict:
+    """Test accuracy of fine-tuning and of the frozen backbone on synthetic data with planted face cues
+    (tiny preset, face only, trial protocol, seed 0): the frozen variant's cost in accuracy."""
+    from training import cli
+
+    data, cache = out / "deap", out / "cache"
+    if not data.is_dir():
+        assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "4", "--trials", "8", "--seconds", "15",
+                         "--strength", "3", "--seed", "1", "--video-size", "240x192"]) == 0
+    results = {}
+    for name, extra, run_epochs in (("fine-tuned", [], epochs), ("frozen", ["--freeze-backbone"], frozen_epochs)):
+        run = out / f"{name}-{run_epochs}"
+        if not (run / "metrics.json").is_file():
+            assert cli.main(["-q", "train", "--deap", str(data), "--cache", str(cache), "--protocol", "trial",
+                             "--folds", "2", "--preset", "tiny", "--modalities", "face", "--epochs", str(run_epochs),
+                             "--lr", "2e-3", "--batch-size", "8", "--device", "cpu", "--seed", "0", *extra,
+                             "--out", str(run)]) == 0
+        metrics = json.loads((run / "metrics.json").read_text())
+        results[name] = {"accuracy": metrics["mean_test_accuracy"], "seconds": metrics["cost"]["measured_seconds"]}
+    return results
+
+
+def estimate_check(out: Path, epochs: int) -> dict:
+    """The estimate printed before a short synthetic run (tiny preset, fine-tuned, 2 folds) against its
+    measured wall time; the target is within 25 %."""
+    from training import cli
+
+    data, cache = out / "deap", out / "cache"
+    if not data.is_dir():
+        assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "3", "--trials", "8", "--seconds", "15",
+                         "--strength", "3", "--seed", "1", "--video-size", "240x192"]) == 0
+    run = out / f"estimate-{time.time_ns()}"
+    assert cli.main(["-q", "train", "--deap", str(data), "--cache", str(cache), "--protocol", "trial", "--folds", "2",
+                     "--preset", "tiny", "--epochs", str(epochs), "--lr", "2e-3", "--batch-size", "8",
+                     "--device", "cpu", "--out", str(run)]) == 0
+    return json.loads((run / "metrics.json").read_text())["cost"]
+
+
+# DEAP with face video: s01-s22, 40 trials each less the missing videos (s03, s05, s14: 39; s11: 37),
+# 20 windows of 3 s per trial.
+DEAP_FACE_WINDOWS = (22 * 40 - 3 - 3) * 20
+DEAP_FACE_SUBJECTS = 22
+
+
+def deap_shapes(epochs: int = 100, batch: int = 14) -> dict:
+    """Window counts of trial-wise 5-fold (test 1/5, validation 10 % of the rest) and LOSO (one subject
+    tests, the next validates) over DEAP's face trials, as training.splits cuts them."""
+    from training.cost import RunShape
+
+    windows = DEAP_FACE_WINDOWS
+    test = windows / 5
+    val = round((windows - test) * 0.1)
+    per_subject = windows / DEAP_FACE_SUBJECTS
+    return {
+        "trial-wise 5-fold": RunShape([round(windows - test - val)] * 5, [val] * 5, [round(test)] * 5, epochs, batch,
+                                      False),
+        "LOSO (22 folds)": RunShape([round(windows - 2 * per_subject)] * 22, [round(per_subject)] * 22,
+                                    [round(per_subject)] * 22, epochs, batch, False),
+    }
+
+
+def deap_estimate(rates: dict[str, dict[str, float]]) -> None:
+    """Print the wall time of DEAP-size runs (paper preset, 100 epochs, batch 14) from measured rates:
+    ``rates[machine] = {"train": bags/s, "eval": bags/s, "embedding_frames": frames/s (frozen only)}``."""
+    from training.cost import StepCosts, duration
+
+    print(f"DEAP face trials: {DEAP_FACE_WINDOWS} windows of 10 frames; paper preset, 100 epochs, batch 14")
+    for machine, rate in rates.items():
+        costs = StepCosts(train_batch=14 / rate["train"], eval_window=1 / rate["eval"], epoch_saving=0.0,
+                          fold_setup=0.0)
+        embedding = DEAP_FACE_WINDOWS * 10 / rate["embedding_frames"] if rate.get("embedding_frames") else 0.0
+        for protocol, shape in deap_shapes().items():
+            seconds = shape.seconds(costs) + embedding
+            extra = f" (frame features once: {duration(embedding)})" if embedding else ""
+            print(f"  {machine:45} {protocol:18} {duration(seconds):>14}{extra}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared-machine", action="store_true",
@@ -154,7 +277,62 @@ def main() -> None:
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 tiny, 3 paper on CPU)")
     parser.add_argument("--batch-size", type=int, default=0, help="bags per step (default 14; 2 for paper on CPU)")
+    parser.add_argument("--frozen", action="store_true",
+                        help="frozen backbone against fine-tuning (bags/s, the preset(s) of --presets, CPU)")
+    parser.add_argument("--frozen-accuracy", metavar="DIR",
+                        help="test accuracy fine-tuned against frozen on synthetic face cues (tiny preset; "
+                             "runs kept in DIR)")
+    parser.add_argument("--estimate", metavar="DIR", help="the cost estimate against a short synthetic run's wall time")
+    parser.add_argument("--frozen-epochs", type=int, default=0, help="epochs of the frozen run (default --epochs)")
+    parser.add_argument("--epochs", type=int, default=12, help="epochs of the --frozen-accuracy / --estimate runs")
+    parser.add_argument("--deap-estimate", metavar="GPU_JSON", nargs="?", const="",
+                        help="after --frozen: DEAP-size wall times for these CPU rates (and the GPU rates of a "
+                             "bench/gpu_train.py JSON, if given)")
     args = parser.parse_args()
+    if args.frozen:
+        rates = {}
+        for preset in args.presets.split(","):
+            on_paper = preset == "paper"
+            result = frozen_against_fine_tuning(preset, args.batch_size or (2 if on_paper else 14),
+                                                args.steps or (2 if on_paper else 10))
+            fine = result["fine_tuning_bags_per_s"]
+            one_epoch = result["frozen_with_embedding_bags_per_s"] / fine
+            # Over a run of E epochs the features are computed once: per bag and epoch, step + embedding / E.
+            embed_per_bag = config_instances(preset) / result["embedding_frames_per_s"]
+            hundred = (1 / (1 / result["frozen_step_bags_per_s"] + embed_per_bag / 100)) / fine
+            print(f"{preset}: fine-tuning {fine:.3f} bags/s; frozen {result['frozen_step_bags_per_s']:.2f} bags/s "
+                  f"training ({result['frozen_step_bags_per_s'] / fine:.1f}x), {result['embedding_frames_per_s']:.1f} "
+                  f"frames/s embedding; embedding included once: {hundred:.1f}x over a 100-epoch run, "
+                  f"{one_epoch:.1f}x for a single epoch ({torch.get_num_threads()} threads, load "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)
+            if on_paper:
+                rates = {"2 CPU cores, fine-tuned": {"train": result["fine_tuning_bags_per_s"],
+                                                     "eval": 3 * result["fine_tuning_bags_per_s"]},
+                         "2 CPU cores, frozen": {"train": result["frozen_step_bags_per_s"],
+                                                 "eval": 3 * result["frozen_step_bags_per_s"],
+                                                 "embedding_frames": result["embedding_frames_per_s"]}}
+        if args.deap_estimate is not None and rates:
+            if args.deap_estimate:
+                rates.update(gpu_rates(Path(args.deap_estimate)))
+            deap_estimate(rates)
+        return
+    if args.frozen_accuracy:
+        frozen_epochs = args.frozen_epochs or args.epochs
+        result = frozen_accuracy(Path(args.frozen_accuracy), args.epochs, frozen_epochs)
+        gap = result["frozen"]["accuracy"] - result["fine-tuned"]["accuracy"]
+        print(f"face-only tiny preset, synthetic face cues, trial 2-fold, seed 0: fine-tuned {args.epochs} epochs "
+              f"{result['fine-tuned']['accuracy']:.3f} ({result['fine-tuned']['seconds']:.0f} s), frozen "
+              f"{frozen_epochs} epochs {result['frozen']['accuracy']:.3f} ({result['frozen']['seconds']:.0f} s): "
+              f"difference {gap:+.3f} "
+              f"({'within' if abs(gap) <= 0.05 else 'outside'} 0.05)", flush=True)
+        return
+    if args.estimate:
+        cost = estimate_check(Path(args.estimate), args.epochs)
+        ratio = cost["measured_seconds"] / cost["estimated_seconds"]
+        print(f"estimated {cost['estimated_seconds']:.1f} s, measured {cost['measured_seconds']:.1f} s "
+              f"({cost['shape']}): measured/estimated {ratio:.2f} ({'within' if abs(ratio - 1) <= 0.25 else 'outside'}"
+              f" 25 %; load {os.getloadavg()[0]:.1f})", flush=True)
+        return
     if args.shared_machine:
         shared_machine(args.epoch_steps, args.batch_size or 14, args.repeats)
         if args.also_spinning:
@@ -177,6 +355,29 @@ def main() -> None:
             ratio = result["batched"] / result["per-instance loop"]
             print(f"{preset:6} {device_name:6} {batch:5d} {result['parameters']:12,d} "
                   f"{result['per-instance loop']:15.2f} {result['batched']:18.2f} {ratio:5.2f}x", flush=True)
+
+
+def config_instances(preset: str) -> int:
+    return preset_config(preset).num_instances
+
+
+def gpu_rates(path: Path) -> dict[str, dict[str, float]]:
+    """Paper-preset rates from a bench/gpu_train.py JSON. Evaluation runs at the backbone's measured eval rate
+    (frames/s / 10; the layers after it are small); frozen evaluation at the frozen training rate (an upper bound)."""
+    results = json.loads(path.read_text())
+    gpu = results["machine"].get("gpu", "GPU")
+    fine = results["fine_tuning"]
+    today = fine["today (bf16 autocast, AdamW)"]["bags_per_s"]
+    default = fine["channels-last + fused AdamW"]["bags_per_s"]
+    embed = results["frozen"]["embedding frames/s, float32"]
+    frozen = results["frozen"]["training bags/s, batch 14, bf16 autocast, fused AdamW"]
+    rates = {f"{gpu}, fine-tuned (before)": {"train": today, "eval": embed / 10},
+             f"{gpu}, fine-tuned (CUDA defaults now)": {"train": default, "eval": embed / 10}}
+    compiled = [v for k, v in fine.items() if "torch.compile" in k and "batch" not in k and "bags_per_s" in v]
+    if compiled:
+        rates[f"{gpu}, fine-tuned, --compile"] = {"train": max(c["bags_per_s"] for c in compiled), "eval": embed / 10}
+    rates[f"{gpu}, frozen"] = {"train": frozen, "eval": frozen, "embedding_frames": embed}
+    return rates
 
 
 if __name__ == "__main__":

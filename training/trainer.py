@@ -192,7 +192,15 @@ class Trainer:
                               hint="pip install tensorboard, or leave out --tensorboard") from exc
         self.tensorboard = SummaryWriter(str(self.run_dir.tensorboard))
 
-    def _estimate_cost(self, splits: list[FoldSplit], resume: ResumeState | None) -> None:
+    def estimate_only(self) -> float | None:
+        """The estimated wall time of this run (seconds), measured as `run` does first, without training."""
+        splits = self.data.splits(self.config.protocol, self.config.folds, self.config.seed)
+        if self.frozen:
+            self._use_frozen_features()
+        self._estimate_cost(splits, None, quiet=True)
+        return self.estimate["estimated_seconds"] if self.estimate else None
+
+    def _estimate_cost(self, splits: list[FoldSplit], resume: ResumeState | None, quiet: bool = False) -> None:
         """Time a few training steps, evaluations and saves of this run's model on its own data, and say what
         the whole run will cost (folds x epochs x windows) before paying it."""
         if self.context.enabled:
@@ -257,7 +265,7 @@ class Trainer:
         from_fold, from_epoch = (resume.fold, resume.epoch) if resume else (0, 0)
         seconds = self.shape.seconds(self.costs, from_fold, from_epoch)
         self.estimate = estimate_record(self.shape, self.costs, seconds, str(self.device))
-        if self.context.is_main:
+        if self.context.is_main and not quiet:
             log.info("estimated wall time of the %s: %s (%s; %.3f s per training batch, %.4f s per evaluated "
                      "window, %.2f s saving per epoch, on %s; timing took %.1f s)",
                      "rest of the run" if resume else "whole run", duration(seconds), self.shape.describe(),

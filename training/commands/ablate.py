@@ -11,7 +11,14 @@ import logging
 from pathlib import Path
 
 from training.ablation import ablation_grid
-from training.commands.train import add_config_arguments, check_config_paths, config_from_args, config_of_run, train
+from training.commands.train import (
+    add_config_arguments,
+    check_config_paths,
+    config_from_args,
+    config_of_run,
+    estimate,
+    train,
+)
 from training.report import find_runs, write_report
 from training.run_dir import RunDir
 from training.train_config import ConfigError
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from training.resume import load_resume_state, resume_exists  # torch: only once the paths are known good
 
     out = Path(args.out)
+    _announce_cost(base, variants, out)
     for position, variant in enumerate(variants, start=1):
         run_dir = RunDir(out / variant.name)
         if run_dir.metrics.exists():
@@ -62,3 +70,21 @@ def run(args: argparse.Namespace) -> int:
     print(markdown.read_text(encoding="utf-8"))
     log.info("wrote %s and %s", markdown, page)
     return 0
+
+
+def _announce_cost(base, variants: list, out: Path) -> None:
+    """Time a few steps of every variant still to run and log the estimated wall time of the whole ablation
+    (each variant's own run logs its estimate again when it starts)."""
+    from training.cost import duration
+
+    pending = [v for v in variants if not RunDir(out / v.name).metrics.exists()]
+    total, parts = 0.0, []
+    for variant in pending:
+        seconds = estimate(base.replace(model={**base.model, **variant.model}), RunDir(out / variant.name))
+        if seconds is None:
+            return
+        total += seconds
+        parts.append(f"{variant.name} {duration(seconds)}")
+    if pending:
+        log.info("estimated wall time of the whole ablation (%d variant(s) to run): %s (%s)", len(pending),
+                 duration(total), ", ".join(parts))

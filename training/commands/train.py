@@ -192,6 +192,16 @@ def train(config: TrainConfig, run_dir: RunDir, resume=None, export_best: str | 
     return 0
 
 
+def estimate(config: TrainConfig, run_dir: RunDir) -> float | None:
+    """Seconds the run of ``config`` would take on this machine (a few timed steps; nothing is trained)."""
+    from models.device import resolve_device
+    from training.run_data import open_window_data
+    from training.trainer import Trainer
+
+    device = resolve_device(config.device)
+    return Trainer(config, run_dir, open_window_data(config), device).estimate_only()
+
+
 def _report_interruption(run_dir: RunDir) -> None:
     from training.resume import resume_exists
 

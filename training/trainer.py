@@ -219,18 +219,23 @@ class Trainer:
         loader = make_loader(self.data.dataset, sampler, 0, pin_memory=self.device.type == "cuda")
         batch = self.config.batch_size
         order = np.random.default_rng(0).permutation(split.train)
-        sampler.plan = [[int(i) for i in order[start:start + batch]] for start in range(0, len(order), batch)][:6]
-        # The first step warms up (allocations, kernels); later ones are timed until there are three or a second.
-        timings, rng_state = [], torch.random.get_rng_state()
+        sampler.plan = [[int(i) for i in order[start:start + batch]] for start in range(0, len(order), batch)][:9]
+        # The first step warms up (allocations, kernels); later ones are timed (median) until there are three
+        # and two seconds of them, or eight: a few steps of a large model, more of a small one, whose time
+        # varies more under other processes' load.
+        timings, first, rng_state = [], None, torch.random.get_rng_state()
         network.train()
         step_started = time.monotonic()
         for position, window_batch in enumerate(loader):  # each timing includes reading the batch
             self._step(network, optimizer, scaler, window_batch, 1.0 / len(window_batch))
             self._synchronise()
+            seconds = (time.monotonic() - step_started) * batch / len(window_batch)
             if position:
-                timings.append((time.monotonic() - step_started) * batch / len(window_batch))
+                timings.append(seconds)
+            else:
+                first = seconds
             step_started = time.monotonic()
-            if len(timings) >= 3 or (timings and sum(timings) > 1.0 and len(timings) >= 2):
+            if len(timings) >= 8 or (len(timings) >= 3 and sum(timings) > 2.0):
                 break
         evaluated = split.val if len(split.val) else split.test
         evaluated = evaluated[:max(batch, 2 * batch)]
@@ -256,8 +261,10 @@ class Trainer:
         probe.rmdir()
         torch.random.set_rng_state(rng_state)
         del network, model, optimizer
-        if not timings:
-            return
+        if not timings:  # a single batch per epoch: its warm-up step is all there is to go by
+            if first is None:
+                return
+            timings = [first]
         self.costs = StepCosts(train_batch=float(np.median(timings)), eval_window=eval_window,
                                epoch_saving=epoch_saving, fold_setup=fold_setup + fold_finish,
                                run_finish=fold_finish)

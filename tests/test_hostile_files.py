@@ -332,3 +332,10 @@ def test_a_replay_too_short_for_a_prediction_says_why(tmp_path, tiny_checkpoint,
                          "cpu", "--speed", "4"])
     out = capsys.readouterr().out
     assert code == 0 and "no prediction: the replay ended (2.5 s of data at --speed 4)" in out
+
+
+def test_more_values_per_second_than_a_replay_keeps_is_refused_before_reading(tmp_path):
+    labels = [f"E{i}" for i in range(128)]
+    path = write_edf(tmp_path / "dense.edf", np.zeros((128, 40_000)), rate=40_000, labels=labels)
+    with pytest.raises(SourceError, match="128 EEG channels at 40000 Hz are 5.12e\\+06 values per second"):
+        load_eeg_file(path)

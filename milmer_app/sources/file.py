@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # -- loading ------------------------------------------------------------------------------
 PIECE_SECONDS = 4.0                # the most a replay reads and pushes at once
+PIECE_VALUES = 2_000_000           # ... and at most this many values (channels x samples) per read
+MAX_VALUES_PER_SECOND = 4_200_000  # channels x rate: a 60 s buffer stays near 1 GB (256 channels at 16 kHz)
 PROBE_SECONDS = 2.0                # the length of each piece the signal check reads
 PROBE_PIECES = 8                   # pieces spread over the file
 MAX_EEG_UV = 5000.0                # robust spread (µV) above which a channel is not scalp EEG in µV
@@ -66,6 +68,11 @@ def load_eeg_file(path: Path, stream: str | None = None, unit: str | None = None
         loaded = _load_mne(path)
     if loaded.samples < 2:
         raise SourceError(f"{path}: holds no EEG samples")
+    values = len(loaded.channel_names) * loaded.srate
+    if values > MAX_VALUES_PER_SECOND:
+        raise SourceError(f"{path}: {len(loaded.channel_names)} EEG channels at {loaded.srate:g} Hz are {values:.3g} "
+                          f"values per second, more than a replay keeps ({MAX_VALUES_PER_SECOND:.2g})",
+                          hint="resample the file or pick fewer channels (e.g. with MNE) before replaying it")
     check_signal(loaded)
     if loaded.excluded:
         log.info("%s: left out channels %s", path.name, ", ".join(loaded.excluded))
@@ -76,7 +83,7 @@ def check_signal(loaded: EEGFile) -> None:
     """Pieces spread over the file, checked per channel: no finite sample, flat (zero included) or an
     implausible spread for microvolts (e.g. 1e6 µV: a file in the wrong unit). Such channels are left
     out with a warning naming them; when none is left, the file is refused in one line."""
-    length = max(2, int(PROBE_SECONDS * loaded.srate))
+    length = max(2, min(int(PROBE_SECONDS * loaded.srate), PIECE_VALUES // len(loaded.channel_names)))
     starts = sorted({int(s) for s in np.linspace(0, max(0, loaded.samples - length), PROBE_PIECES)})
     pieces = [loaded.read(start, min(loaded.samples, start + length)).astype(np.float64) for start in starts]
     finite = np.array([np.isfinite(p).any(axis=1) for p in pieces]).any(axis=0)
@@ -232,7 +239,7 @@ class FileEEGSource(EEGSource):
         self._generation = -1
         self._next = 0
         self._next_marker = 0
-        self._piece = max(1, int(PIECE_SECONDS * self.srate))
+        self._piece = max(1, min(int(PIECE_SECONDS * self.srate), PIECE_VALUES // len(self.channel_names)))
 
     def _open(self) -> None:
         return None

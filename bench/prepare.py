@@ -30,7 +30,7 @@ from training.windows import WindowSpec
 DEAP_WINDOWS = 32 * 40 * 20
 DEAP_FACE_FRAMES = 22 * 40 * 20 * 10
 EEG_TARGET_MIN = 2.0
-FACE_TARGET_H = 3.0
+FACE_TARGET_H = 1.0
 
 
 def _cpu_per_window(root: Path, scratch: Path) -> float:

@@ -10,8 +10,10 @@ share and the per-frame crops and embeddings can be reused; a grid time's frame
 is known ("settled") as soon as a later frame arrives, so it can be cropped and
 embedded before its window is complete. Each instance takes
 the frame nearest its grid time (within half a spacing plus a frame period);
-an instance without a frame, or whose frame shows no face, is masked. Faces
-are found and cropped by `models.pipeline.faces.FaceCropper`, the class training uses.
+an instance without a frame, whose frame shows no face, or whose crop is below the
+quality floor (too small, blurred, doubtful) is masked. Faces are found and cropped by
+`models.pipeline.faces.FaceCropper`, the class training uses, following one person with its
+tracker (`CropCache`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from milmer_app.clock import local_clock
 from models.pipeline.streaming import StreamingEEG
 from milmer_app.sources.base import EEGSource, VideoSource
 from models.contract import InputContract
+from models.pipeline.face_detectors import DetectorSpec
+from models.pipeline.face_tracking import FOUND, LOST
 from models.pipeline.faces import FaceCrop, FaceCropper
 
 log = logging.getLogger(__name__)
@@ -52,30 +56,67 @@ class Bag:
     delay: float = 0.0            # seconds from the window's end to the newest EEG sample received
     eeg_masked: dict[str, str] = field(default_factory=dict)   # contract channel -> why it is not fed
     media_time: tuple[float, float] | None = None   # a replay's window in seconds of the item replayed
+    # Per instance: face_px, sharpness, detector score of its crop (NaN: no crop), and why a crop was masked.
+    face_quality: np.ndarray | None = None                      # (N, 3) float32
+    face_problems: list[str | None] = field(default_factory=list)
+
+
+QUALITY_FIELDS = ("face_px", "sharpness", "score")
+
+
+def live_cropper(contract: InputContract) -> tuple[FaceCropper, str | None]:
+    """The app's cropper: the default detector (CenterFace), cropping the face region the model was
+    trained on; and a warning when the checkpoint's faces were found by another detector or version."""
+    cropper = FaceCropper(contract.face_size, expand=contract.face_expand)
+    trained = DetectorSpec.from_value(contract.face_detector)
+    if trained.to_dict() == cropper.spec.to_dict():
+        return cropper, None
+    return cropper, (f"face detector differs from the checkpoint's: this app finds faces with "
+                     f"{cropper.spec.describe()}; the model was trained on faces found by {trained.describe()}. "
+                     "Crops cover the same face region, but predictions may differ from the model's test figures")
 
 
 class CropCache:
-    """Face crops by frame key, so a frame is searched for a face once (LRU, thread-safe)."""
+    """Face crops by frame key, so a frame is searched for a face once (LRU, thread-safe).
 
-    def __init__(self, cropper: FaceCropper, capacity: int = 64):
+    Frames are searched in the order they are asked for, by one tracker that follows one person
+    (the largest face at the start, then the face nearest its previous box); `on_event` hears when
+    a person is found and when the tracked person is lost."""
+
+    def __init__(self, cropper: FaceCropper, capacity: int = 64, on_event: EventSink | None = None):
         self.cropper = cropper
         self.capacity = capacity
+        self.on_event = on_event
+        self.tracker = cropper.tracker()
         self._items: OrderedDict[FrameKey, FaceCrop | None] = OrderedDict()
         self._lock = threading.Lock()
         self.last_box: tuple[float, tuple[int, int, int, int]] | None = None   # (frame time, box)
+        self.last_crop: FaceCrop | None = None
+
+    def _event(self, level: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(level, message)
+        else:
+            getattr(log, level if level in ("warning", "error") else "info")(message)
 
     def get(self, frame: Frame) -> FaceCrop | None:
         with self._lock:
             if frame.key in self._items:
                 self._items.move_to_end(frame.key)
                 return self._items[frame.key]
-        crop = self.cropper.crop(frame.image)
-        with self._lock:
+            track, crop = self.cropper.crop_tracked(self.tracker, frame.image, frame.timestamp)
+            if track.state == FOUND:
+                others = f" (the largest of {track.faces} in view)" if track.faces > 1 else ""
+                self._event("info", f"face: tracking a person{others}")
+            elif track.state == LOST:
+                self._event("warning", "face: the tracked person is lost (not seen in "
+                                       f"{self.tracker.config.lost_after} frames); searching the whole frame")
             self._items[frame.key] = crop
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
             if crop is not None and (self.last_box is None or frame.timestamp >= self.last_box[0]):
                 self.last_box = (frame.timestamp, crop.box)
+                self.last_crop = crop
         return crop
 
 
@@ -175,7 +216,7 @@ class BagAssembler:
             window_start = window_end - self.contract.window_seconds / self._speed()
             eeg, eeg_mask = np.zeros((channels, self.contract.window_samples), np.float32), np.zeros(channels, bool)
             masked = dict.fromkeys(self.contract.eeg_channels, "no EEG input")
-        crops, face_mask, keys = self._faces(window_start, window_end)
+        crops, face_mask, keys, quality, face_problems = self._faces(window_start, window_end)
         replay = self.eeg.replay if self.eeg is not None else None
         truth = replay.truth if replay is not None else None
         clock = replay or (self.video.replay if self.video is not None else None)
@@ -185,7 +226,7 @@ class BagAssembler:
         if label is not None:
             truth, source = label   # what this window's data shows, not what the replay plays next
         return Bag(window_start, window_end, eeg, eeg_mask, crops, face_mask, keys, truth, source, local_clock(),
-                   delay, masked, media_time)
+                   delay, masked, media_time, quality, face_problems)
 
     def _label_of_window(self) -> tuple[int | None, str] | None:
         """A replay's truth and item of the segment the window was cut from (the source may already
@@ -240,13 +281,16 @@ class BagAssembler:
         chosen = [self._nearest(frames, stamps, k * spacing, tolerance) for k in range(first, last + 1)]
         return [f for f in chosen if f is not None], last * spacing
 
-    def _faces(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, list[FrameKey | None]]:
+    def _faces(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray, list[FrameKey | None], np.ndarray,
+                                                         list[str | None]]:
         n, size = self.num_instances, self.size
         crops = np.zeros((n, size, size, 3), np.uint8)
         mask = np.zeros(n, bool)
         keys: list[FrameKey | None] = [None] * n
+        quality = np.full((n, len(QUALITY_FIELDS)), np.nan, np.float32)
+        problems: list[str | None] = ["no frame"] * n
         if self.video is None or self.video.buffer is None or self.crops is None:
-            return crops, mask, keys
+            return crops, mask, keys, quality, problems
         tolerance = self._tolerance()
         frames = self.video.buffer.between(start - tolerance, end + tolerance)
         stamps = np.array([f.timestamp for f in frames])
@@ -254,8 +298,14 @@ class BagAssembler:
             frame = self._nearest(frames, stamps, t, tolerance)
             crop = self.crops.get(frame) if frame is not None else None
             if crop is None:
+                problems[i] = "no frame" if frame is None else "no face"
+                continue
+            if crop.quality is not None:
+                quality[i] = (crop.quality.face_px, crop.quality.sharpness, crop.quality.score)
+            problems[i] = crop.problem
+            if not crop.usable:
                 continue
             crops[i] = crop.image
             mask[i] = True
             keys[i] = frame.key
-        return crops, mask, keys
+        return crops, mask, keys, quality, problems

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from milmer_app.bag_dump import BagDumper
-from milmer_app.bags import BagAssembler, CropCache
+from milmer_app.bags import BagAssembler, CropCache, live_cropper
 from milmer_app.buffers import Frame
 from models.pipeline.channels import map_channels
 from milmer_app.clock import local_clock
@@ -358,10 +358,10 @@ class Engine:
             preprocessor = self._eeg_preprocessor() if self.eeg_source is not None and self.eeg_source.connected \
                 else None
             if self.video_source is not None and loaded.config.uses_face:
-                from models.pipeline.faces import FaceCropper
-
-                cropper = FaceCropper(contract.face_size, expand=contract.face_expand, detector=contract.face_detector)
-                self._crops = CropCache(cropper, capacity=8 * contract.num_instances)
+                cropper, detector_note = live_cropper(contract)
+                if detector_note is not None:
+                    self._event("warning", detector_note)
+                self._crops = CropCache(cropper, capacity=8 * contract.num_instances, on_event=self._event)
             min_usable = math.ceil(min_fraction * len(contract.eeg_channels))
             self._assembler = BagAssembler(contract, self.eeg_source, preprocessor, self.video_source, self._crops,
                                            min_usable=min_usable, on_event=self._event)
@@ -630,7 +630,7 @@ class Engine:
                     frames, settled = assembler.settled_instances(settled)
                     for frame in frames:
                         crop = self._crops.get(frame)
-                        if crop is not None:
+                        if crop is not None and crop.usable:
                             worker.prefetch(frame.key, crop.image)
                 now = local_clock()
                 if now < next_tick:

@@ -136,7 +136,8 @@ class Predictor:
             face_mask=[bool(m) for m in bag.face_mask], latency=emitted - bag.window_end, truth=bag.truth,
             demo_model=self.demo_model, crops=bag.crops, model=self.model_name,
             eeg_channels_used=int(bag.eeg_mask.sum()), source=bag.source, delay=bag.delay,
-            eeg_channels_masked=list(bag.eeg_masked), eeg=bag.eeg, eeg_mask=bag.eeg_mask, media_time=bag.media_time)
+            eeg_channels_masked=list(bag.eeg_masked), eeg=bag.eeg, eeg_mask=bag.eeg_mask, media_time=bag.media_time,
+            face_quality=bag.face_quality, face_problems=list(bag.face_problems))
 
 
 class InferenceWorker:

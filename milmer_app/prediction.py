@@ -30,6 +30,9 @@ class Prediction:
     eeg: np.ndarray | None = field(default=None, repr=False)        # (C, T) float32 as fed, not in JSON
     eeg_mask: np.ndarray | None = field(default=None, repr=False)   # (C,) bool as fed, not in JSON
     media_time: tuple[float, float] | None = None   # replays: the window in seconds from the item's start
+    # Per instance: face_px, sharpness, detector score (NaN: no crop), and why an instance was masked.
+    face_quality: np.ndarray | None = field(default=None, repr=False)   # (N, 3) float32, in JSON as face_quality
+    face_problems: list[str | None] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -48,6 +51,10 @@ class Prediction:
             "model": "demo" if self.demo_model else self.model,
             "demo_model": self.demo_model,
         }
+        if self.face_quality is not None:
+            record["face_quality"] = [None if not np.isfinite(q).all() else
+                                      {"face_px": int(q[0]), "sharpness": round(float(q[1]), 1),
+                                       "score": round(float(q[2]), 3)} for q in self.face_quality]
         if self.truth is not None:
             record["truth"] = self.truth
         if self.source:

@@ -15,7 +15,8 @@ from typing import Any
 
 from models.config import MilmerConfig
 from models.contract import InputContract
-from models.errors import CheckpointError
+from models.errors import CheckpointError, DataError
+from models.pipeline.face_detectors import DetectorSpec
 
 # How many times the paper preset's parameters / activation memory a loadable checkpoint may need.
 BUDGET_MULTIPLE = 4
@@ -142,8 +143,10 @@ def check_contract(contract: InputContract) -> None:
     _check_transform(contract)
     _number_in("contract.face_expand", contract.face_expand, *FACE_EXPAND_RANGE)
     _number_in("contract.video_offset", contract.video_offset, -VIDEO_OFFSET_LIMIT_S, VIDEO_OFFSET_LIMIT_S)
-    if contract.face_detector != "haar":
-        raise _fail("contract.face_detector", contract.face_detector, "is not a known detector ('haar')")
+    try:
+        DetectorSpec.from_value(contract.face_detector)
+    except DataError as exc:
+        raise _fail("contract.face_detector", contract.face_detector, f"is not a valid detector ({exc})") from exc
     rule = contract.label_rule
     unknown = sorted(set(rule) - {"kind", "threshold", "ties"})
     if unknown:

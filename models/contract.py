@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.config import MilmerConfig, field_type_problems
-from models.errors import CheckpointError
+from models.errors import CheckpointError, DataError
+from models.pipeline.face_detectors import DetectorSpec
 
 # The 32 DEAP EEG electrodes in Geneva order (rows 0-31 of the preprocessed files).
 GENEVA_CHANNELS: tuple[str, ...] = (
@@ -28,7 +29,9 @@ class InputContract:
     window_seconds: float
     filter_band: tuple[float, float] | None
     reference: str
-    face_detector: str
+    # The face detector's name, version and thresholds (DetectorSpec.to_dict()); a bare name ("haar",
+    # as checkpoints before CenterFace stored it) is read as that detector's settings of this version.
+    face_detector: dict[str, Any]
     face_expand: float
     face_size: int
     num_instances: int
@@ -61,6 +64,11 @@ class InputContract:
     resample_half_width: int = 10
 
     def __post_init__(self) -> None:
+        if isinstance(self.face_detector, (str, DetectorSpec)):
+            try:
+                object.__setattr__(self, "face_detector", DetectorSpec.from_value(self.face_detector).to_dict())
+            except DataError as exc:
+                raise ValueError(str(exc)) from exc
         problems = field_type_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -94,7 +102,7 @@ class InputContract:
             window_seconds=config.eeg_samples / 128.0,
             filter_band=(4.0, 45.0),
             reference="average",
-            face_detector="haar",
+            face_detector=DetectorSpec().to_dict(),
             face_expand=0.10,
             face_size=config.image_size,
             num_instances=config.num_instances,
@@ -115,6 +123,10 @@ class InputContract:
             problems.append(f"{len(self.class_names)} class names for a model of {config.num_classes} classes")
         if problems:
             raise CheckpointError("input contract does not match the model config: " + "; ".join(problems))
+
+    @property
+    def detector(self) -> DetectorSpec:
+        return DetectorSpec.from_value(self.face_detector)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

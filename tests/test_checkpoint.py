@@ -57,7 +57,10 @@ def test_meta_carries_the_input_contract(saved):
     assert meta.contract.eeg_channels == GENEVA_CHANNELS
     assert (meta.contract.sampling_rate, meta.contract.window_seconds, meta.contract.filter_band) == (128.0, 3.0,
                                                                                                       (4.0, 45.0))
-    assert (meta.contract.reference, meta.contract.face_detector, meta.contract.face_expand) == ("average", "haar", 0.1)
+    assert (meta.contract.reference, meta.contract.face_expand) == ("average", 0.1)
+    detector = meta.contract.face_detector
+    assert detector["name"] == "centerface" and detector["version"].startswith("centerface-onnx-")
+    assert detector["score_threshold"] == 0.35 and detector["min_face"] == 32
     assert meta.contract.face_size == 64 and meta.contract.num_instances == 4
     assert meta.contract.class_names == ("HAHV", "LAHV", "LALV", "HALV")
     assert meta.contract.label_rule == {"kind": "quadrant", "threshold": 5.0, "ties": "published"}

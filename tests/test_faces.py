@@ -1,14 +1,20 @@
-"""FaceCropper: detection, 10 % expansion, crop and resize, pluggable detector, threads."""
+"""FaceCropper: detection on real photographs, 10 % expansion, crop and resize, pluggable detector, threads,
+tracking one person, crop quality."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 import pytest
 
 from models.errors import DataError
-from models.pipeline.faces import FaceCropper, expand_box
+from models.pipeline.face_detectors import DetectorSpec
+from models.pipeline.face_tracking import FOUND, LOST, MISSING, TRACKING
+from models.pipeline.faces import FaceCropper, QualityFloor, expand_box
+from training.face_scenes import (PORTRAITS, SIZE_BANDS, Degradation, background, degrade, empty_scenes,
+                                  face_scenes, hit, paste_portrait)
 from training.synth import TrialVideoComposer, face_box
 
 
@@ -64,3 +70,98 @@ def test_threads_share_one_cropper(frames):
     with ThreadPoolExecutor(2) as pool:
         parallel = list(pool.map(lambda item: cropper.crop(item[0]).box, frames))
     assert parallel == serial
+
+
+# ---------------------------------------------------------------------------- real photographs
+
+def test_real_photographs_in_camera_like_frames_are_found():
+    """Real portraits (scikit-image, matplotlib) at 32-200 px, turned, dimmed, blurred, JPEG'd; no face in a cat."""
+    cropper = FaceCropper(64)
+    scenes = list(face_scenes(6, seed=11))
+    hits = {band: 0 for band in SIZE_BANDS}
+    for scene in scenes:
+        band = next(b for b in SIZE_BANDS if b[0] <= scene.face[3] <= b[1])
+        hits[band] += hit(cropper.detect(scene.frame), scene.face)
+    assert hits == dict.fromkeys(SIZE_BANDS, 6), hits
+    empty = list(empty_scenes(6, seed=12))
+    assert empty[0].portrait is None and len(empty) == 6
+    assert sum(cropper.detect(scene.frame) is not None for scene in empty) == 0   # the cat among them
+
+
+def test_the_cropper_names_its_detector_version_and_thresholds():
+    spec = FaceCropper(32).spec
+    assert spec.name == "centerface" and spec.version.startswith("centerface-onnx-")
+    assert DetectorSpec.from_value(spec.to_dict()) == spec
+    assert {"score_threshold", "min_face", "nms_iou", "box_scale", "box_shift"} <= set(spec.to_dict())
+    with pytest.raises(DataError, match="score_threshold=7"):
+        DetectorSpec.from_value({**spec.to_dict(), "score_threshold": 7})
+
+
+# ---------------------------------------------------------------------------- tracking
+
+def _two_people(left_face: float, right_face: float | None, rng: np.random.Generator) -> tuple[np.ndarray, tuple, tuple]:
+    frame = background(rng, "brick")
+    left = paste_portrait(frame, PORTRAITS[0], left_face, 0.0, (190.0, 230.0)) if left_face else None
+    right = paste_portrait(frame, PORTRAITS[2], right_face, 0.0, (470.0, 240.0)) if right_face else None
+    return frame, left, right
+
+
+def test_the_tracker_keeps_the_same_person_and_says_when_lost():
+    cropper = FaceCropper(64)
+    tracker = cropper.tracker()
+    rng = np.random.default_rng(3)
+    frame, left, _ = _two_people(90, 60, rng)
+    first = tracker.update(frame, 0.0)
+    assert first.state == FOUND and first.faces == 2 and hit(first.box, left)   # the largest at the start
+    # The other person comes closer and is now the larger face: the tracker stays with the first.
+    for i in range(1, 5):
+        frame, left, _ = _two_people(70, 110, rng)
+        track = tracker.update(frame, i / 10)
+        assert track.state == TRACKING and hit(track.box, left)
+    # The tracked person leaves: missing, then lost; then the search starts again and finds the other.
+    states = []
+    for i in range(5, 5 + tracker.config.lost_after):
+        frame, _, right = _two_people(0, 110, rng)
+        states.append(tracker.update(frame, i / 10).state)
+    assert states == [MISSING] * (tracker.config.lost_after - 1) + [LOST]
+    again = tracker.update(frame, 1.0)
+    assert again.state == FOUND and hit(again.box, right)
+
+
+def test_a_still_face_box_does_not_jitter():
+    cropper = FaceCropper(64)
+    tracker = cropper.tracker()
+    rng = np.random.default_rng(4)
+    base = background(rng, "rocket")
+    paste_portrait(base, PORTRAITS[2], 80.0, 0.0, (320.0, 240.0))
+    boxes = []
+    for i in range(12):   # fresh sensor noise and JPEG in every frame, the face does not move
+        frame = degrade(base, Degradation(0.0, 0.9, 4.0, 1, 0.0, 70), rng)
+        boxes.append(cropper.crop_tracked(tracker, frame, i / 30)[1].box)
+    boxes = np.array(boxes, float)
+    assert np.abs(boxes - np.median(boxes, axis=0)).max() <= 2.0
+
+
+def test_a_long_gap_restarts_the_search():
+    cropper = FaceCropper(64)
+    tracker = cropper.tracker()
+    rng = np.random.default_rng(5)
+    frame, _, _ = _two_people(90, 60, rng)
+    assert tracker.update(frame, 0.0).state == FOUND
+    assert tracker.update(frame, 0.1).state == TRACKING
+    assert tracker.update(frame, 5.0).state == FOUND   # a frame seconds later: a new full-frame search
+
+
+# ---------------------------------------------------------------------------- quality
+
+def test_crops_below_the_quality_floor_are_marked_not_usable(frames):
+    frame, _ = frames[0]
+    crop = FaceCropper(64).crop(frame)
+    assert crop.usable and crop.problem is None and crop.quality.score >= 0.4 and crop.quality.face_px > 100
+    blurred = cv2.GaussianBlur(frame, (0, 0), 12)   # about 4 px of blur on the 64 px face the sharpness is measured on
+    box = FaceCropper(64).detect(frame)
+    soft = FaceCropper(64).crop_found(blurred, box, 0.9)
+    assert soft.quality.sharpness < crop.quality.sharpness / 10
+    assert not soft.usable and soft.problem.startswith("sharpness")
+    small = FaceCropper(64, floor=QualityFloor(min_face_px=500)).crop(frame)
+    assert not small.usable and small.problem.startswith("face ")

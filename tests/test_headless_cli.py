@@ -88,6 +88,13 @@ def test_deap_replay_headless_run_writes_truth(tiny_checkpoint, tmp_path, capsys
             record["window_end"], abs=1e-5)
         assert float(bag["source_rate"]) == 128.0 and float(bag["delay"]) == record["delay"] == 0.0
         assert record["eeg_channels_masked"] == []
+        # Per-crop quality: face size, sharpness, detector score for every instance with a crop.
+        assert list(bag["face_quality_fields"]) == ["face_px", "sharpness", "score"]
+        quality = bag["face_quality"]
+        assert quality.shape == (4, 3) and np.isfinite(quality[bag["face_mask"]]).all()
+        assert (quality[bag["face_mask"], 0] >= 24).all() and (quality[bag["face_mask"], 2] >= 0.4).all()
+        assert [p == "" for p in bag["face_problems"]] == bag["face_mask"].tolist()
+        assert [q is not None for q in record["face_quality"]] == np.isfinite(quality).all(axis=1).tolist()
 
 
 def test_engine_config_from_the_command_line():

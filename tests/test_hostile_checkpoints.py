@@ -118,12 +118,33 @@ def test_tensor_layout_is_checked_from_the_header(stem):
         load_checkpoint(stem)
 
 
-def test_old_checkpoints_with_imagenet_normalisation_still_load():
-    meta = json.loads(DEMO.with_suffix(".json").read_text())
-    assert meta["contract"]["image_mean"] == [0.485, 0.456, 0.406]
-    loaded = load_checkpoint(DEMO)
+def test_old_checkpoints_with_imagenet_normalisation_still_load(stem):
+    def old(meta):   # as checkpoints before this version stored it
+        meta["contract"]["image_mean"] = [0.485, 0.456, 0.406]
+        meta["contract"]["image_std"] = [0.229, 0.224, 0.225]
+
+    _edit(stem, old)
+    loaded = load_checkpoint(stem)
     assert not hasattr(loaded.contract, "image_mean")
     assert "image_mean" not in loaded.contract.to_dict()
+
+
+def test_a_haar_checkpoint_loads_and_the_app_says_its_detector_differs(stem):
+    from milmer_app.bags import live_cropper
+
+    _edit(stem, _set("contract", "face_detector", "haar"))   # as checkpoints before CenterFace stored it
+    contract = load_checkpoint(stem).contract
+    assert contract.face_detector["name"] == "haar" and contract.face_detector["detect_width"] == 240
+    cropper, note = live_cropper(contract)
+    assert cropper.spec.name == "centerface"   # the app runs the bundled detector (OpenCV 5 has no cascades)
+    assert note is not None and "differs from the checkpoint's" in note
+    assert "centerface (centerface-onnx-" in note and "haar (opencv-haarcascade_frontalface_default" in note
+
+
+def test_an_unknown_face_detector_is_refused(stem):
+    _edit(stem, _set("contract", "face_detector", {"name": "mtcnn"}))
+    with pytest.raises(CheckpointError, match=r"contract\.face_detector.*unknown face detector 'mtcnn'"):
+        load_checkpoint(stem)
 
 
 _PEAK_RSS = """

@@ -179,7 +179,7 @@ def test_unreadable_video_drops_only_that_trial(deap, tmp_path):
     broken = dataset.meta["presentation_trial"] == 1
     assert broken.sum() == 2
     assert result.summary["faces_found"] == 6 * 4
-    assert result.summary["face_frames"] == {"frames_requested": 8 * 4, "faces": 6 * 4, "no_face": 0,
+    assert result.summary["face_frames"] == {"frames_requested": 8 * 4, "faces": 6 * 4, "no_face": 0, "low_quality": 0,
                                              "outside_video": 0, "unreadable": 2 * 4}
     assert "unusable video" in (result.cache / "summary.txt").read_text()
 

@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,7 +26,8 @@ from models import atomic, strict_json
 from models.console import package_version
 from models.errors import DataError
 from training.deap import DeapIndex, load_subject, scan_deap
-from models.pipeline.faces import FaceCropper
+from models.pipeline.face_detectors import DetectorSpec
+from models.pipeline.faces import FaceCropper, QualityFloor
 from models.pipeline.labels import LabelRule
 from training.process_pool import ProcessPool
 from training.windows import WindowSpec, deap_trial_eeg
@@ -44,11 +46,15 @@ META_DTYPE = np.dtype([
 class FaceSpec:
     size: int = 224
     expand: float = 0.10
-    detector: str = "haar"
-    detect_width: int = 240
+    # The detector's name, version and thresholds (a name is read as that detector's settings).
+    detector: dict[str, Any] = field(default_factory=lambda: DetectorSpec().to_dict())
+    floor: QualityFloor = field(default_factory=QualityFloor)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detector", DetectorSpec.from_value(self.detector).to_dict())
 
     def cropper(self) -> FaceCropper:
-        return FaceCropper(self.size, expand=self.expand, detector=self.detector, detect_width=self.detect_width)
+        return FaceCropper(self.size, expand=self.expand, detector=self.detector, floor=self.floor)
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ def data_identity(index: DeapIndex) -> list[dict]:
 
 
 def cache_key(config: PrepareConfig, identity: list[dict]) -> str:
-    # OpenCV decodes the frames and runs the Haar cascade: another version may find other faces.
+    # OpenCV decodes the frames and runs the face detector: another version may find other faces.
+    # The detector's name, version and thresholds are in the parameters (config.face.detector).
     blob = json.dumps({"format": CACHE_FORMAT, "code": package_version(), "opencv": cv2.__version__,
                        "parameters": config.parameters(), "data": identity}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -128,7 +135,7 @@ def video_info(path: Path) -> tuple[float, int]:
     return fps, count
 
 
-FACE_COUNT_KEYS = ("frames_requested", "faces", "no_face", "outside_video", "unreadable")
+FACE_COUNT_KEYS = ("frames_requested", "faces", "no_face", "low_quality", "outside_video", "unreadable")
 
 
 @dataclass(frozen=True)
@@ -168,19 +175,22 @@ def crop_trial_faces(job: FaceJob, spec: WindowSpec, face: FaceSpec, seek_gap: i
     mask = np.zeros(indices.shape, bool)
     counts = dict.fromkeys(FACE_COUNT_KEYS, 0)
     counts.update(frames_requested=int(indices.size), outside_video=int((indices < 0).sum()))
-    by_frame: dict[int, np.ndarray | None] = {}
+    # The frames in time order through one tracker, as the live app follows its camera.
+    tracker = cropper.tracker()
+    by_frame: dict[int, np.ndarray | str | None] = {}
+    for index in sorted(frames):
+        _, found = cropper.crop_tracked(tracker, frames[index], index / fps)
+        by_frame[index] = None if found is None else (
+            found.image.transpose(2, 0, 1) if found.usable else "low_quality")
     for (w, n), index in np.ndenumerate(indices):
         if index < 0:
             continue
         if index not in frames:
             counts["unreadable"] += 1
             continue
-        if index not in by_frame:
-            found = cropper.crop(frames[index])
-            by_frame[index] = None if found is None else found.image.transpose(2, 0, 1)
         image = by_frame[index]
-        if image is None:
-            counts["no_face"] += 1
+        if image is None or isinstance(image, str):
+            counts["no_face" if image is None else "low_quality"] += 1
             continue
         crops[w, n] = image
         mask[w, n] = True
@@ -475,8 +485,9 @@ def format_summary(summary: dict) -> str:
         + (f" ({100.0 * found / requested:.1f} %)" if requested else ""),
     ]
     frames = summary["face_frames"]
-    if frames["no_face"] or frames["outside_video"] or frames["unreadable"]:
-        lines.append(f"face frames masked: {frames['no_face']} without a detected face, {frames['outside_video']} "
+    if frames["no_face"] or frames.get("low_quality") or frames["outside_video"] or frames["unreadable"]:
+        lines.append(f"face frames masked: {frames['no_face']} without a detected face, "
+                     f"{frames.get('low_quality', 0)} below the crop quality floor, {frames['outside_video']} "
                      f"outside the video's length, {frames['unreadable']} unreadable")
     for error in summary["video_errors"]:
         lines.append(f"unusable video: {error}")

@@ -88,7 +88,8 @@ class CropStrip(QtWidgets.QWidget):
     """The bag's face crops left to right in time, each with its MIL instance weight.
 
     The crops with the largest weights (those the model relied on) get a coloured
-    frame; crops without a detected face are greyed out.
+    frame; crops without a detected face, or below the quality floor, are greyed out with the
+    reason. Each crop shows its face size; the tooltip has face size, sharpness and detector score.
     """
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, highlight: int = 3):
@@ -98,11 +99,24 @@ class CropStrip(QtWidgets.QWidget):
         self._crops: list[QtGui.QImage | None] = []
         self._weights: list[float] = []
         self._mask: list[bool] = []
+        self._quality: list[tuple[float, float, float] | None] = []
+        self._problems: list[str | None] = []
 
-    def set_bag(self, crops: np.ndarray | None, weights: list[float], mask: list[bool]) -> None:
+    def set_bag(self, crops: np.ndarray | None, weights: list[float], mask: list[bool],
+                quality: np.ndarray | None = None, problems: list[str | None] | None = None) -> None:
         count = len(weights) if weights else (0 if crops is None else len(crops))
         self._weights = [float(w) for w in weights] if weights else [0.0] * count
         self._mask = list(mask) if mask else [True] * count
+        self._quality = [None] * count
+        if quality is not None:
+            for index in range(min(count, len(quality))):
+                if np.isfinite(quality[index]).all():
+                    self._quality[index] = tuple(float(v) for v in quality[index])  # type: ignore[assignment]
+        self._problems = (list(problems) + [None] * count)[:count] if problems else [None] * count
+        self.setToolTip("\n".join(
+            f"{i + 1}: " + (f"face {q[0]:.0f} px, sharpness {q[1]:.0f}, score {q[2]:.2f}" if q else "no crop")
+            + (f" - masked: {self._problems[i]}" if not self._mask[i] and self._problems[i] else "")
+            for i, q in enumerate(self._quality)) if quality is not None else "")
         self._crops = []
         for index in range(count):
             present = crops is not None and index < len(crops) and self._mask[index]
@@ -136,12 +150,19 @@ class CropStrip(QtWidgets.QWidget):
         for index, image in enumerate(self._crops):
             left = index * (self.width() / count) + (self.width() / count - cell) / 2
             square = QtCore.QRectF(left, 2, cell - 4, cell - 4)
+            problem = self._problems[index] if index < len(self._problems) else None
+            quality = self._quality[index] if index < len(self._quality) else None
             if image is None:
                 painter.fillRect(square, QtGui.QColor("#2a2c30"))
                 painter.setPen(QtGui.QColor(theme.MUTED))
-                painter.drawText(square, QtCore.Qt.AlignmentFlag.AlignCenter, "no face")
+                text = "no face" if problem in (None, "no face") else ("low quality" if quality else problem)
+                painter.drawText(square, QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap, text)
             else:
                 painter.drawImage(square, image)
+            if quality is not None and cell >= 40:
+                painter.setPen(QtGui.QColor(theme.FOREGROUND if image is not None else theme.MUTED))
+                painter.drawText(square.adjusted(2, 1, -2, -1), QtCore.Qt.AlignmentFlag.AlignLeft
+                                 | QtCore.Qt.AlignmentFlag.AlignTop, f"{quality[0]:.0f}px")
             if index in used:
                 painter.setPen(QtGui.QPen(QtGui.QColor(theme.GOOD), 3))
                 painter.drawRect(square)

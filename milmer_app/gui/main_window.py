@@ -332,7 +332,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if not shown:
             return
         self.face_view.strip.set_bag(prediction.crops, list(prediction.instance_weights),
-                                     list(prediction.face_mask))
+                                     list(prediction.face_mask), prediction.face_quality,
+                                     list(prediction.face_problems))
         if self.engine is not None and self.engine.contract is not None:
             self.eeg_view.set_model_coverage(prediction.eeg_channels_used, len(self.engine.contract.eeg_channels))
 

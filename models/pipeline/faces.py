@@ -1,65 +1,70 @@
-"""Face detection and cropping: detect, expand the box by 10 %, crop, resize (RGB uint8).
+"""Face detection and cropping: detect, expand the box by 10 %, crop, resize (RGB uint8), rate the crop.
 
-The same class crops faces offline (``prepare``) and per frame in the live app.
+The same class crops faces offline (``prepare``) and in the live app; the detector is
+``models.pipeline.face_detectors`` (CenterFace unless another is named).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from models.errors import DataError
+from models.pipeline.face_detectors import (DEFAULT_DETECTOR, DetectorSpec, FaceDetector, HaarDetector,
+                                            make_detector)
+from models.pipeline.face_tracking import FaceTracker, Track, TrackerConfig
 
 log = logging.getLogger(__name__)
 
-# A detector takes a grey uint8 image and returns boxes (x, y, w, h) in that image's pixels.
-Detector = Callable[[np.ndarray], "np.ndarray | list[tuple[int, int, int, int]]"]
+__all__ = ["CropQuality", "FaceCrop", "FaceCropper", "HaarDetector", "QualityFloor", "expand_box", "make_detector"]
 
-HAAR_FILE = "haarcascade_frontalface_default.xml"
+# Sharpness is measured on the face shrunk or grown to this many pixels, so it does not depend on the face's size.
+SHARPNESS_PX = 64
+
+
+@dataclass(frozen=True)
+class CropQuality:
+    face_px: int        # side of the face box in frame pixels (before expansion)
+    sharpness: float    # variance of the Laplacian of the grey face at 64 x 64
+    score: float        # the detector's confidence (1 for detectors without one)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"face_px": self.face_px, "sharpness": round(self.sharpness, 1), "score": round(self.score, 3)}
+
+
+@dataclass(frozen=True)
+class QualityFloor:
+    """Crops below any of these are masked (not fed to the model), offline and live alike."""
+
+    min_face_px: int = 24
+    min_sharpness: float = 15.0
+    min_score: float = 0.4
+
+    def problem(self, quality: CropQuality) -> str | None:
+        if quality.face_px < self.min_face_px:
+            return f"face {quality.face_px} px < {self.min_face_px}"
+        if quality.sharpness < self.min_sharpness:
+            return f"sharpness {quality.sharpness:.0f} < {self.min_sharpness:g}"
+        if quality.score < self.min_score:
+            return f"score {quality.score:.2f} < {self.min_score:g}"
+        return None
 
 
 @dataclass(frozen=True)
 class FaceCrop:
     image: np.ndarray  # RGB uint8 (size, size, 3)
     box: tuple[int, int, int, int]  # expanded box (x, y, w, h) clipped to the frame
+    quality: CropQuality | None = None
+    problem: str | None = None  # why the crop is below the quality floor (None: usable)
 
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade; one classifier per thread (cascades are not thread-safe)."""
-
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 4, min_size: int = 24):
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size = min_size
-        self._local = threading.local()
-
-    def _cascade(self) -> cv2.CascadeClassifier:
-        cascade = getattr(self._local, "cascade", None)
-        if cascade is None:
-            path = cv2.data.haarcascades + HAAR_FILE
-            cascade = cv2.CascadeClassifier(path)
-            if cascade.empty():
-                raise DataError(f"OpenCV Haar cascade {path} could not be loaded")
-            self._local.cascade = cascade
-        return cascade
-
-    def __call__(self, grey: np.ndarray) -> np.ndarray:
-        return self._cascade().detectMultiScale(
-            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size))
-
-
-def make_detector(detector: str | Detector) -> Detector:
-    if callable(detector):
-        return detector
-    if detector == "haar":
-        return HaarDetector()
-    raise DataError(f"unknown face detector {detector!r}; use 'haar' or pass a callable")
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
 
 
 def expand_box(box: tuple[int, int, int, int], expand: float, frame_w: int, frame_h: int) -> tuple[int, int, int, int]:
@@ -72,37 +77,61 @@ def expand_box(box: tuple[int, int, int, int], expand: float, frame_w: int, fram
     return x0, y0, x1 - x0, y1 - y0
 
 
+def sharpness(frame_bgr: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    x, y, w, h = box
+    patch = frame_bgr[max(0, y):y + h, max(0, x):x + w]
+    if patch.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(cv2.resize(patch, (SHARPNESS_PX, SHARPNESS_PX), interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def _as_box(row: np.ndarray) -> tuple[int, int, int, int]:
+    return tuple(int(round(float(v))) for v in row[:4])  # type: ignore[return-value]
+
+
 class FaceCropper:
     """Find the largest face in a BGR frame and return it as an RGB ``size x size`` crop.
 
-    Detection runs on a grey copy downscaled to at most ``detect_width`` (240) pixels wide,
-    which keeps the Haar cascade fast on 720 x 576 video and live webcam frames.
+    ``detector``: a name ("centerface", the default, or "haar"), a contract's detector dict, a
+    ``DetectorSpec``, or a callable that takes a grey image shrunk to ``detect_width`` wide and
+    returns (x, y, w, h) boxes (``detect_width`` also sets the Haar cascade's working width).
     """
 
-    def __init__(self, size: int, expand: float = 0.10, detector: str | Detector = "haar", detect_width: int = 240):
+    def __init__(self, size: int, expand: float = 0.10,
+                 detector: str | dict[str, Any] | DetectorSpec | Callable[[np.ndarray], Any] = DEFAULT_DETECTOR,
+                 detect_width: int | None = None, floor: QualityFloor | None = None):
         if size <= 0:
             raise DataError(f"face crop size must be positive, got {size}")
         self.size = size
         self.expand = expand
-        self.detector_name = (detector if isinstance(detector, str)
-                              else getattr(detector, "__name__", type(detector).__name__))
-        self._detect = make_detector(detector)
-        self.detect_width = detect_width
+        self.floor = floor or QualityFloor()
+        self.detector: FaceDetector = make_detector(detector, detect_width)
+        self.spec: DetectorSpec = self.detector.spec
+        self.detector_name = self.spec.name
+
+    @staticmethod
+    def _check(frame_bgr: np.ndarray) -> None:
+        if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+            raise DataError(f"face cropper expects a BGR (H, W, 3) frame, got {getattr(frame_bgr, 'shape', None)}")
+
+    def detections(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """Every face box (K, 5): x, y, w, h, score in frame pixels, before expansion."""
+        self._check(frame_bgr)
+        return self.detector(frame_bgr)
+
+    def detect_scored(self, frame_bgr: np.ndarray) -> tuple[tuple[int, int, int, int], float] | None:
+        boxes = self.detections(frame_bgr)
+        if len(boxes) == 0:
+            return None
+        best = boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
+        return _as_box(best), float(best[4])
 
     def detect(self, frame_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
         """The largest face box (x, y, w, h) in frame pixels, before expansion, or None."""
-        if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
-            raise DataError(f"face cropper expects a BGR (H, W, 3) frame, got {getattr(frame_bgr, 'shape', None)}")
-        h, w = frame_bgr.shape[:2]
-        scale = min(1.0, self.detect_width / w)
-        grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-        if scale < 1.0:
-            grey = cv2.resize(grey, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA)
-        boxes = np.asarray(self._detect(grey)).reshape(-1, 4)
-        if len(boxes) == 0:
-            return None
-        x, y, bw, bh = boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
-        return tuple(int(round(v / scale)) for v in (x, y, bw, bh))  # type: ignore[return-value]
+        found = self.detect_scored(frame_bgr)
+        return None if found is None else found[0]
 
     def crop_box(self, frame_bgr: np.ndarray, box: tuple[int, int, int, int]) -> FaceCrop:
         """Crop an already expanded box and resize it to ``size`` (RGB)."""
@@ -111,12 +140,32 @@ class FaceCropper:
         resized = cv2.resize(patch, (self.size, self.size), interpolation=cv2.INTER_AREA)
         return FaceCrop(image=cv2.cvtColor(resized, cv2.COLOR_BGR2RGB), box=box)
 
-    def crop(self, frame_bgr: np.ndarray) -> FaceCrop | None:
-        found = self.detect(frame_bgr)
-        if found is None:
-            return None
+    def crop_found(self, frame_bgr: np.ndarray, face: tuple[int, int, int, int], score: float) -> FaceCrop | None:
+        """The crop of a face box found in ``frame_bgr``, rated against the quality floor."""
         h, w = frame_bgr.shape[:2]
-        box = expand_box(found, self.expand, w, h)
+        box = expand_box(face, self.expand, w, h)
         if box[2] <= 1 or box[3] <= 1:
             return None
-        return self.crop_box(frame_bgr, box)
+        quality = CropQuality(face_px=int(max(face[2], face[3])), sharpness=sharpness(frame_bgr, face), score=score)
+        crop = self.crop_box(frame_bgr, box)
+        return FaceCrop(crop.image, crop.box, quality, self.floor.problem(quality))
+
+    def tracker(self, config: TrackerConfig | None = None) -> FaceTracker:
+        """A tracker on this cropper's detector, for one camera or one video's frames in order."""
+        return FaceTracker(self.detector, config)
+
+    def crop_tracked(self, tracker: FaceTracker, frame_bgr: np.ndarray,
+                     timestamp: float | None = None) -> tuple[Track, FaceCrop | None]:
+        """The tracked person's crop in the next frame (None when not seen), with the tracker's state."""
+        self._check(frame_bgr)
+        track = tracker.update(frame_bgr, timestamp)
+        if track.box is None:
+            return track, None
+        return track, self.crop_found(frame_bgr, track.box, track.score)
+
+    def crop(self, frame_bgr: np.ndarray) -> FaceCrop | None:
+        """The largest face's crop (with its quality; ``usable`` False below the floor), or None."""
+        found = self.detect_scored(frame_bgr)
+        if found is None:
+            return None
+        return self.crop_found(frame_bgr, *found)

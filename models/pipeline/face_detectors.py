@@ -1,0 +1,282 @@
+"""Face detectors: CenterFace (the default, a small CNN run by OpenCV's dnn module) and the
+legacy Haar cascade, with the spec that names a detector, its version and thresholds.
+
+A detector takes a BGR uint8 image and returns an (K, 5) float32 array of boxes
+``x, y, w, h, score`` in that image's pixels. Boxes are what the face crop is cut from:
+squares placed where the Haar cascade put its box (the region every checkpoint before
+CenterFace was trained on), so ``face_expand`` means the same for either detector.
+
+CenterFace's weights (``resources/faces/centerface.onnx``, MIT, see LICENSE beside it)
+ship inside this package: nothing is downloaded at run time, and ``cv2.dnn`` runs them in
+OpenCV 4 and 5 alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+import resources
+from models.errors import DataError
+
+CENTERFACE_FILE = Path(resources.__file__).resolve().parent / "faces" / "centerface.onnx"
+CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+HAAR_FILE = "haarcascade_frontalface_default.xml"
+DEFAULT_DETECTOR = "centerface"
+# CenterFace's outputs: heat map, log box size, centre offset, landmarks (strides of 4 pixels).
+_CENTERFACE_OUTPUTS = ("537", "538", "539", "540")
+_STRIDE = 4
+_NET_MULTIPLE = 32
+_NETS_PER_THREAD = 4   # input shapes kept: a camera's full frame and the tracker's region, a video's frame
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Which detector found the faces a model was trained on, its version and its thresholds."""
+
+    name: str = DEFAULT_DETECTOR
+    version: str = f"centerface-onnx-{CENTERFACE_SHA256[:12]}"
+    score_threshold: float = 0.35
+    # The smallest face (box height, pixels) a full-frame search must find: the frame is shrunk
+    # until such a face is `net_face` pixels tall at the network (no larger than it came).
+    min_face: int = 32
+    net_face: int = 24
+    nms_iou: float = 0.3
+    # The crop square: side = box_scale x CenterFace box height, centre box_shift x height below the
+    # box's centre (negative: above). Measured (bench/faces.py --calibrate): the mean over the shipped
+    # portraits and the synthetic face of Haar side / CenterFace height and centre offset / height.
+    box_scale: float = 0.88
+    box_shift: float = -0.04
+    # Haar cascade settings (name "haar" only).
+    scale_factor: float = 1.1
+    min_neighbors: int = 4
+    min_size: int = 24
+    detect_width: int = 240
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that matter to this detector (what a contract and a cache key record)."""
+        keys = _KEYS[self.name] if self.name in _KEYS else [f.name for f in fields(self)]
+        data = asdict(self)
+        return {k: data[k] for k in keys}
+
+    @classmethod
+    def from_value(cls, value: str | dict[str, Any] | DetectorSpec) -> DetectorSpec:
+        """A spec from a detector name ("centerface", "haar"), a contract's dict or a spec."""
+        if isinstance(value, DetectorSpec):
+            return value
+        if isinstance(value, str):
+            if value not in KNOWN_DETECTORS:
+                raise DataError(f"unknown face detector {value!r}; known: {', '.join(KNOWN_DETECTORS)}")
+            return KNOWN_DETECTORS[value]
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise DataError(f"face detector {value!r} must be a name or a dict with a 'name'")
+        base = cls.from_value(value["name"])
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise DataError(f"face detector {value['name']!r}: unknown settings {unknown}")
+        try:
+            spec = cls(**{**asdict(base), **value})
+        except TypeError as exc:
+            raise DataError(f"face detector {value!r}: {exc}") from exc
+        for f in fields(spec):
+            if f.name not in ("name", "version") and (
+                    isinstance(getattr(spec, f.name), bool) or not isinstance(getattr(spec, f.name), (int, float))):
+                raise DataError(f"face detector setting {f.name}={getattr(spec, f.name)!r} is not a number")
+        for name, (low, high) in _RANGES.items():
+            if not low <= getattr(spec, name) <= high:
+                raise DataError(f"face detector setting {name}={getattr(spec, name)!r} is outside {low:g}..{high:g}")
+        return spec
+
+    def describe(self) -> str:
+        settings = ", ".join(f"{k} {v:g}" for k, v in self.to_dict().items() if k not in ("name", "version"))
+        return f"{self.name} ({self.version}; {settings})"
+
+
+_RANGES = {"score_threshold": (0.01, 1.0), "min_face": (4, 4096), "net_face": (4, 512), "nms_iou": (0.0, 1.0),
+           "box_scale": (0.2, 5.0), "box_shift": (-2.0, 2.0), "scale_factor": (1.01, 2.0),
+           "min_neighbors": (0, 100), "min_size": (1, 4096), "detect_width": (16, 8192)}
+_COMMON = ["name", "version"]
+_KEYS = {
+    "centerface": _COMMON + ["score_threshold", "min_face", "net_face", "nms_iou", "box_scale", "box_shift"],
+    "haar": _COMMON + ["scale_factor", "min_neighbors", "min_size", "detect_width"],
+}
+KNOWN_DETECTORS = {
+    "centerface": DetectorSpec(),
+    # Every checkpoint before CenterFace: OpenCV's frontal-face cascade on a 240 px wide grey copy.
+    "haar": DetectorSpec(name="haar", version="opencv-haarcascade_frontalface_default"),
+}
+
+
+def haar_available() -> bool:
+    """OpenCV 5 dropped the Haar cascades from its main module."""
+    return hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data")
+
+
+class CenterFaceDetector:
+    """CenterFace (a MobileNetV2 heat-map detector) through ``cv2.dnn``; one network per thread."""
+
+    def __init__(self, spec: DetectorSpec = KNOWN_DETECTORS["centerface"]):
+        self.spec = spec
+        self._local = threading.local()
+        self._model: bytes | None = None
+        self._lock = threading.Lock()
+
+    def _weights(self) -> bytes:
+        with self._lock:
+            if self._model is None:
+                try:
+                    data = CENTERFACE_FILE.read_bytes()
+                except OSError as exc:
+                    raise DataError(f"face detector weights {CENTERFACE_FILE}: cannot read ({exc.strerror or exc}); "
+                                    "reinstall milmer") from exc
+                if hashlib.sha256(data).hexdigest() != CENTERFACE_SHA256:
+                    raise DataError(f"face detector weights {CENTERFACE_FILE} are damaged (wrong checksum); "
+                                    "reinstall milmer")
+                self._model = data
+            return self._model
+
+    def _net(self, shape: tuple[int, int]) -> cv2.dnn.Net:
+        """This thread's network for one input shape: OpenCV's dnn gives wrong outputs when one network
+        is run on inputs of another shape than before (seen in 4.14), so each shape gets its own."""
+        nets: OrderedDict[tuple[int, int], cv2.dnn.Net] | None = getattr(self._local, "nets", None)
+        if nets is None:
+            nets = self._local.nets = OrderedDict()
+        net = nets.get(shape)
+        if net is None:
+            net = cv2.dnn.readNetFromONNX(np.frombuffer(self._weights(), np.uint8))
+            nets[shape] = net
+            while len(nets) > _NETS_PER_THREAD:
+                nets.popitem(last=False)
+        nets.move_to_end(shape)
+        return net
+
+    def run(self, image_bgr: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Raw CenterFace boxes (x, y, w, h, score) in ``image_bgr`` pixels, the image shrunk by ``scale`` first."""
+        h, w = image_bgr.shape[:2]
+        if scale != 1.0:
+            image_bgr = cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                   interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        sh, sw = image_bgr.shape[:2]
+        pad_h, pad_w = -sh % _NET_MULTIPLE, -sw % _NET_MULTIPLE
+        if pad_h or pad_w:
+            image_bgr = cv2.copyMakeBorder(image_bgr, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
+        blob = cv2.dnn.blobFromImage(image_bgr, 1.0, swapRB=True)   # the network takes RGB 0-255
+        net = self._net(image_bgr.shape[:2])
+        net.setInput(blob)
+        heat, size, offset, _ = net.forward(list(_CENTERFACE_OUTPUTS))
+        heat = heat[0, 0]
+        rows, cols = np.nonzero(heat > self.spec.score_threshold)
+        if len(rows) == 0:
+            return np.zeros((0, 5), np.float32)
+        # Log sizes beyond the padded image are no face (and would overflow exp).
+        limit = np.log(max(heat.shape))
+        log_h, log_w = size[0, 0, rows, cols], size[0, 1, rows, cols]
+        sane = np.isfinite(log_h) & np.isfinite(log_w) & (log_h <= limit) & (log_w <= limit)
+        rows, cols, log_h, log_w = rows[sane], cols[sane], log_h[sane], log_w[sane]
+        if len(rows) == 0:
+            return np.zeros((0, 5), np.float32)
+        box_h = np.exp(log_h.astype(np.float64)) * _STRIDE
+        box_w = np.exp(log_w.astype(np.float64)) * _STRIDE
+        cy = (rows + offset[0, 0, rows, cols] + 0.5) * _STRIDE
+        cx = (cols + offset[0, 1, rows, cols] + 0.5) * _STRIDE
+        boxes = np.stack([cx - box_w / 2, cy - box_h / 2, box_w, box_h], axis=1) / scale
+        scores = heat[rows, cols]
+        keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.spec.score_threshold, self.spec.nms_iou)
+        keep = np.asarray(keep, int).reshape(-1)
+        return np.concatenate([boxes[keep], scores[keep, None].astype(np.float64)], axis=1).astype(np.float32)
+
+    def to_crop_squares(self, raw: np.ndarray) -> np.ndarray:
+        """CenterFace boxes (taller than wide, forehead to chin) -> the squares faces are cropped from."""
+        out = raw.copy()
+        side = raw[:, 3] * self.spec.box_scale
+        cx = raw[:, 0] + raw[:, 2] / 2
+        cy = raw[:, 1] + raw[:, 3] / 2 + raw[:, 3] * self.spec.box_shift
+        out[:, 0], out[:, 1], out[:, 2], out[:, 3] = cx - side / 2, cy - side / 2, side, side
+        return out
+
+    def full_frame_scale(self, image_shape: tuple[int, ...]) -> float:
+        return min(1.0, self.spec.net_face / self.spec.min_face)
+
+    def __call__(self, image_bgr: np.ndarray, scale: float | None = None) -> np.ndarray:
+        raw = self.run(image_bgr, self.full_frame_scale(image_bgr.shape) if scale is None else scale)
+        return self.to_crop_squares(raw)
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade on a grey copy at most ``detect_width`` wide (score 1);
+    one classifier per thread (cascades are not thread-safe). Needs OpenCV 4."""
+
+    def __init__(self, spec: DetectorSpec = KNOWN_DETECTORS["haar"]):
+        if not haar_available():
+            raise DataError(f"face detector 'haar' needs OpenCV 4's Haar cascades; OpenCV {cv2.__version__} has "
+                            "none: use the 'centerface' detector")
+        self.spec = spec
+        self._local = threading.local()
+
+    def _cascade(self) -> Any:
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            path = cv2.data.haarcascades + HAAR_FILE
+            cascade = cv2.CascadeClassifier(path)
+            if cascade.empty():
+                raise DataError(f"OpenCV Haar cascade {path} could not be loaded")
+            self._local.cascade = cascade
+        return cascade
+
+    def __call__(self, image_bgr: np.ndarray, scale: float | None = None) -> np.ndarray:
+        h, w = image_bgr.shape[:2]
+        scale = min(1.0, self.spec.detect_width / w) if scale is None else scale
+        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        if scale < 1.0:
+            grey = cv2.resize(grey, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA)
+        boxes = self._cascade().detectMultiScale(grey, scaleFactor=self.spec.scale_factor,
+                                                 minNeighbors=self.spec.min_neighbors,
+                                                 minSize=(self.spec.min_size, self.spec.min_size))
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4) / scale
+        return np.concatenate([boxes, np.ones((len(boxes), 1), np.float32)], axis=1)
+
+
+@dataclass
+class CallableDetector:
+    """A user's callable taking a grey image shrunk to ``detect_width`` and returning (x, y, w, h) boxes."""
+
+    function: Callable[[np.ndarray], Any]
+    detect_width: int = 240
+    spec: DetectorSpec = field(init=False)
+
+    def __post_init__(self) -> None:
+        name = getattr(self.function, "__name__", type(self.function).__name__)
+        self.spec = DetectorSpec(name=name, version="callable")
+
+    def __call__(self, image_bgr: np.ndarray, scale: float | None = None) -> np.ndarray:
+        h, w = image_bgr.shape[:2]
+        scale = min(1.0, self.detect_width / w) if scale is None else scale
+        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        if scale < 1.0:
+            grey = cv2.resize(grey, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA)
+        boxes = np.asarray(self.function(grey), np.float32).reshape(-1, 4) / scale
+        return np.concatenate([boxes, np.ones((len(boxes), 1), np.float32)], axis=1)
+
+
+FaceDetector = CenterFaceDetector | HaarDetector | CallableDetector
+
+
+def make_detector(detector: str | dict[str, Any] | DetectorSpec | Callable[[np.ndarray], Any],
+                  detect_width: int | None = None) -> FaceDetector:
+    if callable(detector) and not isinstance(detector, DetectorSpec):
+        return CallableDetector(detector, detect_width or 240)
+    spec = DetectorSpec.from_value(detector)
+    if detect_width is not None and spec.name == "haar":
+        spec = DetectorSpec(**{**asdict(spec), "detect_width": detect_width})
+    if spec.name == "haar":
+        return HaarDetector(spec)
+    return CenterFaceDetector(spec)

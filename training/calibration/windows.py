@@ -130,7 +130,8 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
     samples = contract.window_samples
     n = contract.num_instances
     needed = max(1, math.ceil(min_fraction * len(contract.eeg_channels)))
-    cropper = FaceCropper(contract.face_size, contract.face_expand, contract.face_detector)
+    # The detector the live app runs (the bundled default), following the face as the app does.
+    cropper = FaceCropper(contract.face_size, contract.face_expand)
     eeg, masks, frame_ids, labels, trial_of = [], [], [], [], []
     crops: list[np.ndarray] = []
     trials: list[CalibrationTrial] = []
@@ -165,9 +166,10 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
         if progress and wanted:
             progress(f"{recording.folder}: finding faces in {len(wanted)} frames")
         if wanted:
-            for (_stamp, image), row in zip(recording.reader.read_frames(frames[wanted]), wanted):
-                crop = cropper.crop(image)
-                if crop is not None:
+            tracker = cropper.tracker()
+            for (stamp, image), row in zip(recording.reader.read_frames(frames[wanted]), wanted):
+                _, crop = cropper.crop_tracked(tracker, image, stamp)
+                if crop is not None and crop.usable:
                     crop_of_row[row] = len(crops)
                     crops.append(crop.image)
         ids = np.full((len(eeg) - len(frame_ids), n), -1, np.int64)

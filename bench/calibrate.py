@@ -16,7 +16,9 @@ trials as in the command. Every figure depends on the machine's load: the load a
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,19 +59,27 @@ def paper_checkpoint(folder: Path) -> Path:
     return stem
 
 
-def timing(presets: list[str], work: Path) -> None:
-    recording = work / "timing"
-    write_person_recording(recording, "inverted", trials=20, trial_seconds=30.0, seed=11)
+def timing(presets: list[str], work: Path, trials: int, seconds: float) -> None:
+    recording = work / f"timing_{trials}x{seconds:g}"
+    write_person_recording(recording, "inverted", trials=trials, trial_seconds=seconds, seed=11)
+    print(f"timing: {trials} trials x {seconds:g} s", flush=True)
     for preset in presets:
         base = "demo" if preset == "tiny" else str(paper_checkpoint(work))
         started = time.monotonic()
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run([sys.executable, "-m", "training.cli", "-q", "calibrate", "--recording", str(recording),
                                "--checkpoint", base, "--out", str(work / f"timing_{preset}"), "--max-minutes", "30"],
                               capture_output=True, text=True)
         seconds = time.monotonic() - started
-        last = (done.stdout.strip().splitlines() or [done.stderr.strip()])[-2:]
-        print(f"{preset}: {seconds:.0f} s wall on {os.cpu_count()} cores (load {load()}), exit {done.returncode}; "
-              + " | ".join(last), flush=True)
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+        last = (done.stdout.strip().splitlines() or [done.stderr.strip()])[-3:-1]
+        report = work / f"timing_{preset}.report.json"
+        document = json.loads(report.read_text()) if report.is_file() else {}
+        stages = {**document.get("seconds_by_stage", {}), **document.get("sizes", {})}
+        print(f"{preset}: {seconds:.0f} s wall, {cpu:.0f} s CPU on {os.cpu_count()} cores (load {load()}), "
+              f"exit {done.returncode}; "
+              + " | ".join(last) + "; " + ", ".join(f"{k} {v} s" for k, v in stages.items()), flush=True)
 
 
 def prepared(recordings: list[Path]):
@@ -151,6 +161,8 @@ def main() -> None:
     parser.add_argument("--curve", action="store_true")
     parser.add_argument("--methods", action="store_true")
     parser.add_argument("--presets", default="tiny,paper")
+    parser.add_argument("--timing-size", default="20x30", metavar="TRIALSxSECONDS",
+                        help="--timing: the recording's trials and seconds per trial")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--trials", type=int, default=16, help="--methods: trials per recording")
     parser.add_argument("--work", metavar="DIR", help="keep the recordings here (default: a temporary folder)")
@@ -165,7 +177,8 @@ def main() -> None:
         if args.curve:
             curve(work, seeds)
         if args.timing:
-            timing(args.presets.split(","), work)
+            trials, seconds = args.timing_size.lower().split("x")
+            timing(args.presets.split(","), work, int(trials), float(seconds))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 
-# The method chosen by measurement (README, "Personal calibration"): the head alone trains, on CLS outputs
+# The method chosen by measurement (README, "`milmer-train calibrate`"): the head alone trains, on CLS outputs
 # computed once; a class never rated is in the softmax only as a wrong answer.
 DEFAULT_METHOD = AdaptConfig()
 
@@ -145,6 +145,8 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         "warnings": inputs.problems,
         "seconds": round(seconds, 1),
         "seconds_by_stage": stages,
+        "sizes": {"windows": int(len(windows.labels)), "frames_searched": windows.frames_searched,
+                  "face_crops": int(len(windows.crops))},
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if decision.decision == "calibrated":

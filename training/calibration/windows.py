@@ -39,6 +39,7 @@ class CalibrationWindows:
     labels: np.ndarray         # (W,) int
     trial_of: np.ndarray       # (W,) int: index into `trials`
     trials: list[CalibrationTrial] = field(default_factory=list)
+    frames_searched: int = 0   # recorded frames looked at for a face
 
     def of_trials(self, trials: list[CalibrationTrial]) -> np.ndarray:
         wanted = {id(t) for t in trials}
@@ -135,6 +136,7 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
     eeg, masks, frame_ids, labels, trial_of = [], [], [], [], []
     crops: list[np.ndarray] = []
     trials: list[CalibrationTrial] = []
+    searched = 0
     for index, recording in enumerate(inputs.recordings):
         mine = [t for t in inputs.usable if t.recording == index]
         if not mine:
@@ -163,6 +165,7 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
             else:
                 trials.append(trial)
         wanted = sorted({row for _, rows in pending for row in rows if row >= 0})
+        searched += len(wanted)
         if progress and wanted:
             progress(f"{recording.folder}: finding faces in {len(wanted)} frames")
         if wanted:
@@ -183,7 +186,8 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
         eeg_mask=np.stack(masks) if masks else np.zeros((0, len(contract.eeg_channels)), bool),
         frame_ids=np.asarray(frame_ids, np.int64).reshape(-1, n),
         crops=np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
-        labels=np.asarray(labels, np.int64), trial_of=np.asarray(trial_of, np.int64), trials=trials)
+        labels=np.asarray(labels, np.int64), trial_of=np.asarray(trial_of, np.int64), trials=trials,
+        frames_searched=searched)
 
 
 def _frame_rows(frames: np.ndarray, start: float, window_s: float, n: int) -> list[int]:

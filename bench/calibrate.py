@@ -76,10 +76,12 @@ def timing(presets: list[str], work: Path, trials: int, seconds: float) -> None:
         last = (done.stdout.strip().splitlines() or [done.stderr.strip()])[-3:-1]
         report = work / f"timing_{preset}.report.json"
         document = json.loads(report.read_text()) if report.is_file() else {}
-        stages = {**document.get("seconds_by_stage", {}), **document.get("sizes", {})}
+        stages = document.get("seconds_by_stage", {})
+        sizes = document.get("sizes", {})
         print(f"{preset}: {seconds:.0f} s wall, {cpu:.0f} s CPU on {os.cpu_count()} cores (load {load()}), "
               f"exit {done.returncode}; "
-              + " | ".join(last) + "; " + ", ".join(f"{k} {v} s" for k, v in stages.items()), flush=True)
+              + " | ".join(last) + "; " + ", ".join(f"{k} {v} s" for k, v in stages.items())
+              + "; " + ", ".join(f"{k} {v}" for k, v in sizes.items()), flush=True)
 
 
 def prepared(recordings: list[Path]):

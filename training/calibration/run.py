@@ -67,7 +67,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     names = tuple(base.contract.class_names)
 
     stage("load base checkpoint")
-    windows = cut_windows(inputs, options.hop_s, progress=say)
+    windows = cut_windows(inputs, options.hop_s, progress=say, faces=base.config.uses_face)
     stage("windows: EEG transform, face detection and cropping")
     usable = windows.trials
     if len(usable) < MIN_RATED_TRIALS:

@@ -124,9 +124,11 @@ class _RecordingEEG:
 
 
 def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | None = None,
-                checks: SignalChecks = SignalChecks(), min_fraction: float = 0.25) -> CalibrationWindows:
+                checks: SignalChecks = SignalChecks(), min_fraction: float = 0.25,
+                faces: bool = True) -> CalibrationWindows:
     """Every window of every usable trial; trials none of whose windows has enough usable EEG are
-    marked excluded (`NO_EEG`) in `inputs.trials`."""
+    marked excluded (`NO_EEG`) in `inputs.trials`. `faces=False` (a model without a face path):
+    no frame is read, every instance masked."""
     contract = inputs.contract
     samples = contract.window_samples
     n = contract.num_instances
@@ -144,7 +146,7 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
         if progress:
             progress(f"{recording.folder}: EEG through the contract's transform")
         signal = _RecordingEEG(recording, inputs)
-        frames = recording.reader.frame_index()
+        frames = recording.reader.frame_index() if faces else np.zeros((0, 3))
         crop_of_row: dict[int, int] = {}
         pending: list[tuple[int, list[int]]] = []   # (window position, frame rows or -1)
         for trial in mine:

@@ -147,19 +147,21 @@ def shared_machine(steps: int, batch_size: int, repeats: int) -> tuple[float, fl
 
 # ------------------------------------------------------------------ frozen backbone against fine-tuning
 
-def frozen_against_fine_tuning(preset: str, batch_size: int, steps: int) -> dict:
+def frozen_against_fine_tuning(preset: str, batch_size: int, steps: int, frozen_batch: int) -> dict:
     """Training bags/s on this machine: fine-tuning against the frozen backbone, whose frame features are
     computed once (their cost is counted once, as in a single epoch) and then only the layers after it train."""
     from training.embeddings import FrozenBackboneNetwork, embed_bags
 
     config = preset_config(preset)
     torch.manual_seed(0)
-    eeg = torch.randn(batch_size, config.eeg_channels, config.eeg_samples)
-    faces = torch.randint(0, 256, (batch_size, config.num_instances, 3, config.image_size, config.image_size),
-                          dtype=torch.uint8)
-    labels = torch.randint(0, config.num_classes, (batch_size,))
 
-    def timed_steps(network: nn.Module, parameters, inputs) -> float:
+    def bags(batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (torch.randn(batch, config.eeg_channels, config.eeg_samples),
+                torch.randint(0, 256, (batch, config.num_instances, 3, config.image_size, config.image_size),
+                              dtype=torch.uint8),
+                torch.randint(0, config.num_classes, (batch,)))
+
+    def timed_steps(network: nn.Module, parameters, eeg, inputs, labels) -> float:
         optimizer = torch.optim.AdamW(parameters, lr=1e-4)
 
         def step() -> None:
@@ -174,15 +176,18 @@ def frozen_against_fine_tuning(preset: str, batch_size: int, steps: int) -> dict
             started = time.perf_counter()
             step()
             times.append(time.perf_counter() - started)
-        return statistics.median(times) / batch_size  # seconds per bag
+        return statistics.median(times) / len(labels)  # seconds per bag
 
     model = Milmer(config).train()
-    fine_tuning = timed_steps(model, model.parameters(), faces)
+    eeg, faces, labels = bags(batch_size)
+    fine_tuning = timed_steps(model, model.parameters(), eeg, faces, labels)
+    eeg, faces, labels = bags(frozen_batch)
     started = time.perf_counter()
     features = torch.from_numpy(embed_bags(model, faces.numpy(), np.ones(faces.shape[:2], bool)))
-    embedding = (time.perf_counter() - started) / batch_size
+    embedding = (time.perf_counter() - started) / frozen_batch
     model.backbone.requires_grad_(False)
-    frozen = timed_steps(FrozenBackboneNetwork(model), [p for p in model.parameters() if p.requires_grad], features)
+    frozen = timed_steps(FrozenBackboneNetwork(model), [p for p in model.parameters() if p.requires_grad], eeg,
+                         features, labels)
     return {"fine_tuning_bags_per_s": 1 / fine_tuning, "frozen_step_bags_per_s": 1 / frozen,
             "embedding_frames_per_s": config.num_instances / embedding,
             "frozen_with_embedding_bags_per_s": 1 / (frozen + embedding)}
@@ -283,6 +288,8 @@ def main() -> None:
                         help="test accuracy fine-tuned against frozen on synthetic face cues (tiny preset; "
                              "runs kept in DIR)")
     parser.add_argument("--estimate", metavar="DIR", help="the cost estimate against a short synthetic run's wall time")
+    parser.add_argument("--frozen-batch", type=int, default=0,
+                        help="--frozen: bags per frozen training step (default 14; fine-tuning uses --batch-size)")
     parser.add_argument("--frozen-epochs", type=int, default=0, help="epochs of the frozen run (default --epochs)")
     parser.add_argument("--epochs", type=int, default=12, help="epochs of the --frozen-accuracy / --estimate runs")
     parser.add_argument("--deap-estimate", metavar="GPU_JSON", nargs="?", const="",
@@ -294,7 +301,7 @@ def main() -> None:
         for preset in args.presets.split(","):
             on_paper = preset == "paper"
             result = frozen_against_fine_tuning(preset, args.batch_size or (2 if on_paper else 14),
-                                                args.steps or (2 if on_paper else 10))
+                                                args.steps or (2 if on_paper else 10), args.frozen_batch or 14)
             fine = result["fine_tuning_bags_per_s"]
             one_epoch = result["frozen_with_embedding_bags_per_s"] / fine
             # Over a run of E epochs the features are computed once: per bag and epoch, step + embedding / E.

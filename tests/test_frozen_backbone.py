@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -18,7 +20,7 @@ from safetensors.torch import save_file
 from milmer_app.engine import describe_model
 from models.checkpoint import load_checkpoint
 from models.config import FROZEN_BACKBONE_LABEL, MilmerConfig
-from models.milmer import build_backbone
+from models.milmer import Milmer, build_backbone
 from training import cli
 
 pytestmark = pytest.mark.slow
@@ -181,3 +183,34 @@ def test_the_cost_estimate_is_printed_first_and_is_of_the_runs_size(deap, tmp_pa
     assert all("ETA " in line for line in lines if " epoch " in line and "train loss" in line)
     cost = json.loads((tmp_path / "run" / "metrics.json").read_text())["cost"]
     assert 0.4 < cost["measured_seconds"] / cost["estimated_seconds"] < 2.5
+
+
+def test_an_interrupted_subject_resumes_where_it_stopped(frozen_run, deap):
+    """A subject cut off after some rows: the next run embeds only the rest, and the result is the same."""
+    from training.dataset import PreparedCache
+    from training.embeddings import DEFAULT_FRAMES_PER_CALL, ensure_features, feature_store
+    from training.trainer import FROZEN_BACKBONE_SEED
+
+    cache_path = next(p for p in deap[1].iterdir() if (p / "manifest.json").is_file() and (p / "embeddings").is_dir())
+    cache = PreparedCache(cache_path)
+    torch.manual_seed(FROZEN_BACKBONE_SEED)  # the frozen run's backbone, as the trainer builds it
+    backbone = build_backbone(MilmerConfig.tiny())
+    model = Milmer(MilmerConfig.tiny())
+    model.backbone.load_state_dict(backbone.state_dict())
+    store = feature_store(model, cache)
+    assert store.complete(1), "the frozen run's features are keyed by this backbone"
+    complete = np.load(store.path(1))
+    mask = np.load(cache.subject_files(1)["face_mask"])
+    rows_done = len(mask) // 2
+    partial = complete.copy()
+    partial[rows_done:] = 0
+    np.save(store.folder / "s01.partial.npy", partial)
+    (store.folder / "s01.partial.json").write_text(json.dumps({"rows_done": rows_done}))
+    store.path(1).unlink()
+    with backbone_calls() as calls:
+        ensure_features(model, cache, cache.subjects, show_progress=False)
+    left = int(mask[rows_done:].sum())
+    # One call probes the feature shape; the others embed only the rows after the cut (a full subject needs more).
+    assert 1 < calls[0] <= 1 + math.ceil(left / DEFAULT_FRAMES_PER_CALL["cpu"])
+    np.testing.assert_allclose(np.load(store.path(1)).astype(np.float32), complete.astype(np.float32), atol=2e-3)
+    assert not (store.folder / "s01.partial.npy").exists() and not (store.folder / "s01.partial.json").exists()

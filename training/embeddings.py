@@ -181,7 +181,8 @@ def ensure_features(model: Milmer, cache, subjects: Sequence[int], frames_per_ca
     bar = tqdm(total=total, initial=done, desc="frame features", unit="frame", disable=None if show_progress else True)
     try:
         for subject in missing:
-            _embed_subject(model, cache, store, subject, masks[subject], partial[subject], frames_per_call, bar)
+            _embed_subject(model, cache, store, subject, masks[subject], partial[subject], (tokens, width),
+                           frames_per_call, bar)
     finally:
         bar.close()
     return store
@@ -203,11 +204,10 @@ def _rows_done(store: FrameFeatureStore, subject: int) -> int:
 
 
 def _embed_subject(model: Milmer, cache, store: FrameFeatureStore, subject: int, mask: np.ndarray, start_row: int,
-                   frames_per_call: int | None, bar) -> None:
+                   frame_shape: tuple[int, int], frames_per_call: int | None, bar) -> None:
     files = cache.subject_files(subject)
     array_path, progress_path = _partial_paths(store, subject)
-    tokens, width = feature_shape(model)
-    shape = (*mask.shape, tokens, width)
+    shape = (*mask.shape, *frame_shape)
     if start_row and array_path.is_file():
         out = np.lib.format.open_memmap(array_path, mode="r+")
         if out.shape != shape or out.dtype != FEATURE_DTYPE:

@@ -31,6 +31,9 @@ from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
 from models.pipeline.streaming import StreamingEEG
 from milmer_app.sources.base import EEGSource, VideoSource
+from milmer_app.sources.channel_options import ChannelOptions
+from models.errors import SourceError
+from models.pipeline.channels import map_channels
 from models.contract import InputContract
 from models.pipeline.face_detectors import DetectorSpec
 from models.pipeline.face_tracking import FOUND, LOST
@@ -98,6 +101,11 @@ class CropCache:
             self.on_event(level, message)
         else:
             getattr(log, level if level in ("warning", "error") else "info")(message)
+
+    def box_near(self, timestamp: float, within: float = 1.0) -> tuple[int, int, int, int] | None:
+        """The latest face box, if it was found in a frame within `within` seconds of `timestamp`."""
+        last = self.last_box
+        return last[1] if last is not None and abs(timestamp - last[0]) <= within else None
 
     def get(self, frame: Frame) -> FaceCrop | None:
         with self._lock:
@@ -309,3 +317,62 @@ class BagAssembler:
             mask[i] = True
             keys[i] = frame.key
         return crops, mask, keys, quality, problems
+
+
+def eeg_preprocessor(source: EEGSource, contract: InputContract, mapping: ChannelOptions,
+                     min_channels: float) -> StreamingEEG:
+    """The live transform for a connected EEG source: its channels mapped onto the model's (`mapping`:
+    the spec's channel options; `min_channels`: the fraction that must be found unless the spec says).
+    SourceError/MilmerError when its rate or channels do not fit."""
+    band = contract.filter_band
+    if band is not None and not source.srate > 2 * band[1]:
+        raise SourceError(f"{source.name}: {source.srate:g} Hz cannot carry the model's {band[0]:g}-{band[1]:g} Hz "
+                          f"band (it needs more than {2 * band[1]:g} Hz)")
+    channels = map_channels(source.channel_names, list(contract.eeg_channels), source.name,
+                            min_fraction=mapping.min_channels or min_channels,
+                            by_position=mapping.by_position, montage=mapping.montage)
+    preprocessor = StreamingEEG(contract, channels, source.srate, already_filtered=source.already_filtered,
+                                already_referenced=source.already_referenced)
+    log.info("%s: EEG pipeline delay %.3f s (windows end that long before the newest sample)",
+             source.name, preprocessor.delay)
+    return preprocessor
+
+
+def schedule_bags(assembler: BagAssembler, worker, crops: CropCache | None, wall_hop: Callable[[], float],
+                  stop: threading.Event, prefetch: bool) -> None:
+    """Until `stop`: every hop (`wall_hop()` wall-clock seconds) a bag of the latest window to `worker`; in
+    between, with `prefetch`, settled frames cropped and their embeddings prefetched.
+
+    For a replay the hop is in recording time: at --speed 10 with a 1 s hop, ten bags per second,
+    so a replay gives the same predictions at any speed that the machine keeps up with."""
+    hop = wall_hop()
+    prefetch = prefetch and crops is not None
+    poll = min(hop, 0.1) if prefetch else hop
+    next_tick = local_clock() + hop
+    settled: float | None = None
+    last_end: float | None = None
+    failures = 0
+    while not stop.wait(max(0.0, min(next_tick - local_clock(), poll))):
+        try:
+            if prefetch:
+                frames, settled = assembler.settled_instances(settled)
+                for frame in frames:
+                    crop = crops.get(frame)
+                    if crop is not None and crop.usable:
+                        worker.prefetch(frame.key, crop.image)
+            now = local_clock()
+            if now < next_tick:
+                continue
+            hop = wall_hop()
+            next_tick = max(next_tick + hop, now + hop / 2)   # never a burst of missed ticks
+            bag = assembler.assemble()
+        except Exception:
+            failures += 1
+            if failures == 1 or failures % 100 == 0:   # keep the log readable if it repeats
+                log.exception("assembling a bag failed (%d time(s))", failures)
+            next_tick = max(next_tick, local_clock() + hop / 2)
+            continue
+        if bag is None or bag.window_end == last_end:
+            continue
+        last_end = bag.window_end
+        worker.submit(bag)

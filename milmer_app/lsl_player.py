@@ -49,6 +49,13 @@ class LslPlayer:
             channel.append_child_value("type", "EEG")
         return pylsl.StreamOutlet(info, chunk_size=0, max_buffered=60)
 
+    def __enter__(self) -> LslPlayer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def start(self) -> None:
         if self._thread is not None:
             return
@@ -67,7 +74,10 @@ class LslPlayer:
         self._outlet = None       # dropping the last reference destroys the outlet
 
     def wait_for_consumers(self, timeout: float) -> bool:
-        return self._outlet is not None and self._outlet.wait_for_consumers(timeout)
+        if self._outlet is None:
+            raise RuntimeError(f"LSL player {self.name}: wait_for_consumers() called before start(); start the "
+                               "player first (or use it in a 'with' block)")
+        return self._outlet.wait_for_consumers(timeout)
 
     def _run(self) -> None:
         assert self._outlet is not None

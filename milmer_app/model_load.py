@@ -61,3 +61,22 @@ def read_contract(path: Path) -> InputContract | None:
     except Exception:   # any defect: the checked load reports it in its own words
         log.debug("%s: contract not read ahead of the load", json_path, exc_info=True)
         return None
+
+
+def checkpoint_path(spec: str) -> Path:
+    """The checkpoint a --checkpoint value names ("demo": the built-in demo model)."""
+    if spec == "demo":
+        from milmer_app.demo import demo_checkpoint
+
+        return demo_checkpoint()
+    return Path(spec).expanduser()
+
+
+def model_identity(path: Path, provenance: dict) -> tuple[str, bool]:
+    """(the name the app shows, whether it is a demo model) of the checkpoint at `path`."""
+    from milmer_app.demo import DEMO_CHECKPOINT
+    from models.checkpoint import checkpoint_paths
+
+    demo = (bool(provenance.get("demo_model") or provenance.get("demo"))
+            or checkpoint_paths(path)[1].resolve() == checkpoint_paths(DEMO_CHECKPOINT)[1].resolve())
+    return ("demo" if demo else Path(path).with_suffix("").name), demo

@@ -81,3 +81,34 @@ class LslPredictionOutlet:
 
     def close(self) -> None:
         del self._outlet
+
+
+class PredictionOutputs:
+    """Every output a run was asked for: `--predictions` (JSON lines), `--lsl-outlet`, `--dump-bags`."""
+
+    def __init__(self) -> None:
+        self.jsonl: JsonlWriter | None = None
+        self.outlet: LslPredictionOutlet | None = None
+        self.dumper = None
+
+    def open(self, config, contract, model_name: str, demo_model: bool, source_rate: float) -> None:
+        """Open what `config` (an EngineConfig) names, for a model with input `contract`."""
+        if config.predictions is not None:
+            self.jsonl = JsonlWriter(config.predictions)
+        if config.lsl_outlet:
+            self.outlet = LslPredictionOutlet(config.lsl_outlet, list(contract.class_names), model_name, demo_model)
+        if config.dump_bags is not None:
+            from milmer_app.bag_dump import BagDumper
+
+            self.dumper = BagDumper(config.dump_bags, list(contract.eeg_channels), source_rate)
+
+    def write(self, prediction: Prediction) -> None:
+        for output in (self.dumper, self.jsonl, self.outlet):
+            if output is not None:
+                output.write(prediction)
+
+    def close(self) -> None:
+        for output in (self.jsonl, self.outlet):
+            if output is not None:
+                output.close()
+        self.jsonl = self.outlet = self.dumper = None

@@ -45,7 +45,7 @@ from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
 from models import strict_json
 from models.calibration_protocol import MARKER_KIND
-from models.errors import DataError
+from models.errors import DataError, MilmerError
 # The reader and the file names live below the app: training (calibration) reads recordings too.
 from training.recording_files import (  # noqa: F401  (re-exported)
     EEG_FILE, EEG_TS_FILE, FORMAT, FRAMES_FILE, FRAMES_INDEX, MARKERS_FILE, META_FILE, PREDICTIONS_FILE, VERSION,
@@ -255,3 +255,104 @@ class Recorder:
             except OSError:
                 log.debug("recorder: closing a file failed", exc_info=True)
         self._files = {}
+
+
+class LiveRecording:
+    """A `Recorder` fed by the engine's sources: attached to the buffers of the sources connected when it
+    starts, re-attached to one of them that reconnects, detached when it stops or fails. `on_event(level,
+    message)` hears that it started, was saved or stopped on an error."""
+
+    def __init__(self, on_event: Callable[[str, str], None]):
+        self._on_event = on_event
+        self._recorder: Recorder | None = None
+        self._sources: list = []
+        self._last_status: RecordingStatus | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self._recorder
+
+    def start(self, folder: Path, sources: list, model: dict[str, Any], replay=None) -> None:
+        """Record the connected ones of `sources` (EEG and video sources) into `folder`; `replay`: the
+        replay whose item is noted first."""
+        with self._lock:
+            if self._recorder is not None and self._recorder.active:
+                raise MilmerError(f"already recording to {self._recorder.folder}")
+            connected = [s for s in sources if s.connected]
+            eeg = next((s for s in connected if s.role == "eeg"), None)
+            video = next((s for s in connected if s.role == "video"), None)
+            eeg_info = None if eeg is None else {
+                "channels": list(eeg.channel_names), "srate": eeg.srate, "units": "uV", "source": eeg.name,
+                "source_unit": eeg.unit, "source_unit_origin": eeg.unit_origin,
+                "already_filtered": list(eeg.already_filtered) if eeg.already_filtered else None,
+                "already_referenced": eeg.already_referenced}
+            video_info = None if video is None else {"source": video.name, "fps": video.fps}
+            recorder = Recorder(Path(folder), eeg_info, video_info, model, on_stopped=self._stopped)
+            recorder.start()
+            self._sources = list(sources)
+            for source in connected:
+                if source.buffer is not None:
+                    source.buffer.add_listener(self._listener(recorder, source))
+            if replay is not None:
+                recorder.add_marker(f"replay: {replay.description}", truth=replay.truth)
+            self._recorder = recorder
+        self._on_event("info", f"recording started: {folder}")
+
+    @staticmethod
+    def _listener(recorder: Recorder, source) -> Callable:
+        return recorder.add_eeg if source.role == "eeg" else recorder.add_frame
+
+    def reattach(self, source) -> None:
+        """After `source` reconnected: feed it to the recording again, if the recording has its stream
+        (one started without it stays without it)."""
+        recorder = self._recorder
+        described = recorder is not None and (recorder.eeg_info if source.role == "eeg" else recorder.video_info)
+        if described and source.buffer is not None:
+            listener = self._listener(recorder, source)
+            source.buffer.remove_listener(listener)
+            source.buffer.add_listener(listener)
+
+    def add_marker(self, text: str, **details: Any) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.add_marker(text, **details)
+
+    def add_prediction(self, record: dict[str, Any]) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.add_prediction(record)
+
+    def _stopped(self, error: str | None) -> None:
+        if error is not None:
+            self._on_event("error", f"recording stopped: {error}")
+        self._detach()
+
+    def _detach(self) -> None:
+        recorder = self._recorder
+        if recorder is None:
+            return
+        for source in self._sources:
+            if source.buffer is not None:
+                source.buffer.remove_listener(self._listener(recorder, source))
+
+    def stop(self) -> None:
+        with self._lock:
+            recorder = self._recorder
+            if recorder is None:
+                return
+            self._detach()
+            recorder.stop()
+            self._last_status = recorder.status()
+            self._recorder = None
+        if recorder.error is None:
+            self._on_event("info", f"recording saved: {recorder.folder}")
+
+    def status(self) -> RecordingStatus:
+        recorder = self._recorder
+        if recorder is not None:
+            return recorder.status()
+        if self._last_status is not None:
+            status = self._last_status
+            return RecordingStatus(False, status.path, status.elapsed_s, status.free_bytes, status.error)
+        return RecordingStatus(False, None, 0.0, 0, None)

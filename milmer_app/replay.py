@@ -138,3 +138,35 @@ class ReplayControl:
 
     def at_end(self) -> bool:
         return self.position >= self.duration
+
+
+def moment_text(replay: ReplayControl | None, lsl_time: float) -> str:
+    """A moment as a person lines it up: seconds into a replayed file or trial, else the LSL clock."""
+    if replay is not None:
+        return f"{replay.media_time(lsl_time):.2f} s"
+    return f"LSL {lsl_time:.3f}"
+
+
+class ReplayWatch:
+    """What a replay did between two looks: pause, resume, seek and item changes are events of the
+    replay (logged and recorded as markers), not gaps in the streams."""
+
+    def __init__(self, replay: ReplayControl):
+        self.replay = replay
+        self._state = replay.snapshot()
+        self._described = replay.description
+
+    def changes(self) -> list[tuple[str, str | None, int | None]]:
+        """(message, marker text or None for the default, truth or None) for each change since the last look."""
+        replay, found = self.replay, []
+        now = replay.snapshot()
+        generation, _, position, _, paused = now
+        if replay.description != self._described:
+            self._described = replay.description
+            found.append((f"replay: {self._described}", f"replay: {self._described}", replay.truth))
+        elif generation != self._state[0]:
+            found.append((f"replay: seek to {position:.1f} s", None, None))
+        if paused != self._state[4]:
+            found.append(("replay paused" if paused else "replay resumed", None, None))
+        self._state = now
+        return found

@@ -29,14 +29,11 @@ def test_synthetic_board_and_video_file_camera_end_to_end(tiny_checkpoint, face_
     predictions: queue.Queue = queue.Queue()
     engine.add_prediction_listener(predictions.put)
     started = local_clock()
-    engine.start()
-    try:
+    with engine:
         eeg = engine.eeg_source
         assert eeg.srate == 250.0 and len(eeg.channel_names) == 16
         got = [predictions.get(timeout=20) for _ in range(3)]
         frame, frame_time, box = engine.latest_frame()
-    finally:
-        engine.stop()
     for p in got:
         assert p.window_end - p.window_start == pytest.approx(3.0 - 1 / 250, abs=0.05)
         # BrainFlow's wall-clock stamps were moved onto the LSL clock.

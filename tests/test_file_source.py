@@ -13,7 +13,8 @@ from xdf_writer import XdfStream, write_xdf
 
 from milmer_app import cli as app_cli
 from milmer_app.recording import RecordingReader
-from milmer_app.sources.file import load_eeg_file, scan_folder
+from milmer_app.sources.file import load_eeg_file
+from milmer_app.sources.folder_scan import scan_folder
 from models.errors import SourceError
 from models.pipeline.eeg import GENEVA_CHANNELS
 
@@ -219,15 +220,10 @@ def _first_frames(eeg, video, count: int) -> list[float]:
             enough.set()
 
     eeg.replay.pause()
-    eeg.connect()
-    video.connect()
-    try:
+    with eeg, video:
         video.buffer.add_listener(on_frame)
         eeg.replay.resume()
         assert enough.wait(30), f"only {len(stamps)} frame(s) arrived"
-    finally:
-        video.disconnect()
-        eeg.disconnect()
     return stamps[:count]
 
 

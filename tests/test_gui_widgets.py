@@ -81,7 +81,7 @@ def test_selection_round_trips_through_args_and_settings(settings):
     args = argparse.Namespace(demo=False, eeg="brainflow:synthetic", video="webcam:1", checkpoint="m.safetensors",
                               device="cpu", hop=0.5, speed=2.0, predictions="p.jsonl", record=None, lsl_outlet=None)
     selection = SourceSelection.from_args(args)
-    assert selection == SourceSelection(False, "brainflow:synthetic", "webcam:1", "m.safetensors", "cpu", 0.5, 2.0)
+    assert selection == SourceSelection("brainflow:synthetic", "webcam:1", "m.safetensors", "cpu", 0.5, 2.0, demo=False)
     config = selection.engine_config(args)
     assert (str(config.eeg), str(config.video), str(config.predictions)) == ("brainflow:synthetic", "webcam:1",
                                                                              "p.jsonl")
@@ -269,8 +269,8 @@ def test_empty_plots_say_no_data_instead_of_showing_bare_axes(qtbot):
 
 
 # -- status bar and controls --------------------------------------------------------------
-def stream(name="cap", kind="eeg", lost=False, since=0.01):
-    return types.SimpleNamespace(name=name, kind=kind, connected=True, lost=lost, nominal_rate=128.0,
+def stream(name="cap", role="eeg", lost=False, since=0.01):
+    return types.SimpleNamespace(name=name, role=role, connected=True, lost=lost, nominal_rate=128.0,
                                  effective_rate=127.5, gaps=0, dropped=0, seconds_since_last=since)
 
 
@@ -340,11 +340,11 @@ def test_sources_panel_builds_and_shows_selections(qtbot, tmp_path):
     assert panel.selection() == SourceSelection.demo_selection()
     assert panel.video_kind.currentData() == "deap" and not panel.video_kind.isEnabled()   # the demo's own video
     chosen = [
-        SourceSelection(False, "brainflow:synthetic", "webcam:2", "demo", "cpu", 0.5),
-        SourceSelection(False, "brainflow:board=0,serial_port=/dev/ttyUSB0", "none"),
-        SourceSelection(False, "lsl:name=Cap", f"file:{tmp_path / 'face.avi'}"),
-        SourceSelection(False, f"recording:{tmp_path}", "recording:" + str(tmp_path)),
-        SourceSelection(False, "none", "webcam:0"),
+        SourceSelection("brainflow:synthetic", "webcam:2", "demo", "cpu", 0.5, demo=False),
+        SourceSelection("brainflow:board=0,serial_port=/dev/ttyUSB0", "none", demo=False),
+        SourceSelection("lsl:name=Cap", f"file:{tmp_path / 'face.avi'}", demo=False),
+        SourceSelection(f"recording:{tmp_path}", "recording:" + str(tmp_path), demo=False),
+        SourceSelection("none", "webcam:0", demo=False),
     ]
     for selection in chosen:
         panel.set_selection(selection)
@@ -353,7 +353,7 @@ def test_sources_panel_builds_and_shows_selections(qtbot, tmp_path):
         qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
     assert requested.args[0] == chosen[-1]
     with pytest.raises(SourceError, match="file needs path"):   # not a valid video spec
-        SourceSelection(False, "lsl:name=Cap", "file:")
+        SourceSelection("lsl:name=Cap", "file:", demo=False)
     panel.pages["video"]["webcam"].editors["fps"].setText("-5")       # a value the registry refuses
     panel.video_kind.setCurrentIndex(panel.video_kind.findData("webcam"))
     qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
@@ -389,7 +389,7 @@ def test_sources_panel_browses_a_deap_folder(qtbot, tmp_path):
                          missing_videos={2: [2]})
     panel = SourcesPanel()
     qtbot.addWidget(panel)
-    wanted = SourceSelection(False, f"deap:{root}:2:3", "deap")
+    wanted = SourceSelection(f"deap:{root}:2:3", "deap", demo=False)
     panel.set_selection(wanted)                            # scans the folder off the GUI thread
     page = panel.deap_page
     qtbot.waitUntil(lambda: page.subject_box.count() == 2 and page.trial_table.rowCount() == 3, timeout=20000)

@@ -138,6 +138,12 @@ class LslCap:
         self._stop.set()
         self._thread.join(5)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
 
 @pytest.mark.lsl
 def test_sources_switch_live_and_a_lost_stream_shows(qtbot, open_window, tiny_checkpoint, lsl_config):
@@ -149,9 +155,9 @@ def test_sources_switch_live_and_a_lost_stream_shows(qtbot, open_window, tiny_ch
     assert window.replay_controls.replay is not None
 
     cap = LslCap("milmer-gui-cap")
-    try:
+    with cap:
         panel = window.sources
-        panel.set_selection(SourceSelection(False, f"lsl:source_id={cap.source_id}", "none", str(tiny_checkpoint)))
+        panel.set_selection(SourceSelection(f"lsl:source_id={cap.source_id}", "none", str(tiny_checkpoint), demo=False))
         qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: window.engine is not None and window.engine is not first_engine, timeout=30000)
         wait_for_predictions(qtbot, window, 1, timeout=30000)
@@ -187,8 +193,6 @@ def test_sources_switch_live_and_a_lost_stream_shows(qtbot, open_window, tiny_ch
         shown_after = shown[0] - arrivals[-1]
         assert shown_after < 2.0, f"loss shown {shown_after:.2f} s after the last sample arrived"   # the limit
         assert window.status.lost_streams() == [label.text()]
-    finally:
-        cap.stop()
     qtbot.mouseClick(window.sources.disconnect_button, QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.status.state_label.text() == "disconnected", timeout=15000)
     assert window.engine is None and window.sources.connect_button.text() == "Connect"
@@ -209,7 +213,7 @@ def test_record_then_replay_the_recording(qtbot, open_window, tiny_checkpoint, t
     assert window.engine.recording_status().error is None
     assert folder.is_dir() and any(folder.iterdir())
 
-    window.connect_to(SourceSelection(False, f"recording:{folder}", f"recording:{folder}", str(tiny_checkpoint)))
+    window.connect_to(SourceSelection(f"recording:{folder}", f"recording:{folder}", str(tiny_checkpoint), demo=False))
     wait_for_predictions(qtbot, window, 1, timeout=30000)
     assert window.replay_controls.replay is not None
     qtbot.waitUntil(lambda: window.face_view.frame.frame_time is not None and window.redraws > 0, timeout=5000)
@@ -218,7 +222,7 @@ def test_record_then_replay_the_recording(qtbot, open_window, tiny_checkpoint, t
 def test_settings_persist_across_a_restart_and_a_saved_file_that_has_gone_is_marked(qtbot, open_window, settings,
                                                                                     tmp_path):
     missing = tmp_path / "no_such_model.safetensors"
-    chosen = SourceSelection(False, "brainflow:synthetic", "none", str(missing), "cpu", 0.5)
+    chosen = SourceSelection("brainflow:synthetic", "none", str(missing), "cpu", 0.5, demo=False)
     first = open_window(cli_args(eeg=str(chosen.eeg), video=str(chosen.video), checkpoint=chosen.checkpoint,
                                  device="cpu", hop=0.5))
     qtbot.waitUntil(lambda: first.last_error is not None, timeout=30000)
@@ -302,7 +306,7 @@ def test_a_camera_that_cannot_open_leaves_the_eeg_running_in_the_window(qtbot, o
                                                                        tmp_path):
     cap = LslCap("milmer-gui-nocam")
     predictions, record = tmp_path / "p.jsonl", tmp_path / "rec"
-    try:
+    with cap:
         window = open_window(cli_args(eeg=f"lsl:source_id={cap.source_id}", video="webcam:99",
                                       checkpoint=str(tiny_checkpoint), hop=0.5, predictions=str(predictions),
                                       record=str(record), lsl_outlet="milmer-gui-nocam-emotion"))
@@ -311,7 +315,7 @@ def test_a_camera_that_cannot_open_leaves_the_eeg_running_in_the_window(qtbot, o
         # The output options work in the window as headless: a predictions file, a recording, an outlet.
         assert window.engine.recording_status().active and (record / "meta.json").is_file()
         qtbot.waitUntil(lambda: predictions.is_file() and predictions.read_text().count("\n") >= 1, timeout=5000)
-        assert window.engine._outlet is not None
+        assert window.engine._outputs.outlet is not None
         face = window.face_view
         assert not face.problem.isHidden() and "webcam 99: cannot open the camera" in face.problem.text()
         assert not face.retry_button.isHidden() and "not connected" in window.sources.message.text()
@@ -325,8 +329,6 @@ def test_a_camera_that_cannot_open_leaves_the_eeg_running_in_the_window(qtbot, o
         assert engine.eeg_source._inlet is inlet                   # the EEG stream was not reopened
         wait_for_predictions(qtbot, window, 1)
         assert window.emotion_view.predictions_shown > shown
-    finally:
-        cap.stop()
 
 
 def test_a_replay_across_trial_boundaries_keeps_truth_agreement_and_plane_together(qtbot, open_window,
@@ -460,7 +462,7 @@ def test_the_sources_table_lists_the_connected_stream_marked_and_follows_a_switc
     import socket
 
     first, second = LslCap("milmer-gui-table-a"), LslCap("milmer-gui-table-b")
-    try:
+    with second, first:
         window = open_window(cli_args(eeg=f"lsl:source_id={first.source_id}", video="none",
                                       checkpoint=str(tiny_checkpoint)))
         wait_for_predictions(qtbot, window)
@@ -490,9 +492,6 @@ def test_the_sources_table_lists_the_connected_stream_marked_and_follows_a_switc
         qtbot.waitUntil(lambda: (window.width(), window.height()) == (1024, 700), timeout=5000)
         qtbot.wait(200)
         assert widgets_past_right_edge(window.sources, window.sources_dock.widget().viewport()) == []
-    finally:
-        first.stop()
-        second.stop()
 
 
 @pytest.mark.lsl

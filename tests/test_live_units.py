@@ -247,7 +247,7 @@ def test_the_bag_takes_its_faces_from_the_span_of_its_eeg_window():
 
 
 def test_model_description_names_provenance_and_marks_leaky_checkpoints():
-    from milmer_app.engine import describe_model
+    from models.provenance import describe_model
 
     honest = describe_model("tiny", {"protocol": "trial", "fold": 0, "dataset": {"root": "/data/synth"}})
     assert honest == "tiny preset · trial protocol · fold 1 · trained on synth"

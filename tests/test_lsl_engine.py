@@ -45,8 +45,7 @@ def test_lsl_stream_in_foreign_order_drives_predictions_and_recovers_from_loss(t
     engine.add_prediction_listener(predictions.put)
     engine.add_event_listener(lambda level, message: events.put((level, message, local_clock())))
     engine.add_status_listener(statuses.put)
-    engine.start()
-    try:
+    with player, engine:
         assert engine.eeg_source.srate == RATE and engine.eeg_source.channel_names == labels
         found = pylsl.resolve_byprop("name", f"{name}-emotion", 1, 10.0)
         assert found, "the predictions outlet is not visible on LSL"
@@ -71,7 +70,7 @@ def test_lsl_stream_in_foreign_order_drives_predictions_and_recovers_from_loss(t
         hops = round((second.window_end - first.window_end) / 0.5)   # more than one if a stale bag was dropped
         assert hops >= 1 and second.window_end - first.window_end == pytest.approx(0.5 * hops, abs=0.2)
         status = next_matching(statuses, lambda s: s[0].effective_rate > 0, timeout=5)[0]
-        assert status.kind == "eeg" and status.connected and not status.lost
+        assert status.role == "eeg" and status.connected and not status.lost
         assert status.effective_rate == pytest.approx(RATE, rel=0.1) and status.nominal_rate == RATE
 
         player.stop()
@@ -88,9 +87,6 @@ def test_lsl_stream_in_foreign_order_drives_predictions_and_recovers_from_loss(t
         assert status.dropped >= RATE      # the outage lasted well over a second
         data_copy, times, names, srate = engine.eeg_snapshot(1.0)
         assert data_copy.shape == (len(labels), int(RATE)) and names == labels and srate == RATE
-    finally:
-        engine.stop()
-        player.stop()
 
 
 def test_unmatched_channel_labels_are_a_clear_error(tiny_checkpoint):
@@ -99,12 +95,8 @@ def test_unmatched_channel_labels_are_a_clear_error(tiny_checkpoint):
     player = LslPlayer(np.zeros((4, 256), np.float32), RATE, labels, name=name)
     player.start()
     engine = Engine(EngineConfig(eeg=f"lsl:name={name}", checkpoint=str(tiny_checkpoint), device="cpu"))
-    try:
-        with pytest.raises(SourceError) as error:
-            engine.start()
-    finally:
-        engine.stop()
-        player.stop()
+    with player, pytest.raises(SourceError) as error:
+        engine.start()          # a start that fails stops what it had started
     message = str(error.value)
     assert name in message and "only 1 of the model's 32" in message and "X1, X2, X3, Cz" in message
     assert not engine.eeg_source.connected
@@ -118,15 +110,11 @@ def test_lsl_source_by_type_converts_volts_to_microvolts():
     player = LslPlayer(data, RATE, ["Cz", "Pz"], name="VoltsEEG", stream_type=stream_type, unit="volts")
     player.start()
     source = LSLSource(stype=stream_type)
-    source.connect()
-    try:
+    with player, source:
         assert source.units == ["volts", "volts"] and source.channel_names == ["Cz", "Pz"]
         assert source.buffer.wait_for(32, timeout=10)
         values, _ = source.buffer.latest(32)
         np.testing.assert_allclose(values, 2.0, rtol=1e-5)
-    finally:
-        source.disconnect()
-        player.stop()
 
 
 def test_a_stream_that_comes_back_with_other_channels_ends_a_headless_run_with_a_clear_error(tiny_checkpoint,

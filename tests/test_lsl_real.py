@@ -78,6 +78,12 @@ class StampedOutlet:
         self._thread.join(timeout=5)
         self.outlet = None
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
 
 def _events(source) -> queue.Queue:
     events: queue.Queue = queue.Queue()
@@ -100,8 +106,7 @@ def test_units_arrive_three_ways_and_are_pushed_as_microvolts(units, scale, unit
     outlet = StampedOutlet(name, units, scale=scale)
     source = LSLSource(name=name)
     events = _events(source)
-    try:
-        source.connect()
+    with outlet, source:
         assert source.unit == unit and source.unit_origin == origin and source.unit_assumed == warned
         assert source.buffer.wait_for(int(3 * RATE), timeout=20)
         data, _ = source.buffer.latest(int(2 * RATE))
@@ -117,24 +122,17 @@ def test_units_arrive_three_ways_and_are_pushed_as_microvolts(units, scale, unit
                 in warnings[0] and "unit=uV|mV|V" in warnings[0] and name in warnings[0]
         else:
             assert not warnings, warnings
-    finally:
-        source.disconnect()
-        outlet.stop()
 
 
 def test_a_spec_unit_overrides_what_the_stream_says():
     name = f"MilmerForced-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, scale=1e-3)     # mislabelled: really millivolts
     source = LSLSource(name=name, unit="mV")
-    try:
-        source.connect()
+    with outlet, source:
         assert source.unit == "mV" and source.unit_origin == "spec" and source.unit_text() == "mV (set by spec)"
         assert source.buffer.wait_for(int(RATE), timeout=20)
         data, _ = source.buffer.latest(int(RATE))
         np.testing.assert_allclose(np.median(data, axis=1), np.linspace(-5000, 5000, 32), atol=1.0)
-    finally:
-        source.disconnect()
-        outlet.stop()
 
 
 def test_the_unit_in_use_shows_in_status_summary_and_recording(tiny_checkpoint, tmp_path, capsys):
@@ -143,11 +141,9 @@ def test_the_unit_in_use_shows_in_status_summary_and_recording(tiny_checkpoint, 
     name = f"MilmerVolts-{_uid()}"
     outlet = StampedOutlet(name, None, scale=1e-6)
     record = tmp_path / "rec"
-    try:
+    with outlet:
         code = app_cli.main(["--headless", "--eeg", f"lsl:name={name}", "--checkpoint", str(tiny_checkpoint),
                              "--device", "cpu", "--duration", "1", "--record", str(record)])
-    finally:
-        outlet.stop()
     assert code == 0
     out = capsys.readouterr().out
     assert f"EEG LSL {name}: samples in V (assumed), converted to µV" in out
@@ -162,16 +158,12 @@ def test_a_stream_sending_four_times_its_declared_rate_is_stopped_with_a_clear_e
     name = f"MilmerFast-{_uid()}"
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=128.0, sent_rate=512.0)
     source = LSLSource(name=name)
-    try:
-        source.connect()
+    with outlet, source:
         assert source.finished.wait(30), "the source kept running"
         message = source.error
         assert message is not None and name in message and "declares 128 Hz but sends" in message
         measured = float(message.split("sends ")[1].split(" Hz")[0])
         assert measured == pytest.approx(512, rel=0.02)
-    finally:
-        source.disconnect()
-        outlet.stop()
 
 
 def test_a_stream_stamping_its_declared_rate_while_sending_four_times_as_fast_is_stopped():
@@ -180,15 +172,11 @@ def test_a_stream_stamping_its_declared_rate_while_sending_four_times_as_fast_is
                            stamp=lambda index, start: start + index / 128.0)     # runs ahead 3 s per second
     source = LSLSource(name=name)
     events = _events(source)
-    try:
-        source.connect()
+    with outlet, source:
         assert source.finished.wait(30), "the source kept running"
         assert name in source.error and "timestamps broke 3 times within 10 s" in source.error
         ahead = [m for level, m in list(events.queue) if level == "warning" and "ahead" in m]
         assert len(ahead) == 3
-    finally:
-        source.disconnect()
-        outlet.stop()
 
 
 def test_a_stream_delivering_a_quarter_of_its_stamped_rate_is_stopped():
@@ -196,16 +184,12 @@ def test_a_stream_delivering_a_quarter_of_its_stamped_rate_is_stopped():
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=RATE, sent_rate=RATE / 4,
                            stamp=lambda index, start: start + index / RATE)      # falls ever further behind
     source = LSLSource(name=name)
-    try:
-        source.connect()
+    with outlet, source:
         assert source.finished.wait(40), "the source kept running"
         message = source.error
         assert message is not None and name in message and "declares 256 Hz but delivers" in message
         delivered = float(message.split("delivers ")[1].split(" samples")[0])
         assert delivered == pytest.approx(64, rel=0.05)
-    finally:
-        source.disconnect()
-        outlet.stop()
 
 
 def test_a_rate_a_little_off_is_a_warning_and_a_status_flag():
@@ -213,15 +197,11 @@ def test_a_rate_a_little_off_is_a_warning_and_a_status_flag():
     outlet = StampedOutlet(name, ["microvolts"] * 32, declared=RATE, sent_rate=RATE * 1.1)
     source = LSLSource(name=name)
     events = _events(source)
-    try:
-        source.connect()
+    with outlet, source:
         _, message = next_matching(events, lambda e: e[0] == "warning" and "declares" in e[1], timeout=30)
         assert "declares 256 Hz but sends 28" in message and "+10 %" in message
         report, _ = source.monitor.check()
         assert report.rate_off and source.error is None
-    finally:
-        source.disconnect()
-        outlet.stop()
 
 
 @pytest.mark.parametrize("jump, said", [(-10.0, "backwards"), (3600.0, "ahead of this machine's clock")])
@@ -241,8 +221,7 @@ def test_clock_jumps_are_reported_and_no_window_spans_them(tiny_checkpoint, jump
     engine.add_prediction_listener(seen.append)
     engine.add_prediction_listener(predictions.put)
     engine.add_event_listener(lambda level, message: events.put((level, message)))
-    engine.start()
-    try:
+    with outlet, engine:
         next_matching(predictions, lambda p: True, timeout=30)
         jump_at[0] = outlet.pushed + RATE / 2
         level, message = next_matching(events, lambda e: said in e[1], timeout=30)
@@ -255,9 +234,6 @@ def test_clock_jumps_are_reported_and_no_window_spans_them(tiny_checkpoint, jump
         # The re-anchored stream stays on this machine's clock.
         assert abs(after.window_end - local_clock()) < 2.0
         assert engine.eeg_source.error is None
-    finally:
-        engine.stop()
-        outlet.stop()
 
 
 # -- stream identity -----------------------------------------------------------------------------------
@@ -269,8 +245,7 @@ def test_several_matching_streams_are_an_error_listing_each_unless_pick_first():
     second = LslPlayer(_signal(512, channels=8).astype(np.float32), RATE, LABELS[:8], name="MilmerTwinB",
                        stream_type=stream_type, source_id="twin-b")
     first.start()
-    second.start()
-    try:
+    with second, first:
         with pytest.raises(SourceError) as error:
             LSLSource(stype=stream_type).connect()
         message = str(error.value)
@@ -284,9 +259,6 @@ def test_several_matching_streams_are_an_error_listing_each_unless_pick_first():
             assert picked.source_id == "twin-a"
         finally:
             picked.disconnect()
-    finally:
-        first.stop()
-        second.stop()
 
 
 def test_with_source_id_the_engine_never_reads_the_other_stream_even_after_its_own_drops(tiny_checkpoint):
@@ -339,13 +311,11 @@ def test_a_mistyped_stream_name_lists_the_streams_there_within_the_timeout_befor
 
     suffix = _uid()
     outlet = StampedOutlet(f"NewcomerEEG{suffix}", ["microvolts"] * 32, source_id=f"cap-{suffix}")
-    try:
+    with outlet:
         started = local_clock()
         code = app_cli.main(["--headless", "--eeg", f"lsl:name=NewcomerEG{suffix},timeout=2",
                              "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--duration", "1"])
         seconds = local_clock() - started
-    finally:
-        outlet.stop()
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
     (line,) = [line for line in err.splitlines() if line.startswith("milmer-app: error:")]

@@ -141,8 +141,7 @@ def test_marker_source_reconnects_only_to_the_same_stream():
     events: queue.Queue = queue.Queue()
     source.add_marker_sink(lambda text, stamp: received.put(text))
     source.add_event_sink(lambda level, message: events.put(message))
-    source.connect()
-    try:
+    with source:
         assert outlet.wait_for_consumers(10.0)
         outlet.push_sample(["before"])
         assert next_matching(received, lambda t: True, timeout=10) == "before"
@@ -157,8 +156,6 @@ def test_marker_source_reconnects_only_to_the_same_stream():
         assert next_matching(received, lambda t: True, timeout=10) == "after"
         with pytest.raises(queue.Empty):
             received.get(timeout=0.5)
-    finally:
-        source.disconnect()
 
 
 @pytest.mark.slow
@@ -169,15 +166,12 @@ def test_brainflow_markers_arrive_as_markers(tiny_checkpoint, tmp_path):
                                  record=folder))
     received: queue.Queue = queue.Queue()
     engine.add_marker_listener(lambda text, stamp, stream: received.put((text, stamp)))
-    engine.start()
-    try:
+    with engine:
         board = engine.eeg_source._board
         before = local_clock()
         board.insert_marker(3.0)
         text, stamp = next_matching(received, lambda item: True, timeout=10)
         assert text == "3" and abs(stamp - before) < 0.1
-    finally:
-        engine.stop()
     recorded = [(r["text"], r["stream"]) for r in RecordingReader(folder).markers() if r.get("kind") == "marker"]
     assert recorded == [("3", "BrainFlow board -1")]
 

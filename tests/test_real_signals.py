@@ -42,9 +42,8 @@ def _run(raw, unit_mode: str, checkpoint: Path, dumps: Path, steps: int = 6, hop
     statuses: queue.Queue = queue.Queue()
     engine.add_prediction_listener(predictions.put)
     engine.add_status_listener(statuses.put)
-    engine.start()
     got = []
-    try:
+    with engine:
         assert outlet.outlet.wait_for_consumers(10.0)
         outlet.start_clock(local_clock())
         first = CONTRACT.window_seconds + 1.0
@@ -57,8 +56,6 @@ def _run(raw, unit_mode: str, checkpoint: Path, dumps: Path, steps: int = 6, hop
         status_list = []
         while not statuses.empty():
             status_list.append(statuses.get())
-    finally:
-        engine.stop()
     bags = [dict(np.load(path)) for path in sorted(dumps.glob("bag-*.npz"))]
     return bags, got, status_list, outlet.t0
 
@@ -152,7 +149,7 @@ def test_nan_channels_are_masked_and_named_and_the_rest_still_equal_offline(tiny
     raw._data[:] = data
     raw = write_and_read(raw, tmp_path / "rec_raw.fif")
     statuses = _check_equivalence(raw, "microvolts", tiny_checkpoint, tmp_path / "bags", bad=("Cz", "O1"))
-    eeg_status = [s[0] for s in statuses if s and s[0].kind == "eeg" and s[0].masked]
+    eeg_status = [s[0] for s in statuses if s and s[0].role == "eeg" and s[0].masked]
     assert eeg_status and eeg_status[-1].masked == {"Cz": "NaN/Inf", "O1": "NaN/Inf"}
     assert eeg_status[-1].problem == ""
 
@@ -171,15 +168,12 @@ def test_all_channels_nan_gives_no_prediction_and_a_status_reason(tiny_checkpoin
     engine.add_prediction_listener(predictions.put)
     engine.add_status_listener(statuses.put)
     engine.add_event_listener(lambda level, message: events.put((level, message)))
-    engine.start()
-    try:
+    with engine:
         assert outlet.outlet.wait_for_consumers(10.0)
         outlet.start_clock(local_clock())
         outlet.push_until(outlet.duration)
         status = next_matching(statuses, lambda s: s and s[0].problem, timeout=20)[0]
         level, message = next_matching(events, lambda e: "no usable EEG" in e[1], timeout=5)
-    finally:
-        engine.stop()
     assert status.problem.startswith("no usable EEG: 0 of 32 model channels usable")
     assert "Fp1 (NaN/Inf)" in status.problem and len(status.masked) == 20
     assert level == "warning" and name in message
@@ -194,11 +188,8 @@ def test_deap_replay_feeds_the_model_exactly_the_training_windows(tiny_checkpoin
     data = write_synthetic_deap(tmp_path / "deap", subjects=1, trials=2, seconds=6.0, seed=7, video_size=(64, 48))
     engine = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", checkpoint=str(tiny_checkpoint), hop=0.25, speed=2.0,
                                  device="cpu", dump_bags=tmp_path / "bags"))
-    engine.start()
-    try:
+    with engine:
         assert engine.finished.wait(timeout=60), "the replay did not end"
-    finally:
-        engine.stop()
     trials = load_subject(data.root, 1).data[:, :32]             # (trials, 32, samples), as training reads them
     bags = [dict(np.load(path)) for path in sorted((tmp_path / "bags").glob("bag-*.npz"))]
     assert len(bags) >= 6

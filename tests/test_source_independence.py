@@ -56,7 +56,7 @@ def test_a_video_that_cannot_open_leaves_eeg_running_and_retry_reopens_only_the_
         first = _next_prediction(predictions)             # from EEG alone
         assert not any(first.face_mask)
         report = statuses.get(timeout=5)
-        video_status = next(s for s in report if s.kind == "video")
+        video_status = next(s for s in report if s.role == "video")
         assert not video_status.connected and "OpenCV" in video_status.error
 
         with pytest.raises(SourceError):
@@ -73,7 +73,7 @@ def test_a_video_that_cannot_open_leaves_eeg_running_and_retry_reopens_only_the_
         deadline = local_clock() + 30
         while not statuses.empty() or local_clock() < deadline:
             report = statuses.get(timeout=5)
-            if next(s for s in report if s.kind == "video").connected:
+            if next(s for s in report if s.role == "video").connected:
                 break
         else:
             raise AssertionError("the status never showed the video connected again")

@@ -196,7 +196,7 @@ def test_a_registered_kind_shows_in_the_sources_panel(toy_kind, qtbot):
     selection = panel.selection()
     assert selection.eeg.kind == "toy" and selection.eeg.options == toy_kind.ToyOptions(seconds=2.5)
     assert selection.eeg == "toy:seconds=2.5"
-    panel.set_selection(SourceSelection(False, "toy:amplitude=5", "none"))
+    panel.set_selection(SourceSelection("toy:amplitude=5", "none", demo=False))
     assert (page.editors["seconds"].text(), page.editors["amplitude"].text()) == ("", "5")
 
 
@@ -205,7 +205,7 @@ def test_settings_store_the_typed_options(settings):
     from milmer_app.gui.selection import SourceSelection
     from milmer_app.gui.settings import load_selection, save_selection
 
-    chosen = SourceSelection(False, "lsl:type=EEG,timeout=2.5,map=position", "webcam:1,width=640", "m.safetensors")
+    chosen = SourceSelection("lsl:type=EEG,timeout=2.5,map=position", "webcam:1,width=640", "m.safetensors", demo=False)
     save_selection(settings, chosen)
     assert settings.value("sources/eeg/kind") == "lsl" and settings.value("sources/eeg/timeout") == "2.5"
     assert settings.value("sources/video/width") == "640"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from PySide6 import QtCore
 
-from milmer_app.gui.workers import CallRunner
+from milmer_app.gui.workers import CLOSE_WAIT_S, CallRunner
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,20 @@ class EngineBridge(QtCore.QObject):
         self.runner.start(self._stop_all, "stopping the engine", lambda _: self.stopped.emit(), self._on_failed)
 
     def shutdown(self) -> None:
-        """Stop every engine and wait for every background call (used when the window closes).
-
-        After this no engine thread calls back and no QThread of the bridge runs, so the
-        window's Qt objects can be destroyed safely.
-        """
+        """Stop every engine and wait for the background calls, CLOSE_WAIT_S at most (used when the window
+        closes). After this no engine calls back into the window: a start still running is let go and
+        stops its own engine when it returns."""
         self._closed = True
         self._generation += 1
-        self.runner.wait_all()
+        self.runner.wait_all(CLOSE_WAIT_S)
         self.engine = None
-        self._stop_all()
+        # An engine start still running holds the lock; it stops its own engine when it returns
+        # (superseded), so a close does not wait for a stream search or a model load to end.
+        if self._lock.acquire(timeout=CLOSE_WAIT_S):
+            try:
+                self._stop_live()
+            finally:
+                self._lock.release()
 
     # worker-thread side ---------------------------------------------------------
     def _replace(self, make_config: Callable[[], object], generation: int):
@@ -102,11 +106,12 @@ class EngineBridge(QtCore.QObject):
             from milmer_app.engine import Engine
 
             engine = Engine(make_config())
-            engine.add_prediction_listener(lambda p: self._engine_prediction.emit(generation, p))
-            engine.add_status_listener(lambda s: self._engine_status.emit(generation, s))
-            engine.add_event_listener(lambda level, message: self._engine_event.emit(generation, level, message))
-            engine.add_marker_listener(lambda text, stamp, stream: self._engine_marker.emit(generation, text, stamp,
-                                                                                            stream))
+            engine.add_prediction_listener(lambda p: self._emit(self._engine_prediction, generation, p))
+            engine.add_status_listener(lambda s: self._emit(self._engine_status, generation, s))
+            engine.add_event_listener(lambda level, message: self._emit(self._engine_event, generation, level,
+                                                                        message))
+            engine.add_marker_listener(lambda text, stamp, stream: self._emit(self._engine_marker, generation, text,
+                                                                              stamp, stream))
             try:
                 engine.start()
             except BaseException:
@@ -117,6 +122,10 @@ class EngineBridge(QtCore.QObject):
                 return None
             self._live.append(engine)
             return engine
+
+    def _emit(self, signal, *args) -> None:
+        if not self._closed:         # a closed window's Qt objects may be gone
+            signal.emit(*args)
 
     def _stop_all(self) -> None:
         with self._lock:

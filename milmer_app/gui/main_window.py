@@ -19,6 +19,7 @@ from milmer_app.gui.sources_panel import SourcesPanel
 from milmer_app.gui.spectrum_view import SpectrumView
 from milmer_app.gui.startup_notice import StartupNotice
 from milmer_app.gui.status_bar import EngineStatusBar
+from milmer_app.gui.workers import CLOSE_WAIT_S
 
 DRAW_INTERVAL_MS = 25       # traces and camera frame (40 Hz asked, so 30 Hz holds under load)
 SLOW_INTERVAL_MS = 500      # spectrum, channel flags, replay position, recording, stale status
@@ -38,7 +39,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.selection: SourceSelection | None = None
         self.last_error: str | None = None
         self.redraws = 0                       # fast-timer draws with data (bench and tests)
-        self._retrying: dict[str, bool] = {}   # kind -> a Retry of that source is running
+        self._retrying: dict[str, bool] = {}   # role -> a Retry of that source is running
         self.connecting = False                 # an engine is starting (Connect can be cancelled)
         self._failed_streams: set[str] = set()
         self.last_prediction = None             # the newest prediction (the calibration preflight reads it)
@@ -273,21 +274,21 @@ class MainWindow(QtWidgets.QMainWindow):
         elif eeg.error is None:
             self.eeg_view.show_problem(None)
 
-    def retry_source(self, kind: str) -> None:
+    def retry_source(self, role: str) -> None:
         """Reconnect only the EEG or only the video source, off the GUI thread."""
         engine = self.engine
-        if engine is None or self._retrying.get(kind):
+        if engine is None or self._retrying.get(role):
             return
-        self._retrying[kind] = True
-        (self.face_view if kind == "video" else self.eeg_view).show_problem(f"{kind}: reconnecting…", retrying=True)
+        self._retrying[role] = True
+        (self.face_view if role == "video" else self.eeg_view).show_problem(f"{role}: reconnecting…", retrying=True)
 
         def done(_=None) -> None:
-            self._retrying[kind] = False
+            self._retrying[role] = False
             if self.engine is engine:
                 self.sources.show_message(connected_text(engine), "warning" if engine.source_errors else "info")
                 self._show_source_problems()
 
-        self.bridge.runner.start(lambda: engine.retry(kind), f"reconnecting the {kind} source", done,
+        self.bridge.runner.start(lambda: engine.retry(role), f"reconnecting the {role} source", done,
                                  lambda message: done())
 
     def _engine_failed(self, message: str) -> None:
@@ -452,7 +453,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.wizard.close()      # ends a running session cleanly (and a background calibration)
         self.status.set_state("stopping…", "warning")
         self.status.state_label.repaint()   # not processEvents(): no queued engine signal may run mid-close
-        self.sources.runner.wait_all()
+        self.sources.runner.wait_all(CLOSE_WAIT_S)
         self.bridge.shutdown()
         super().closeEvent(event)
 
@@ -469,7 +470,7 @@ def connected_text(engine) -> str:
 
 def connected_lsl_stream(engine):
     """The LSL stream the engine reads, as the Sources table lists streams (None for other sources)."""
-    from milmer_app.gui.source_pages import LslStreamEntry
+    from milmer_app.sources.lsl_streams import LslStreamEntry
 
     source = engine.eeg_source
     identity = getattr(source, "identity", None)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
+from milmer_app.engine_config import EngineConfig, SessionChoice
 from milmer_app.sources.registry import option_strings
 from milmer_app.specs import SourceSpec, as_spec, spec_from_options, spec_from_strings
 from models.errors import MilmerError
@@ -26,18 +27,11 @@ def as_bool(raw: object) -> bool:
 
 
 @dataclass(frozen=True)
-class SourceSelection:
-    demo: bool = True
-    eeg: SourceSpec | str = "none"       # a SourceSpec; text is parsed (SourceError when wrong)
-    video: SourceSpec | str = "none"
-    checkpoint: str = "demo"
-    device: str = "auto"
-    hop: float = 1.0
-    speed: float = 1.0
+class SourceSelection(SessionChoice):
+    """The sources and model picked (`SessionChoice`), or the demo (`demo`: the demo subject and its
+    video are run; the sources picked are kept for when the demo is switched off)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "eeg", as_spec("eeg", self.eeg))
-        object.__setattr__(self, "video", as_spec("video", self.video))
+    demo: bool = True
 
     @classmethod
     def demo_selection(cls) -> SourceSelection:
@@ -50,22 +44,11 @@ class SourceSelection:
             getattr(args, key, None) for key in ("eeg", "video", "checkpoint"))
         if not named:
             return None
-        default = cls()
-        return cls(
-            demo=bool(getattr(args, "demo", False)),
-            eeg=getattr(args, "eeg", None) or default.eeg,
-            video=getattr(args, "video", None) or default.video,
-            checkpoint=getattr(args, "checkpoint", None) or default.checkpoint,
-            device=getattr(args, "device", None) or default.device,
-            hop=float(getattr(args, "hop", None) or default.hop),
-            speed=float(getattr(args, "speed", None) or default.speed),
-        )
+        return cls(demo=bool(getattr(args, "demo", False)), **cls.values_from_args(args))
 
-    def engine_config(self, command_line: argparse.Namespace | None = None):
+    def engine_config(self, command_line: argparse.Namespace | None = None) -> EngineConfig:
         """The EngineConfig for this selection. The outputs (predictions, record, LSL outlet) come
         from the window's own command line, if any (`EngineConfig.output_options`)."""
-        from milmer_app.engine import EngineConfig   # heavy (torch): called off the GUI thread
-
         eeg, video = (("demo", "deap") if self.demo else (self.eeg, self.video))
         outputs = EngineConfig.output_options(command_line) if command_line is not None else {}
         return EngineConfig(eeg=eeg, video=video, checkpoint=self.checkpoint, device=self.device, hop=self.hop,
@@ -135,8 +118,9 @@ class SourceSelection:
                     changes[f.name] = float(raw)
                 else:
                     changes[f.name] = str(raw)
-            except (TypeError, ValueError):
-                continue
+                replace(selection, **{f.name: changes[f.name]})      # checked as the selection checks it
+            except (TypeError, ValueError, MilmerError):
+                changes.pop(f.name, None)
         return replace(selection, **changes)
 
 

@@ -8,6 +8,7 @@ without a page of its own gets an `OptionsForm` made from its options' fields.
 from __future__ import annotations
 
 import typing
+from functools import partial
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
@@ -16,52 +17,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
 from milmer_app.gui.elided_label import ClampedLabel, ElidedLabel
-from milmer_app.gui.workers import CallRunner
+from milmer_app.gui.workers import CallRunner, interrupted
+from milmer_app.sources.folder_scan import scan_folder
+from milmer_app.sources.kinds.brainflow import brainflow_boards
 from milmer_app.sources.kinds.deap import DeapOptions
 from milmer_app.sources.kinds.recording import FolderOptions
+from milmer_app.sources.lsl_streams import LslStreamEntry, discover_lsl_streams
 from milmer_app.sources.registry import (Options, SourceKind, format_spec, option_help, option_metavar,
                                          option_text, parse_spec, spec_from_strings)
 from models.errors import MilmerError
-
-LSL_WAIT_S = 1.5
-
-
-@dataclass(frozen=True)
-class LslStreamEntry:
-    name: str
-    type: str
-    nominal_rate: float
-    channels: int
-    source_id: str
-    hostname: str
-
-    @property
-    def spec(self) -> str:
-        return f"lsl:source_id={self.source_id}" if self.source_id else f"lsl:name={self.name}"
-
-    def same_stream(self, other: LslStreamEntry) -> bool:
-        """The same outlet: by source_id where it has one, else by name and host."""
-        if self.source_id or other.source_id:
-            return self.source_id == other.source_id
-        return (self.name, self.hostname) == (other.name, other.hostname)
-
-
-def discover_lsl_streams(wait_time: float = LSL_WAIT_S) -> list[LslStreamEntry]:
-    """Every LSL stream visible from here (blocking for `wait_time` seconds)."""
-    import pylsl
-
-    entries = [LslStreamEntry(info.name(), info.type(), info.nominal_srate(), info.channel_count(),
-                              info.source_id(), info.hostname())
-               for info in pylsl.resolve_streams(wait_time)]
-    return sorted(entries, key=lambda e: (e.type != "EEG", e.name))
-
-
-def brainflow_boards() -> list[tuple[str, int]]:
-    from brainflow.board_shim import BoardIds
-
-    boards = [(board.name.lower(), int(board.value)) for board in BoardIds if board.value >= -3]
-    return sorted(boards, key=lambda item: (item[1] != -1, item[0]))
-
 
 def browse_row(line: QtWidgets.QLineEdit, browse: QtWidgets.QPushButton) -> QtWidgets.QWidget:
     row = QtWidgets.QWidget()
@@ -140,12 +104,6 @@ def _scan_deap(folder: Path):
     from training.deap import scan_deap   # imported when a folder is scanned: the panel opens fast
 
     return scan_deap(folder)
-
-
-def _scan_folder(folder: Path) -> list:
-    from milmer_app.sources.file import scan_folder
-
-    return scan_folder(folder)
 
 
 class LslPage(QtWidgets.QWidget):
@@ -490,8 +448,8 @@ class FilePage(OptionsForm):
         super().__init__(runner, kind, parent)
         self.entries: list = []
         self.found = ElidedLabel("", min_chars=6, hide_empty=True)
-        self.lister = FolderLister(self, runner, "folder to list", _scan_folder, "listing", self.set_entries,
-                                   self.found.setText, "reading the folder…")
+        self.lister = FolderLister(self, runner, "folder to list", partial(scan_folder, should_stop=interrupted),
+                                   "listing", self.set_entries, self.found.setText, "reading the folder…")
         self.folder_edit, self.scan = self.lister.edit, self.lister.scan
         self.table = picker_table(["name", "kind", "s", "ch", "Hz"], rows_asked=2)   # below 7 option rows
         header = self.table.horizontalHeader()

@@ -8,7 +8,7 @@ from milmer_app.gui import theme
 from milmer_app.gui.controls import browse_button
 from milmer_app.gui.selection import SourceSelection
 from milmer_app.gui.source_pages import OptionsForm, browse_row
-from milmer_app.gui.workers import CallRunner
+from milmer_app.gui.workers import CLOSE_WAIT_S, CallRunner
 from milmer_app.sources.registry import OptionError, SourceKind, kinds, spec_from_options
 from models.errors import MilmerError
 
@@ -275,7 +275,7 @@ class SourcesPanel(QtWidgets.QWidget):
             self.lsl_page.refresh()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        self.runner.wait_all()
+        self.runner.wait_all(CLOSE_WAIT_S)
         super().closeEvent(event)
 
     def _video_kind_changed(self) -> None:

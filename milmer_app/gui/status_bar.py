@@ -23,7 +23,7 @@ def short_name(name: str) -> str:
 
 def stream_text(status) -> tuple[str, bool]:
     """One stream's label text and whether it is shown as lost."""
-    kind = f"{status.kind.upper()} {short_name(status.name)}"
+    kind = f"{status.role.upper()} {short_name(status.name)}"
     if not status.connected:
         return f"{kind}: not connected", True
     if getattr(status, "ended", False):
@@ -129,7 +129,7 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         if silent > STALE_AFTER_S:
             for status in self._last_streams:
                 label = self._label_for(status)
-                label.setText(f"{status.kind.upper()} {short_name(status.name)}: LOST (no report for {silent:.1f} s)")
+                label.setText(f"{status.role.upper()} {short_name(status.name)}: LOST (no report for {silent:.1f} s)")
                 self._paint(label, True)
 
     def mark_lost(self, name: str) -> None:
@@ -144,10 +144,10 @@ class EngineStatusBar(QtWidgets.QStatusBar):
                 or "not connected" in label.text()]
 
     def _label_for(self, status) -> QtWidgets.QLabel:
-        key = (status.kind, status.name)
+        key = (status.role, status.name)
         if key not in self.stream_labels:
             label = ElidedLabel(min_chars=14)
-            label.setObjectName(f"stream_{status.kind}")
+            label.setObjectName(f"stream_{status.role}")
             self.streams_layout.addWidget(label)
             self.stream_labels[key] = label
         return self.stream_labels[key]

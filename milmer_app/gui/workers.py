@@ -1,8 +1,16 @@
-"""Run a blocking call (LSL discovery, a DEAP scan, engine start/stop) on a QThread."""
+"""Run a blocking call (LSL discovery, a DEAP scan, engine start/stop) on a QThread.
+
+As mne-qt-browser's LoadThread: a call can ask `interrupted()` between its steps and stop early,
+its result is dropped once it was asked to stop, and a closing window waits for the calls with a
+limit (`CallRunner.wait_all(limit)`): a call still running after it is let go, to end on its own
+(the process waits for it at exit, as a QThread must never be destroyed while it runs).
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import time
 from collections.abc import Callable
 
 from PySide6 import QtCore
@@ -10,6 +18,8 @@ from PySide6 import QtCore
 from models.errors import MilmerError
 
 log = logging.getLogger(__name__)
+
+CLOSE_WAIT_S = 2.0     # how long a closing window waits for background calls before letting them go
 
 
 class BackgroundCall(QtCore.QThread):
@@ -28,12 +38,32 @@ class BackgroundCall(QtCore.QThread):
             result = self.function()
         except MilmerError as exc:
             message = str(exc) + (f" ({exc.hint})" if exc.hint else "")
-            self.failed.emit(message)
+            if not self.isInterruptionRequested():
+                self.failed.emit(message)
         except Exception as exc:  # an unexpected failure must reach the window, not kill the thread silently
             log.exception("%s failed", self.description)
-            self.failed.emit(f"{self.description} failed: {type(exc).__name__}: {exc}")
+            if not self.isInterruptionRequested():
+                self.failed.emit(f"{self.description} failed: {type(exc).__name__}: {exc}")
         else:
-            self.succeeded.emit(result)
+            if not self.isInterruptionRequested():     # asked to stop: nobody waits for the result any more
+                self.succeeded.emit(result)
+
+
+def interrupted() -> bool:
+    """Whether the background call running on this thread was asked to stop (False off such a thread)."""
+    return QtCore.QThread.currentThread().isInterruptionRequested()
+
+
+_let_go: set[BackgroundCall] = set()       # calls a closed window stopped waiting for (kept: never destroyed running)
+
+
+@atexit.register
+def _wait_for_let_go() -> None:
+    for call in list(_let_go):
+        try:
+            call.wait()
+        except RuntimeError:   # its Qt object is gone already: nothing runs
+            pass
 
 
 class CallRunner(QtCore.QObject):
@@ -59,11 +89,27 @@ class CallRunner(QtCore.QObject):
     def busy(self) -> bool:
         return any(call.isRunning() for call in self._running)
 
-    def wait_all(self) -> None:
-        """Block until every call has returned: a QThread must never be destroyed while it runs,
-        so there is no time-out after which the window could go on closing without them."""
-        for call in list(self._running):
-            call.wait()
+    def wait_all(self, limit: float | None = None) -> list[str]:
+        """Ask every call to stop and wait for them, `limit` seconds at most in all (None: as long as they
+        take). A call still running then is let go: its result is dropped, and it is kept alive (not a
+        child of this runner any more) until it ends. Returns what the calls let go were doing."""
+        calls = list(self._running)
+        for call in calls:
+            call.requestInterruption()
+        deadline = None if limit is None else time.monotonic() + limit
+        left = []
+        for call in calls:
+            if deadline is None:
+                call.wait()
+            elif not call.wait(max(0, int((deadline - time.monotonic()) * 1000))):
+                left.append(call)
+        for call in left:
+            self._running.remove(call)
+            call.finished.disconnect(self._forget_finished)
+            call.setParent(None)
+            _let_go.add(call)
+            log.info("%s still runs; not waiting for it (it ends on its own)", call.description)
+        return [call.description for call in left]
 
     def _forget_finished(self) -> None:
         call = self.sender()

@@ -2,7 +2,9 @@
 
 A subclass implements `_open()` (find and open the device, fill in what it
 is: names, rate; raise SourceError if it cannot), `_pull()` (one short
-blocking read that pushes what arrived) and `_close()`.
+blocking read that pushes what arrived) and `_close()`. A source is a context
+manager: `with source:` connects it and disconnects it on the way out (a
+disconnect before that is fine).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ MarkerSink = Callable[[str, float], None]   # (text, LSL time): triggers, annota
 
 
 class Source(ABC):
-    kind: str = ""
+    role: str = ""                 # "eeg", "video" or "markers" (the registry's word for it)
 
     def __init__(self, name: str):
         self.name = name
@@ -84,6 +86,19 @@ class Source(ABC):
             getattr(log, "error" if level == "error" else level if level == "warning" else "info")(message)
         for sink in sinks:
             sink(level, message)
+
+    def __enter__(self) -> Source:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.disconnect()
+
+    def _check_connected(self, method: str) -> None:
+        """RuntimeError naming `method` when the source was never connected (its buffer does not exist yet)."""
+        if getattr(self, "buffer", None) is None:
+            raise RuntimeError(f"{self.name}: {method}() needs a connected source; call connect() first "
+                               "(or use the source in a 'with' block)")
 
     def connect(self) -> None:
         if self.connected:
@@ -162,7 +177,7 @@ class EEGSource(Source):
     another runs ahead again and again) leaves no room for a window: the source stops.
     """
 
-    kind = "eeg"
+    role = "eeg"
     buffer_seconds = 60.0
     # What was already done to the data (DEAP's preprocessed files: 4-45 Hz, average reference).
     # Training read such data as it is, so the live path must not do it a second time.
@@ -200,7 +215,7 @@ class EEGSource(Source):
         self.clock = ClockGuard(self.srate) if self.replay is None else None
 
     def push(self, chunk: np.ndarray, timestamps: np.ndarray) -> None:
-        assert self.buffer is not None
+        self._check_connected("push")
         if self.clock is not None and len(timestamps):
             timestamps, breaks = self.clock.correct(timestamps, local_clock())
             for found in breaks:
@@ -252,7 +267,7 @@ class EEGSource(Source):
 class VideoSource(Source):
     """Pushes BGR frames stamped on the LSL clock into `buffer`."""
 
-    kind = "video"
+    role = "video"
     buffer_seconds = 20.0
     _epochs = 0
     _epoch_lock = threading.Lock()
@@ -274,7 +289,7 @@ class VideoSource(Source):
         self.monitor = StreamMonitor(self.fps, gap_factor=4.0)
 
     def push(self, image: np.ndarray, timestamp: float) -> None:
-        assert self.buffer is not None
+        self._check_connected("push")
         self._seq += 1
         self.buffer.write(Frame(image, float(timestamp), (self._epoch, self._seq)))
         self._monitor_arrival(np.array([timestamp]))

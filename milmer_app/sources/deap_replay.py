@@ -107,7 +107,7 @@ class DeapEEGSource(EEGSource):
 
     def __init__(self, replay: DeapReplay):
         super().__init__(f"DEAP s{replay.subject:02d}")
-        self.deap = replay
+        self.playback = replay
         self.replay = replay.control
         self.channel_names = list(GENEVA_CHANNELS)
         self.srate = DEAP_RATE
@@ -119,7 +119,7 @@ class DeapEEGSource(EEGSource):
 
     def _pull(self) -> bool:
         with self.replay.locked():
-            item = self.deap.item
+            item = self.playback.item
             generation, anchor_lsl, anchor_pos, speed, paused = self.replay.snapshot()
             position = self.replay.position_at(local_clock())
             label = (self.replay.truth, self.replay.description)
@@ -147,7 +147,7 @@ class DeapVideoSource(VideoSource):
 
     def __init__(self, replay: DeapReplay):
         super().__init__(f"DEAP s{replay.subject:02d} video")
-        self.deap = replay
+        self.playback = replay
         self.replay = replay.control
         self._capture: cv2.VideoCapture | None = None
         self._item: ReplayItem | None = None
@@ -164,7 +164,7 @@ class DeapVideoSource(VideoSource):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
-        item = self.deap.item
+        item = self.playback.item
         self._item = item
         self._generation = item.generation
         if item.video is None:
@@ -181,7 +181,7 @@ class DeapVideoSource(VideoSource):
     def _pull(self) -> bool:
         control = self.replay
         if control.generation != self._generation:
-            if self.deap.item is not self._item:
+            if self.playback.item is not self._item:
                 try:
                     self._reopen()
                 except SourceError as exc:   # one unreadable video: that trial goes on without faces
@@ -212,11 +212,11 @@ class DeapVideoSource(VideoSource):
 
     def _video_time(self, position: float) -> float:
         """Replay position (s after the baseline) -> seconds into the video."""
-        return position + BASELINE_S - self.deap.video_offset
+        return position + BASELINE_S - self.playback.video_offset
 
     def _replay_time(self, frame: int) -> float:
         """Video frame number -> replay position (s after the baseline)."""
-        return frame / self._video_fps + self.deap.video_offset - BASELINE_S
+        return frame / self._video_fps + self.playback.video_offset - BASELINE_S
 
     def _close(self) -> None:
         if self._capture is not None:

@@ -33,6 +33,7 @@ from pylsl.util import LostError
 
 from milmer_app.clock import local_clock
 from milmer_app.sources.base import EEGSource
+from milmer_app.sources.lsl_streams import same_stream
 from models.errors import SourceError
 from models.pipeline.units import factor_to_microvolts, judge_unit, parse_unit
 
@@ -70,9 +71,7 @@ class StreamIdentity:
         return cls(info.name(), info.hostname(), info.source_id(), info.uid())
 
     def matches(self, info: pylsl.StreamInfo) -> bool:
-        if self.source_id:
-            return info.source_id() == self.source_id
-        return info.name() == self.name and info.hostname() == self.hostname
+        return same_stream(self, StreamIdentity.of(info))
 
     def describe(self) -> str:
         if self.source_id:

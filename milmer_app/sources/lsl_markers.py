@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class LSLMarkerSource(Source):
-    kind = "markers"
+    role = "markers"
 
     def __init__(self, *, name: str | None = None, stype: str | None = None, source_id: str | None = None,
                  timeout: float = 5.0, pick_first: bool = False):

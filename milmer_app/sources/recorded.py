@@ -106,7 +106,7 @@ class RecordingEEGSource(_RecordedStream, EEGSource):
         super().__init__(f"recording {replay.folder.name}")
         if not replay.reader.channel_names or replay.eeg.shape[1] == 0:
             raise SourceError(f"recording {replay.folder}: holds no EEG")
-        self.rec = replay
+        self.playback = replay
         self.replay = replay.control
         self.channel_names = replay.reader.channel_names
         self.srate = replay.reader.srate
@@ -120,7 +120,7 @@ class RecordingEEGSource(_RecordedStream, EEGSource):
         self._emitted_until = -1     # the index after the last sample pushed (another first: a seek)
 
     def _emit(self, first: int, stop: int, to_lsl: Callable[[np.ndarray], np.ndarray], position: float) -> None:
-        self.push(self.rec.eeg[:, first:stop], to_lsl(self._media_times[first:stop]))
+        self.push(self.playback.eeg[:, first:stop], to_lsl(self._media_times[first:stop]))
         if first != self._emitted_until:
             # After a seek: the markers from the new position on. At the start, from the recording's
             # start, although the replay's first samples may have passed while the sources connected.
@@ -129,10 +129,10 @@ class RecordingEEGSource(_RecordedStream, EEGSource):
         self._emitted_until = stop
         due = int(np.searchsorted(self._marker_times, self._media_times[stop - 1], side="right"))
         for index in range(self._next_marker, due):
-            media, text = self.rec.markers[index]
+            media, text = self.playback.markers[index]
             self.emit_marker(text, float(to_lsl(np.float64(media))))
         self._next_marker = max(self._next_marker, due)
-        self.rec.follow_items(position)
+        self.playback.follow_items(position)
 
 
 class RecordingVideoSource(_RecordedStream, VideoSource):
@@ -142,14 +142,14 @@ class RecordingVideoSource(_RecordedStream, VideoSource):
         super().__init__(f"recording {replay.folder.name} video")
         if len(replay.frames) == 0:
             raise SourceError(f"recording {replay.folder}: holds no video frames")
-        self.rec = replay
+        self.playback = replay
         self.replay = replay.control
         stamps = replay.frames[:, 0]
         self.fps = float((len(stamps) - 1) / (stamps[-1] - stamps[0])) if len(stamps) > 1 else 1.0
         self._media_times = stamps - replay.origin
 
     def _emit(self, first: int, stop: int, to_lsl: Callable[[np.ndarray], np.ndarray], position: float) -> None:
-        rows = self.rec.frames[first:stop]
+        rows = self.playback.frames[first:stop]
         # More than a second due at once (a slow disk or a seek): only the last second is decoded.
-        for stamp, image in self.rec.reader.read_frames(rows[-max(1, int(self.fps)):]):
-            self.push(image, float(to_lsl(np.float64(stamp - self.rec.origin))))
+        for stamp, image in self.playback.reader.read_frames(rows[-max(1, int(self.fps)):]):
+            self.push(image, float(to_lsl(np.float64(stamp - self.playback.origin))))

@@ -353,6 +353,11 @@ def check_some_source(eeg: SourceSpec, video: SourceSpec) -> None:
         raise SourceError("no source: both --eeg and --video are 'none'")
 
 
+def build_source(spec: SourceSpec, context: BuildContext | None = None):
+    """An unconnected source for `spec` (None for `none`)."""
+    return kind_of(spec).builder()(spec, context or BuildContext())
+
+
 def build_sources(eeg_spec: SourceSpec, video_spec: SourceSpec, speed: float = 1.0,
                   label_rule=None, video_offset: float = 0.0):
     """Unconnected (EEG source, video source) for the two specs, either None for `none`; a replayed

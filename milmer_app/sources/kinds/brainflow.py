@@ -61,6 +61,16 @@ def board_id(board: str) -> int:
     raise SourceError(f"unknown BrainFlow board '{board}'", hint="use a BoardIds number or name, e.g. board=synthetic")
 
 
+def brainflow_boards() -> list[tuple[str, int]]:
+    """(name, id) of every board BrainFlow knows, the synthetic board first (the Sources panel's list)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from brainflow.board_shim import BoardIds
+
+    boards = [(board.name.lower(), int(board.value)) for board in BoardIds if board.value >= -3]
+    return sorted(boards, key=lambda item: (item[1] != -1, item[0]))
+
+
 def check_brainflow(spec: SourceSpec, eeg: SourceSpec) -> None:
     board = spec.options.board
     if board.strip().lower() != "synthetic":   # the one name known without loading BrainFlow

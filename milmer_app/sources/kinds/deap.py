@@ -65,7 +65,7 @@ def check_deap_video(spec: SourceSpec, eeg: SourceSpec) -> None:
 
 
 def build_deap_video(spec: SourceSpec, context: BuildContext):
-    deap = getattr(context.eeg, "deap", None)
+    deap = getattr(context.eeg, "playback", None)
     if deap is None:
         raise SourceError(NEEDS_DEAP_EEG)
     from milmer_app.sources.deap_replay import DeapVideoSource

@@ -31,7 +31,7 @@ def build_recording_video(spec: SourceSpec, context: BuildContext):
     from milmer_app.sources.recorded import RecordingReplay, RecordingVideoSource
 
     folder = Path(spec.options.path)
-    recording = getattr(context.eeg, "rec", None)
+    recording = getattr(context.eeg, "playback", None)
     if recording is None or recording.folder.resolve() != folder.resolve():
         recording = RecordingReplay(folder, speed=context.speed)
     return RecordingVideoSource(recording)

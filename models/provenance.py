@@ -21,7 +21,12 @@ def describe_model(preset: str, provenance: dict, demo: bool = False) -> str:
         parts.append(f"fold {fold + 1}")
     if provenance.get("face_backbone") == FROZEN_BACKBONE_LABEL:
         parts.append(FROZEN_BACKBONE_LABEL)
-    parts.append(_dataset_text(provenance.get("dataset")))
+    calibration = provenance.get("calibration")
+    if isinstance(calibration, dict):
+        created = calibration.get("created_utc")
+        parts.append(f"calibrated {created[:10]}" if isinstance(created, str) and created else "calibrated")
+    else:
+        parts.append(_dataset_text(provenance.get("dataset")))
     # Paper-protocol checkpoints written before the flag existed are leaky all the same.
     if provenance.get("leaky") or protocol == "paper":
         parts.append("LEAKY")

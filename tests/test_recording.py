@@ -142,12 +142,9 @@ def test_recording_survives_kill_9_and_replays(tiny_checkpoint, face_video, out_
                                  checkpoint=str(tiny_checkpoint), hop=0.5, speed=2.0, device="cpu"))
     predictions: queue.Queue = queue.Queue()
     engine.add_prediction_listener(predictions.put)
-    engine.start()
-    try:
+    with engine:
         first = predictions.get(timeout=20)
         assert engine.replay is not None and engine.replay.duration > 4.0
-    finally:
-        engine.stop()
     assert first.window_end - first.window_start == pytest.approx(3.0 / 2.0, abs=0.05)   # at double speed
     assert first.eeg_channels_used == 10 and sum(first.face_mask) >= 3
 
@@ -186,11 +183,8 @@ def test_a_recorded_deap_replay_replays_with_its_truth(tiny_checkpoint, out_dir:
     folder = out_dir / "replayed"
     recording = Engine(EngineConfig(eeg=f"deap:{data.root}:1:1", video="deap", checkpoint=str(tiny_checkpoint),
                                     speed=2.0, record=folder, device="cpu"))
-    recording.start()
-    try:
+    with recording:
         assert recording.finished.wait(timeout=30)
-    finally:
-        recording.stop()
     assert recording.recording_status().error is None
     meta = RecordingReader(folder).meta
     assert meta["eeg"]["already_referenced"] and meta["eeg"]["already_filtered"] == [4.0, 45.0]
@@ -200,11 +194,8 @@ def test_a_recorded_deap_replay_replays_with_its_truth(tiny_checkpoint, out_dir:
                                  checkpoint=str(tiny_checkpoint), speed=2.0, hop=0.5, device="cpu"))
     predictions: queue.Queue = queue.Queue()
     replay.add_prediction_listener(predictions.put)
-    replay.start()
-    try:
+    with replay:
         assert replay.finished.wait(timeout=30)
-    finally:
-        replay.stop()
     got = list(predictions.queue)
     assert {p.truth for p in got} == set(truths.values())
     for p in got:

@@ -28,12 +28,9 @@ def test_deap_replay_predicts_the_planted_quadrant_with_the_demo_model(tmp_path:
                                  speed=3.0, device="cpu"))
     predictions: queue.Queue = queue.Queue()
     engine.add_prediction_listener(predictions.put)
-    engine.start()
-    try:
+    with engine:
         assert engine.is_demo_model and engine.replay.truth is not None
         assert engine.finished.wait(timeout=60), "the replay of four trials did not end"
-    finally:
-        engine.stop()
     got = list(predictions.queue)
     truths = {p.truth for p in got}
     assert len(got) >= 12 and truths == {0, 1, 2, 3}, (len(got), truths)

@@ -48,8 +48,7 @@ def test_a_video_that_cannot_open_leaves_eeg_running_and_retry_reopens_only_the_
     engine.add_prediction_listener(predictions.put)
     engine.add_event_listener(lambda level, message: events.append((level, message)))
     engine.add_status_listener(statuses.put)
-    try:
-        engine.start()
+    with player, engine:
         assert engine.eeg_source.connected and not engine.video_source.connected
         assert "OpenCV cannot read this video" in engine.video_source.error
         assert any(level == "warning" and message.startswith("video not connected") for level, message in events)
@@ -78,20 +77,15 @@ def test_a_video_that_cannot_open_leaves_eeg_running_and_retry_reopens_only_the_
         else:
             raise AssertionError("the status never showed the video connected again")
         assert not engine.finished.is_set()
-    finally:
-        engine.stop()
-        player.stop()
 
 
 def test_headless_run_with_a_missing_camera_writes_eeg_predictions_and_says_so(tiny_checkpoint, tmp_path, capsys):
     player, name = _player()
     out = tmp_path / "predictions.jsonl"
-    try:
+    with player:
         code = app_cli.main(["--headless", "--eeg", f"lsl:name={name}", "--video", MISSING_CAMERA,
                              "--checkpoint", str(tiny_checkpoint), "--hop", "0.5", "--duration", "7",
                              "--predictions", str(out), "--device", "cpu"])
-    finally:
-        player.stop()
     err = capsys.readouterr().err
     assert code == 2, err                     # the run is incomplete, and its exit status says so
     assert "webcam 99: cannot open the camera" in err and "came from the other source alone" in err

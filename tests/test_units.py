@@ -178,13 +178,10 @@ def test_a_replay_at_speed_is_not_taken_for_a_stream_with_a_wrong_rate():
     eeg, _ = build_sources(parse_eeg_spec("demo"), parse_video_spec("none"), speed=4.0)
     warnings: list[str] = []
     eeg.add_event_sink(lambda level, message: warnings.append(message) if level != "info" else None)
-    eeg.connect()
-    try:
+    with eeg:
         # At 4x, timestamps run at 4x the nominal rate: more than a full 5 s rate window of them.
         assert eeg.buffer.wait_for(int(eeg.srate * 4 * 5.5), timeout=30)
         assert eeg.clock is None and eeg.error is None and not warnings
-    finally:
-        eeg.disconnect()
 
 
 def test_monitor_measures_delivery_per_second_of_this_clock_and_restarts_after_a_pause(monkeypatch):

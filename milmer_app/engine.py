@@ -14,6 +14,7 @@ import math
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -115,7 +116,7 @@ class Engine:
         self._listeners.emit("event", "marker", f"marker at {moment_text(self.replay, timestamp)}: {text}")
 
     # -- life cycle -------------------------------------------------------------------------
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Self
 
 import numpy as np
 import pylsl
@@ -49,7 +50,7 @@ class LslPlayer:
             channel.append_child_value("type", "EEG")
         return pylsl.StreamOutlet(info, chunk_size=0, max_buffered=60)
 
-    def __enter__(self) -> LslPlayer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -8,8 +8,8 @@ without a page of its own gets an `OptionsForm` made from its options' fields.
 from __future__ import annotations
 
 import typing
+from dataclasses import MISSING, fields
 from functools import partial
-from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -23,9 +23,18 @@ from milmer_app.sources.kinds.brainflow import brainflow_boards
 from milmer_app.sources.kinds.deap import DeapOptions
 from milmer_app.sources.kinds.recording import FolderOptions
 from milmer_app.sources.lsl_streams import LslStreamEntry, discover_lsl_streams
-from milmer_app.sources.registry import (Options, SourceKind, format_spec, option_help, option_metavar,
-                                         option_text, parse_spec, spec_from_strings)
+from milmer_app.sources.registry import (
+    Options,
+    SourceKind,
+    format_spec,
+    option_help,
+    option_metavar,
+    option_text,
+    parse_spec,
+    spec_from_strings,
+)
 from models.errors import MilmerError
+
 
 def browse_row(line: QtWidgets.QLineEdit, browse: QtWidgets.QPushButton) -> QtWidgets.QWidget:
     row = QtWidgets.QWidget()
@@ -101,7 +110,7 @@ def _typed(role: str, text: str, kind: str) -> Options:
 
 
 def _scan_deap(folder: Path):
-    from training.deap import scan_deap   # imported when a folder is scanned: the panel opens fast
+    from training.deap import scan_deap  # imported when a folder is scanned: the panel opens fast
 
     return scan_deap(folder)
 

@@ -13,6 +13,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Self
 
 import numpy as np
 
@@ -87,7 +88,7 @@ class Source(ABC):
         for sink in sinks:
             sink(level, message)
 
-    def __enter__(self) -> Source:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 

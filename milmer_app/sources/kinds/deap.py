@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from milmer_app.sources.registry import (BuildContext, OptionError, Options, SourceKind, SourceSpec, option,
-                                         register)
+from milmer_app.sources.registry import BuildContext, OptionError, Options, SourceKind, SourceSpec, option, register
 from models.errors import DataError, SourceError
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from milmer_app.sources.channel_options import UNITS, ChannelOptions
 from milmer_app.sources.paths import check_eeg_file, check_video_file
-from milmer_app.sources.registry import (BuildContext, OptionError, Options, SourceKind, SourceSpec, option,
-                                         register)
+from milmer_app.sources.registry import BuildContext, OptionError, Options, SourceKind, SourceSpec, option, register
 from models.errors import SourceError
 
 

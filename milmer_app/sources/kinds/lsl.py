@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from milmer_app.sources.channel_options import UNITS, ChannelOptions
-from milmer_app.sources.registry import (BuildContext, OptionError, Options, SourceKind, SourceSpec, option,
-                                         register)
+from milmer_app.sources.registry import BuildContext, OptionError, Options, SourceKind, SourceSpec, option, register
 
 DEFAULT_TIMEOUT = 5.0
 

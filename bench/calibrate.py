@@ -26,8 +26,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from training.threads import prefer_passive_waiting
 
 prefer_passive_waiting()

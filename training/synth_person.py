@@ -36,8 +36,17 @@ from models import strict_json
 from models.calibration_protocol import MARKER_KIND, rating_text, trial_end_text, trial_start_text
 from models.contract import GENEVA_CHANNELS, QUADRANT_CLASSES
 from models.errors import DataError
-from training.recording_files import (EEG_FILE, EEG_TS_FILE, FORMAT, FRAMES_FILE, FRAMES_INDEX, MARKERS_FILE,
-                                      META_FILE, PREDICTIONS_FILE, VERSION)
+from training.recording_files import (
+    EEG_FILE,
+    EEG_TS_FILE,
+    FORMAT,
+    FRAMES_FILE,
+    FRAMES_INDEX,
+    MARKERS_FILE,
+    META_FILE,
+    PREDICTIONS_FILE,
+    VERSION,
+)
 from training.synth import SRATE, TrialVideoComposer, pink_noise, wandering_rhythm
 
 log = logging.getLogger(__name__)
@@ -195,7 +204,7 @@ def _write_folder(folder: Path, channels: list[str], eeg: np.ndarray, start_lsl:
                   rng: np.random.Generator) -> None:
     samples = eeg.shape[1]
     meta = {"format": FORMAT, "version": VERSION,
-            "created_utc": _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created_utc": _dt.datetime(2026, 1, 1, tzinfo=_dt.UTC).isoformat(timespec="seconds"),
             "created_lsl": start_lsl,
             "eeg": {"channels": channels, "srate": float(SRATE), "units": "uV",
                     "source": f"simulated person {person.name}", "source_unit": "uV",

@@ -147,7 +147,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         "seconds_by_stage": stages,
         "sizes": {"windows": int(len(windows.labels)), "frames_searched": windows.frames_searched,
                   "face_crops": int(len(windows.crops))},
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     if decision.decision == "calibrated":
         provenance = {

@@ -7,7 +7,12 @@ import torch
 
 from models.config import MilmerConfig
 from models.milmer import Milmer
-from training.embeddings import FrozenBackboneNetwork, backbone_digest, embed_bags, embed_frames
+from training.embeddings import (
+    FrozenBackboneNetwork,
+    backbone_digest,
+    embed_bags,
+    embed_frames,
+)
 
 
 def _model(seed: int = 0) -> Milmer:

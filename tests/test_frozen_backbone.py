@@ -139,8 +139,7 @@ def test_evaluate_reproduces_the_frozen_runs_test_figure_without_running_the_bac
 
 
 def test_other_backbone_weights_or_another_cache_get_their_own_features(frozen_run, deap, tmp_path):
-    _, _, _ = frozen_run
-    data, cache = deap
+    cache = deap[1]  # holding the frozen run's features already
     weights = tmp_path / "backbone.safetensors"
     torch.manual_seed(11)
     state = {k: v.contiguous() for k, v in build_backbone(MilmerConfig.tiny()).state_dict().items()}
@@ -188,7 +187,11 @@ def test_the_cost_estimate_is_printed_first_and_is_of_the_runs_size(deap, tmp_pa
 def test_an_interrupted_subject_resumes_where_it_stopped(frozen_run, deap):
     """A subject cut off after some rows: the next run embeds only the rest, and the result is the same."""
     from training.dataset import PreparedCache
-    from training.embeddings import DEFAULT_FRAMES_PER_CALL, ensure_features, feature_store
+    from training.embeddings import (
+        DEFAULT_FRAMES_PER_CALL,
+        ensure_features,
+        feature_store,
+    )
     from training.trainer import FROZEN_BACKBONE_SEED
 
     cache_path = next(p for p in deap[1].iterdir() if (p / "manifest.json").is_file() and (p / "embeddings").is_dir())

@@ -74,7 +74,7 @@ def duration(seconds: float) -> str:
     """H:MM:SS (or M:SS under an hour); '?' for a time that is not known."""
     if not math.isfinite(seconds):
         return "?"
-    seconds = int(round(max(0.0, seconds)))
+    seconds = round(max(0.0, seconds))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     text = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours or days else f"{rest // 60}:{rest % 60:02d}"

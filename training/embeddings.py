@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from models import atomic, strict_json
-from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
 from models.errors import DataError
 from models.milmer import Milmer, MilmerOutput
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.console import package_version
+from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
 from models.milmer import Milmer, build_backbone, count_parameters
 from training.batches import PlannedBatchSampler, amp_dtype, make_loader, model_logits, resolve_num_workers
 from training.distributed import (
@@ -32,7 +33,7 @@ from training.distributed import (
     reduce_accumulator,
 )
 from training.cost import RunShape, StepCosts, duration, estimate_record
-from training.embeddings import FROZEN_LABEL, FrozenBackboneNetwork, ensure_features, feature_store
+from training.embeddings import FrozenBackboneNetwork, ensure_features, feature_store
 from training.evaluation import evaluate_windows
 from training.metrics import ClassificationMetrics, MetricAccumulator
 from training.plots import plot_confusion, plot_learning_curves

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
     from models.device import resolve_device
     from models.pipeline.labels import LabelRule
-    from training.embeddings import FROZEN_LABEL, FrozenBackboneNetwork, ensure_features
+    from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
+    from training.embeddings import FrozenBackboneNetwork, ensure_features
     from training.evaluation import evaluate_windows
     from training.run_data import face_trial_subset, open_windows
 

@@ -45,6 +45,6 @@ def check_checkpoint(spec: str | Path) -> None:
         check_file(path.with_name(path.name + suffix), what)
 
 
-def check_positive(value: int | float | None, flag: str) -> None:
+def check_positive(value: float | None, flag: str) -> None:
     if value is not None and value < 1:
         raise DataError(f"{flag} must be 1 or more, got {value}")

@@ -7,7 +7,6 @@ import logging
 import os
 
 from models.contract import GENEVA_CHANNELS
-from models.errors import DataError
 from training.preflight import check_deap_folder, check_positive
 
 log = logging.getLogger(__name__)

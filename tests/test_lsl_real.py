@@ -254,11 +254,8 @@ def test_several_matching_streams_are_an_error_listing_each_unless_pick_first():
         assert "'MilmerTwinB' (type " in message and "source_id 'twin-b'" in message and "8 ch at 256 Hz" in message
         assert "host " in message and "source_id=" in error.value.hint and "pick=first" in error.value.hint
         picked = LSLSource(stype=stream_type, pick_first=True)
-        picked.connect()
-        try:
+        with picked:
             assert picked.source_id == "twin-a"
-        finally:
-            picked.disconnect()
 
 
 def test_with_source_id_the_engine_never_reads_the_other_stream_even_after_its_own_drops(tiny_checkpoint):

@@ -119,13 +119,9 @@ def test_marker_stream_by_type_must_be_unambiguous(tiny_checkpoint):
     player.start()
     engine = Engine(EngineConfig(eeg=f"lsl:name={player.name}", markers=f"lsl:type={stream_type}",
                                  checkpoint=str(tiny_checkpoint), device="cpu"))
-    try:
-        with pytest.raises(SourceError) as error:
-            engine.start()
-    finally:
-        engine.stop()
-        player.stop()
-        del first, second
+    with player, pytest.raises(SourceError) as error:
+        engine.start()          # a start that fails stops what it had started
+    del first, second
     message = str(error.value)
     assert "2 LSL streams match" in message and "'MarkersA'" in message and "'MarkersB'" in message
     assert "marker spec" in error.value.hint

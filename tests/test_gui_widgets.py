@@ -208,6 +208,21 @@ def test_crop_strip_highlights_the_heaviest_present_crops(qtbot):
     assert strip.used_instances() == [1, 2]             # weightless crops are not "used", even in the top 3
 
 
+def test_crop_strip_shows_each_crops_quality_and_why_one_was_masked(qtbot):
+    strip = CropStrip()
+    qtbot.addWidget(strip)
+    strip.resize(400, 120)
+    crops = np.full((3, 32, 32, 3), 128, np.uint8)
+    quality = np.array([[120, 310.0, 0.92], [20, 14.0, 0.45], [np.nan] * 3], np.float32)
+    strip.set_bag(crops, [0.6, 0.0, 0.0], [True, False, False], quality, [None, "face 20 px < 24", "no face"])
+    lines = strip.toolTip().splitlines()
+    assert lines == ["1: face 120 px, sharpness 310, score 0.92",
+                     "2: face 20 px, sharpness 14, score 0.45 - masked: face 20 px < 24",
+                     "3: no crop - masked: no face"]
+    strip.set_bag(crops, [0.6, 0.2, 0.2], [True] * 3)   # no quality given (an older bag): no tooltip
+    assert strip.toolTip() == ""
+
+
 # -- emotion ------------------------------------------------------------------------------
 def test_plane_position_and_quadrant_names():
     for index, name in enumerate(QUADRANT_CLASSES):

@@ -176,7 +176,7 @@ def pipeline_figures(checkpoint: Path, seconds: float, tmp: Path) -> None:
     print(f"  delay (newest sample - window end): median {np.median(delays):.3f} s, max {max(delays):.3f} s "
           f"(design {EEGTransform.from_contract(contract).delay_samples(DC_RATE) / contract.sampling_rate:.3f} s)")
     wide = InputContract(eeg_channels=CAP_64, sampling_rate=128.0, window_seconds=3.0, filter_band=(4.0, 45.0),
-                         reference="average", face_detector="haar", face_expand=0.1, face_size=64, num_instances=4)
+                         reference="average", face_detector="centerface", face_expand=0.1, face_size=64, num_instances=4)
     cpu_data = dc_coupled_eeg(64, DC_RATE, 60.0, seed=1).astype(np.float32)
     for name, c in (("DEAP contract, 32 of 64 channels", contract), ("64-channel contract", wide)):
         costs = [f"{100 * stream_cpu(c, cpu_data, chunk):.2f} % ({chunk * 1000:g} ms chunks)" for chunk in (0.02, 0.1)]

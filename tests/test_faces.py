@@ -165,3 +165,22 @@ def test_crops_below_the_quality_floor_are_marked_not_usable(frames):
     assert not soft.usable and soft.problem.startswith("sharpness")
     small = FaceCropper(64, floor=QualityFloor(min_face_px=500)).crop(frame)
     assert not small.usable and small.problem.startswith("face ")
+
+
+def test_the_live_crop_cache_reports_the_person_found_and_lost():
+    from milmer_app.buffers import Frame
+    from milmer_app.bags import CropCache
+
+    events = []
+    cache = CropCache(FaceCropper(64), on_event=lambda level, message: events.append((level, message)))
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        frame, _, _ = _two_people(90, 60, rng)
+        assert cache.get(Frame(frame, 10.0 + i / 10, (1, i))).usable
+    assert events == [("info", "face: tracking a person (the largest of 2 in view)")]
+    empty = background(rng, "brick")
+    for i in range(3, 3 + cache.tracker.config.lost_after):
+        assert cache.get(Frame(empty, 10.0 + i / 10, (1, i))) is None
+    assert events[-1][0] == "warning" and "tracked person is lost" in events[-1][1]
+    assert cache.get(Frame(empty, 10.0 + 3 / 10, (1, 3))) is None   # a frame searched once: from the cache
+    assert len(events) == 2

@@ -35,7 +35,7 @@ from milmer_app.sources.channel_options import ChannelOptions
 from models.errors import SourceError
 from models.pipeline.channels import map_channels
 from models.contract import InputContract
-from models.pipeline.face_detectors import DetectorSpec
+from models.pipeline.face_detector_spec import DetectorSpec
 from models.pipeline.face_tracking import FOUND, LOST
 from models.pipeline.faces import FaceCrop, FaceCropper
 

@@ -16,7 +16,7 @@ from typing import Any
 from models.config import MilmerConfig
 from models.contract import InputContract
 from models.errors import CheckpointError, DataError
-from models.pipeline.face_detectors import DetectorSpec
+from models.pipeline.face_detector_spec import DetectorSpec
 
 # How many times the paper preset's parameters / activation memory a loadable checkpoint may need.
 BUDGET_MULTIPLE = 4

@@ -8,7 +8,7 @@ from typing import Any
 
 from models.config import MilmerConfig, field_type_problems
 from models.errors import CheckpointError, DataError
-from models.pipeline.face_detectors import DetectorSpec
+from models.pipeline.face_detector_spec import DetectorSpec
 
 # The 32 DEAP EEG electrodes in Geneva order (rows 0-31 of the preprocessed files).
 GENEVA_CHANNELS: tuple[str, ...] = (

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.errors import DataError
-from models.pipeline.face_detectors import DetectorSpec
+from models.pipeline.face_detector_spec import DetectorSpec
 from models.pipeline.face_tracking import FOUND, LOST, MISSING, TRACKING
 from models.pipeline.faces import FaceCropper, QualityFloor, expand_box
 from training.face_scenes import (PORTRAITS, SIZE_BANDS, Degradation, background, degrade, empty_scenes,

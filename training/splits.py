@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import DataError
+from training.protocols import PAPER_LEAKY_LABEL, PROTOCOLS
 
-PROTOCOLS = ("paper", "trial", "loso")
-PAPER_LEAKY_LABEL = "paper (leaky: windows of one trial in train and test)"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from models.config import PRESETS as MODEL_PRESETS
 from models.config import MilmerConfig, preset_config
 from models.errors import MilmerError
-from training.splits import PROTOCOLS
+from training.protocols import PROTOCOLS
 
 if TYPE_CHECKING:
     from models.pipeline.labels import LabelRule

@@ -280,3 +280,18 @@ def test_windows_equal_the_live_pipeline_and_mask_bad_channels(tmp_path):
     assert first is not None and not first[1][names.index("Cz")] and not first[1][names.index("O2")]
     later = signal.window(1030.0, inputs.contract.window_samples, SignalChecks())
     assert later is not None and later[1][names.index("Cz")] and not later[1][names.index("O2")]
+
+
+@pytest.mark.slow
+def test_refit_trains_the_written_model_on_all_trials_and_says_so(tmp_path):
+    from models.checkpoint import read_checkpoint_meta
+
+    write_person_recording(tmp_path / "rec", "inverted", trials=16, trial_seconds=9.0, seed=1)
+    stem = tmp_path / "refit"
+    result = _calibrate("--recording", str(tmp_path / "rec"), "--checkpoint", "demo", "--out", str(stem), "--refit")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _report(stem)
+    assert report["decision"] == "calibrated", report["reasons"]
+    assert report["refit_on_all_trials"] is True and "refitting on all usable trials" in result.stderr
+    assert "refit on all trials after the decision: yes" in stem.with_name("refit.report.md").read_text()
+    assert read_checkpoint_meta(stem).provenance["calibration"]["refit_on_all_trials"] is True

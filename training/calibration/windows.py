@@ -172,7 +172,10 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
             progress(f"{recording.folder}: finding faces in {len(wanted)} frames")
         if wanted:
             tracker = cropper.tracker()
-            for (stamp, image), row in zip(recording.reader.read_frames(frames[wanted]), wanted):
+            rows = iter(wanted)
+            for stamp, image in recording.reader.read_frames(frames[wanted]):
+                # Frames that do not decode are skipped by the reader: pair each image by its stamp.
+                row = next(r for r in rows if frames[r, 0] == stamp)
                 _, crop = cropper.crop_tracked(tracker, image, stamp)
                 if crop is not None and crop.usable:
                     crop_of_row[row] = len(crops)

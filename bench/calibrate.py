@@ -30,13 +30,13 @@ from training.threads import prefer_passive_waiting
 
 prefer_passive_waiting()
 
-from training.calibration.adapt import AdaptConfig, adapt, embed_crops, predict  # noqa: E402
-from training.calibration.inputs import check_inputs  # noqa: E402
-from training.calibration.judge import score  # noqa: E402
-from training.calibration.run import DEFAULT_METHOD  # noqa: E402
-from training.calibration.split import split_trials  # noqa: E402
-from training.calibration.windows import cut_windows  # noqa: E402
-from training.synth_person import write_person_recording  # noqa: E402
+from training.calibration.adapt import AdaptConfig, adapt, embed_crops, predict
+from training.calibration.inputs import check_inputs
+from training.calibration.judge import score
+from training.calibration.run import DEFAULT_METHOD
+from training.calibration.split import split_trials
+from training.calibration.windows import cut_windows
+from training.synth_person import write_person_recording
 
 HOP_S = 1.5
 

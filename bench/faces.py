@@ -29,10 +29,19 @@ import cv2
 import numpy as np
 
 from models.pipeline.face_detectors import CenterFaceDetector, DetectorSpec, haar_available
-from models.pipeline.face_tracking import TRACKING, FaceTracker
-from models.pipeline.faces import FaceCropper, sharpness
-from training.face_scenes import (PORTRAITS, SIZE_BANDS, Degradation, background, degrade, empty_scenes,
-                                  face_scene, face_scenes, hit, paste_portrait, random_degradation)
+from models.pipeline.faces import FaceCropper
+from training.face_scenes import (
+    PORTRAITS,
+    SIZE_BANDS,
+    Degradation,
+    background,
+    degrade,
+    empty_scenes,
+    face_scene,
+    face_scenes,
+    hit,
+    paste_portrait,
+)
 
 
 def _load() -> str:
@@ -114,7 +123,8 @@ def calibrate(cropper: FaceCropper, rng: np.random.Generator) -> None:
     centerface = CenterFaceDetector()
     haar = HaarDetector(DetectorSpec(name="haar", version="full resolution", detect_width=100_000))
     clean = Degradation(0.0, 1.0, 1.0, 1, 0.0, 90)
-    frames = [(p.name, face_scene(rng, p, float(rng.uniform(80, 200)), clean).frame) for p in PORTRAITS for _ in range(15)]
+    frames = [(p.name, face_scene(rng, p, float(rng.uniform(80, 200)), clean).frame)
+              for p in PORTRAITS for _ in range(15)]
     for quadrant in range(4):
         composer = TrialVideoComposer(quadrant, 1.0, (720, 576), np.random.default_rng(quadrant))
         frames += [("synthetic", composer.frame(t)) for t in (0.0, 1.0, 2.0)]
@@ -159,7 +169,8 @@ def main() -> None:
     results = recall_table(detectors, scenes, empty)
     frames = len(scenes) + len(empty)
     for name, result in results.items():
-        bands = ", ".join(f"{lo}-{hi} px {np.mean(h):.3f} ({sum(h)}/{len(h)})" for (lo, hi), h in result["hits"].items())
+        bands = ", ".join(f"{lo}-{hi} px {np.mean(h):.3f} ({sum(h)}/{len(h)})"
+                          for (lo, hi), h in result["hits"].items())
         print(f"{name}: recall {bands}; face-free frames with a detection {result['false']}/{len(empty)}; "
               f"{frames / result['seconds']:.1f} frames/s")
     if "haar full resolution" in results:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("LSLAPICFG", str(ROOT / "resources" / "lsl_api.cfg"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 SRATE = 128.0
 CHUNK = 4            # samples per push: a chunk every 31 ms, like a typical amplifier driver
@@ -142,7 +142,7 @@ def main() -> int:
     measuring = [False]
 
     class PaintCounter(QtCore.QObject):
-        def eventFilter(self, obj, event):  # noqa: N802 (Qt API)
+        def eventFilter(self, obj, event):
             if measuring[0] and event.type() == QtCore.QEvent.Type.Paint:
                 if obj is eeg_viewport and window.eeg_view.drawn_until is not None:
                     now = pylsl.local_clock()

@@ -44,22 +44,21 @@ from pathlib import Path
 
 os.environ.setdefault("LSLAPICFG", str(Path(__file__).resolve().parents[1] / "resources" / "lsl_api.cfg"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pylsl
+import torch
 
-import pylsl  # noqa: E402
-
-from milmer_app.clock import local_clock  # noqa: E402
-from milmer_app.engine import Engine, EngineConfig  # noqa: E402
-from milmer_app.lsl_player import LslPlayer  # noqa: E402
-from models.checkpoint import save_checkpoint  # noqa: E402
-from models.contract import GENEVA_CHANNELS, InputContract  # noqa: E402
-from models.factory import preset_config  # noqa: E402
-from models.milmer import Milmer  # noqa: E402
-from models.pipeline.channels import map_channels  # noqa: E402
-from models.pipeline.eeg import EEGTransform, offline_eeg  # noqa: E402
-from models.pipeline.streaming import StreamingEEG  # noqa: E402
-from training.synth import TrialVideoComposer, write_trial_video  # noqa: E402
+from milmer_app.clock import local_clock
+from milmer_app.engine import Engine, EngineConfig
+from milmer_app.lsl_player import LslPlayer
+from models.checkpoint import save_checkpoint
+from models.contract import GENEVA_CHANNELS, InputContract
+from models.factory import preset_config
+from models.milmer import Milmer
+from models.pipeline.channels import map_channels
+from models.pipeline.eeg import EEGTransform, offline_eeg
+from models.pipeline.streaming import StreamingEEG
+from training.synth import TrialVideoComposer, write_trial_video
 
 EEG_RATE = 128.0
 CAMERA_FPS = 30.0
@@ -176,7 +175,8 @@ def pipeline_figures(checkpoint: Path, seconds: float, tmp: Path) -> None:
     print(f"  delay (newest sample - window end): median {np.median(delays):.3f} s, max {max(delays):.3f} s "
           f"(design {EEGTransform.from_contract(contract).delay_samples(DC_RATE) / contract.sampling_rate:.3f} s)")
     wide = InputContract(eeg_channels=CAP_64, sampling_rate=128.0, window_seconds=3.0, filter_band=(4.0, 45.0),
-                         reference="average", face_detector="centerface", face_expand=0.1, face_size=64, num_instances=4)
+                         reference="average", face_detector="centerface", face_expand=0.1, face_size=64,
+                         num_instances=4)
     cpu_data = dc_coupled_eeg(64, DC_RATE, 60.0, seed=1).astype(np.float32)
     for name, c in (("DEAP contract, 32 of 64 channels", contract), ("64-channel contract", wide)):
         costs = [f"{100 * stream_cpu(c, cpu_data, chunk):.2f} % ({chunk * 1000:g} ms chunks)" for chunk in (0.02, 0.1)]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from models.config import MilmerConfig  # noqa: E402
-from models.device import autocast, resolve_device  # noqa: E402
-from models.factory import create_model, preset_config  # noqa: E402
-from models.milmer import Milmer, count_parameters  # noqa: E402
+from models.config import MilmerConfig
+from models.device import autocast, resolve_device
+from models.factory import create_model, preset_config
+from models.milmer import Milmer, count_parameters
 
 
 def _sync(device: torch.device) -> None:

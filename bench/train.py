@@ -34,15 +34,15 @@ from training.threads import available_cores, configure_cpu_threads, prefer_pass
 
 prefer_passive_waiting()  # as milmer-train does, before torch loads
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import torch
+from torch import nn
 
-from models.config import MilmerConfig, preset_config  # noqa: E402
-from models.contract import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from models.device import autocast  # noqa: E402
-from models.milmer import Milmer, count_parameters  # noqa: E402
-from training.batches import amp_dtype  # noqa: E402
+from models.config import MilmerConfig, preset_config
+from models.contract import IMAGENET_MEAN, IMAGENET_STD
+from models.device import autocast
+from models.milmer import Milmer, count_parameters
+from training.batches import amp_dtype
 
 
 def published_loop_logits(model: Milmer, eeg: torch.Tensor, faces_host: torch.Tensor) -> torch.Tensor:

@@ -29,15 +29,15 @@ import numpy as np
 
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
-from models.pipeline.streaming import StreamingEEG
 from milmer_app.sources.base import EEGSource, VideoSource
 from milmer_app.sources.channel_options import ChannelOptions
+from models.contract import InputContract
 from models.errors import SourceError
 from models.pipeline.channels import map_channels
-from models.contract import InputContract
 from models.pipeline.face_detector_spec import DetectorSpec
 from models.pipeline.face_tracking import FOUND, LOST
 from models.pipeline.faces import FaceCrop, FaceCropper
+from models.pipeline.streaming import StreamingEEG
 
 log = logging.getLogger(__name__)
 

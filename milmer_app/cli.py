@@ -10,7 +10,6 @@ from models.commands import add_verbosity, parse_arguments, verbosity
 from models.console import package_version, run_cli, setup_logging
 
 
-
 def _spec_epilog() -> str:
     """Every source kind and option, from the source registry (light: no device library is imported)."""
     from milmer_app.sources.registry import help_text

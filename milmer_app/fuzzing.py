@@ -541,8 +541,8 @@ def worker_init() -> None:
     import mne  # noqa: F401
     import pyxdf  # noqa: F401
 
-    import milmer_app.export  # noqa: F401
-    import milmer_app.sources.file  # noqa: F401
+    import milmer_app.export
+    import milmer_app.sources.file
     import milmer_app.specs  # noqa: F401
     import models.checkpoint  # noqa: F401
     import training.deap  # noqa: F401
@@ -624,7 +624,7 @@ def run_case(case: Case) -> Result:
         text = one_line(exc)  # how the command-line tools print it
         outcome = "clear_error" if text.strip() and "Traceback" not in text else "other_exception"
         detail = text[:300]
-    except Exception as exc:  # noqa: BLE001 - any other exception is what the campaign counts
+    except Exception as exc:
         outcome, detail = "other_exception", f"{type(exc).__name__}: {str(exc)[:300]}"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if case.marker and os.path.exists(case.marker):

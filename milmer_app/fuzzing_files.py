@@ -1,5 +1,6 @@
-"""Lab-file cases for the fuzz campaign (milmer_app.fuzzing): EDF/BDF header fields, BrainVision header keys, EEGLAB dimensions, XDF
-chunks and recording folders (for --export), each a valid seed mutated, and how a worker runs one.
+"""Lab-file cases for the fuzz campaign (milmer_app.fuzzing): EDF/BDF header fields, BrainVision header keys,
+EEGLAB dimensions, XDF chunks and recording folders (for --export), each a valid seed mutated, and how a
+worker runs one.
 
 A case's data is a dict {file name: bytes} written into a scratch folder; the first name is what is opened.
 The file targets run the `file:` loader (`load_eeg_file`) and then read the whole file in pieces as a replay

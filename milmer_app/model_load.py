@@ -38,7 +38,7 @@ class BackgroundModelLoad:
 
             device = resolve_device(self.device_spec)
             self._result = (load_checkpoint(self.path, device=device), device)
-        except BaseException as exc:  # noqa: BLE001 (handed to the caller of result(), raised on its thread)
+        except BaseException as exc:
             self._error = exc
         finally:
             self._done.set()

@@ -46,9 +46,18 @@ from milmer_app.clock import local_clock
 from models import strict_json
 from models.calibration_protocol import MARKER_KIND
 from models.errors import DataError, MilmerError
+
 # The reader and the file names live below the app: training (calibration) reads recordings too.
 from training.recording_files import (  # noqa: F401  (re-exported)
-    EEG_FILE, EEG_TS_FILE, FORMAT, FRAMES_FILE, FRAMES_INDEX, MARKERS_FILE, META_FILE, PREDICTIONS_FILE, VERSION,
+    EEG_FILE,
+    EEG_TS_FILE,
+    FORMAT,
+    FRAMES_FILE,
+    FRAMES_INDEX,
+    MARKERS_FILE,
+    META_FILE,
+    PREDICTIONS_FILE,
+    VERSION,
     RecordingReader,
 )
 
@@ -106,7 +115,7 @@ class Recorder:
             raise DataError(f"recording folder {self.folder}: only {self._free / 1e6:.0f} MB free, "
                             f"need at least {self.min_free_bytes / 1e6:.0f} MB")
         meta = {"format": FORMAT, "version": VERSION,
-                "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "created_lsl": local_clock(), "eeg": self.eeg_info, "video": self.video_info,
                 "model": self.model_info}
         try:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 from milmer_app.clock import local_clock
 
-
 MAPS_KEPT = 256   # past clock maps kept for media_time (a pause, seek or speed change adds one)
 
 

@@ -8,8 +8,17 @@ this module is the short name the rest of the app parses specs through.
 
 from __future__ import annotations
 
-from milmer_app.sources.registry import (SourceSpec, as_spec, format_spec, kind_names, parse_eeg_spec,
-                                         parse_spec, parse_video_spec, spec_from_options, spec_from_strings)
+from milmer_app.sources.registry import (
+    SourceSpec,
+    as_spec,
+    format_spec,
+    kind_names,
+    parse_eeg_spec,
+    parse_spec,
+    parse_video_spec,
+    spec_from_options,
+    spec_from_strings,
+)
 
 __all__ = ["SourceSpec", "as_spec", "eeg_kinds", "format_spec", "parse_eeg_spec", "parse_spec",
            "parse_video_spec", "spec_from_options", "spec_from_strings", "video_kinds"]

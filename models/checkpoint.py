@@ -19,13 +19,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from models import strict_json
 from models.atomic import atomic_path
 from models.config import MilmerConfig
 from models.config_bounds import check_budget, check_config, check_contract
 from models.console import package_version
 from models.contract import InputContract
 from models.device import resolve_device
-from models import strict_json
 from models.errors import CheckpointError
 from models.milmer import Milmer
 

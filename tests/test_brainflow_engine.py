@@ -6,8 +6,8 @@ import queue
 from pathlib import Path
 
 import pytest
-from live_support import write_face_video
 
+from live_support import write_face_video
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from training.synth import TrialVideoComposer, face_box

@@ -233,9 +233,11 @@ def test_wizard_session_records_the_protocol_with_pause_and_redo(qtbot, settings
 
 
 def _report(decision: str) -> dict:
-    figures = lambda right, acc: {"trials_correct": right, "trial_majority_vote_accuracy": right / 8,
-                                  "accuracy": acc, "balanced_accuracy": acc - 0.01, "macro_f1": acc - 0.02,
-                                  "windows": 64, "confusion": [[4, 0, 0, 0]] * 4}
+    def figures(right: int, acc: float) -> dict:
+        return {"trials_correct": right, "trial_majority_vote_accuracy": right / 8, "accuracy": acc,
+                "balanced_accuracy": acc - 0.01, "macro_f1": acc - 0.02, "windows": 64,
+                "confusion": [[4, 0, 0, 0]] * 4}
+
     return {"decision": decision, "reasons": ["calibrated model got 7/8 test trials right, base 2/8"],
             "held_out": {"base": figures(2, 0.3), "calibrated": figures(7, 0.8)},
             "chance": {"test_trials": 8, "rated_classes": 4, "trials_needed_p05": 5, "accuracy_needed_p05": 0.625,

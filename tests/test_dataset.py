@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from models.errors import DataError
-from training.dataset import DeapWindowDataset, PreparedCache, WindowArrays
 from models.pipeline.labels import LabelRule
+from training.dataset import DeapWindowDataset, PreparedCache, WindowArrays
 from training.prepare import META_DTYPE, FaceSpec, PrepareConfig, prepare_cache
 from training.synth import write_synthetic_deap
 from training.windows import WindowSpec

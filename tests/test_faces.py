@@ -13,8 +13,17 @@ from models.errors import DataError
 from models.pipeline.face_detector_spec import DetectorSpec
 from models.pipeline.face_tracking import FOUND, LOST, MISSING, TRACKING
 from models.pipeline.faces import FaceCropper, QualityFloor, expand_box
-from training.face_scenes import (PORTRAITS, SIZE_BANDS, Degradation, background, degrade, empty_scenes,
-                                  face_scenes, hit, paste_portrait)
+from training.face_scenes import (
+    PORTRAITS,
+    SIZE_BANDS,
+    Degradation,
+    background,
+    degrade,
+    empty_scenes,
+    face_scenes,
+    hit,
+    paste_portrait,
+)
 from training.synth import TrialVideoComposer, face_box
 
 
@@ -99,7 +108,8 @@ def test_the_cropper_names_its_detector_version_and_thresholds():
 
 # ---------------------------------------------------------------------------- tracking
 
-def _two_people(left_face: float, right_face: float | None, rng: np.random.Generator) -> tuple[np.ndarray, tuple, tuple]:
+def _two_people(left_face: float, right_face: float | None,
+                rng: np.random.Generator) -> tuple[np.ndarray, tuple, tuple]:
     frame = background(rng, "brick")
     left = paste_portrait(frame, PORTRAITS[0], left_face, 0.0, (190.0, 230.0)) if left_face else None
     right = paste_portrait(frame, PORTRAITS[2], right_face, 0.0, (470.0, 240.0)) if right_face else None
@@ -168,8 +178,8 @@ def test_crops_below_the_quality_floor_are_marked_not_usable(frames):
 
 
 def test_the_live_crop_cache_reports_the_person_found_and_lost():
-    from milmer_app.buffers import Frame
     from milmer_app.bags import CropCache
+    from milmer_app.buffers import Frame
 
     events = []
     cache = CropCache(FaceCropper(64), on_event=lambda level, message: events.append((level, message)))

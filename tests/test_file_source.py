@@ -8,15 +8,15 @@ from pathlib import Path
 import mne
 import numpy as np
 import pytest
-from live_support import write_face_video
-from xdf_writer import XdfStream, write_xdf
 
+from live_support import write_face_video
 from milmer_app import cli as app_cli
 from milmer_app.recording import RecordingReader
 from milmer_app.sources.file import load_eeg_file
 from milmer_app.sources.folder_scan import scan_folder
 from models.errors import SourceError
 from models.pipeline.eeg import GENEVA_CHANNELS
+from xdf_writer import XdfStream, write_xdf
 
 SRATE = 128.0
 SECONDS = 12.0
@@ -247,9 +247,8 @@ def test_video_frames_are_stamped_on_the_eeg_files_replay_clock(how, eeg_files, 
 
 @pytest.mark.gui
 def test_the_file_page_lists_a_folder_and_picks_what_to_replay(qtbot, eeg_files, tmp_path):
-    from training.synth import write_synthetic_deap
-
     from milmer_app.gui.sources_panel import SourcesPanel
+    from training.synth import write_synthetic_deap
 
     folder = eeg_files["edf"].parent
     panel = SourcesPanel()

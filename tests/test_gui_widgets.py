@@ -9,28 +9,28 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6 import QtCore, QtGui  # noqa: E402
+from PySide6 import QtCore, QtGui
 
-from milmer_app.gui import theme  # noqa: E402
-from milmer_app.gui.controls import RecordControls, ReplayControls  # noqa: E402
-from milmer_app.gui.eeg_view import EegTraceView  # noqa: E402
-from milmer_app.gui.emotion_view import (  # noqa: E402
+from milmer_app.gui import theme
+from milmer_app.gui.controls import RecordControls, ReplayControls
+from milmer_app.gui.eeg_view import EegTraceView
+from milmer_app.gui.emotion_view import (
     QUADRANT_CENTRES,
     EmotionView,
     plane_position,
     quadrant_names,
 )
-from milmer_app.gui.face_view import CropStrip, FrameView  # noqa: E402
-from milmer_app.gui.selection import SourceSelection  # noqa: E402
-from milmer_app.gui.settings import load_selection, save_selection  # noqa: E402
-from milmer_app.gui.signal_quality import FLAT, MISSING, NOISY, OK, assess_channels  # noqa: E402
-from milmer_app.gui.sources_panel import SourcesPanel  # noqa: E402
-from milmer_app.gui.spectra import display_filter, power_spectrum, relative_band_powers  # noqa: E402
-from milmer_app.gui.spectrum_view import SpectrumView  # noqa: E402
-from milmer_app.gui.status_bar import STALE_AFTER_S, EngineStatusBar  # noqa: E402
-from milmer_app.replay import ReplayControl  # noqa: E402
-from models.contract import QUADRANT_CLASSES  # noqa: E402
-from models.errors import SourceError  # noqa: E402
+from milmer_app.gui.face_view import CropStrip, FrameView
+from milmer_app.gui.selection import SourceSelection
+from milmer_app.gui.settings import load_selection, save_selection
+from milmer_app.gui.signal_quality import FLAT, MISSING, NOISY, OK, assess_channels
+from milmer_app.gui.sources_panel import SourcesPanel
+from milmer_app.gui.spectra import display_filter, power_spectrum, relative_band_powers
+from milmer_app.gui.spectrum_view import SpectrumView
+from milmer_app.gui.status_bar import STALE_AFTER_S, EngineStatusBar
+from milmer_app.replay import ReplayControl
+from models.contract import QUADRANT_CLASSES
+from models.errors import SourceError
 
 pytestmark = pytest.mark.gui
 

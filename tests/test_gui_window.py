@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6 import QtCore, QtWidgets  # noqa: E402
+from PySide6 import QtCore, QtWidgets
 
-from milmer_app.gui.emotion_view import WAITING  # noqa: E402
-from milmer_app.gui.selection import SourceSelection  # noqa: E402
+from milmer_app.gui.emotion_view import WAITING
+from milmer_app.gui.selection import SourceSelection
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -415,7 +415,7 @@ def test_the_window_fits_its_size_and_nothing_clips(qtbot, open_window, size):
     panel = window.sources
     for kind in ("demo", "lsl", "brainflow", "deap", "file", "recording"):
         panel.eeg_kind.setCurrentIndex(panel.eeg_kind.findData(kind))
-        qtbot.waitUntil(lambda: panel.eeg_pages.currentWidget() is panel.pages["eeg"][kind], timeout=2000)
+        qtbot.waitUntil(lambda kind=kind: panel.eeg_pages.currentWidget() is panel.pages["eeg"][kind], timeout=2000)
         qtbot.wait(50)
         if size == (1280, 800):
             assert scroll.verticalScrollBar().maximum() == 0, kind

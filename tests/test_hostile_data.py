@@ -4,7 +4,6 @@ unreadable face videos and prepare workers that die."""
 from __future__ import annotations
 
 import csv
-import io
 import os
 import pickle
 import shutil

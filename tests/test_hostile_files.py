@@ -13,13 +13,13 @@ from pathlib import Path
 import mne
 import numpy as np
 import pytest
-from xdf_writer import XdfStream, write_xdf
 
 from milmer_app import cli as app_cli
 from milmer_app.repeats import RepeatLimiter
 from milmer_app.sources.file import load_eeg_file
 from models.errors import SourceError
 from models.pipeline.eeg import GENEVA_CHANNELS
+from xdf_writer import XdfStream, write_xdf
 
 RATE = 128
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,16 +8,16 @@ import torch
 
 from milmer_app.bags import Bag
 from milmer_app.buffers import Frame, FrameBuffer, SampleBuffer, StreamMonitor
-from models.pipeline.channels import map_channels, normalise_label
 from milmer_app.clock import local_clock
 from milmer_app.inference import InferenceWorker, Predictor
-from models.pipeline.streaming import StreamingEEG
 from milmer_app.sources.registry import option_strings
 from milmer_app.specs import parse_eeg_spec, parse_video_spec
 from models.config import MilmerConfig
 from models.contract import GENEVA_CHANNELS, InputContract
 from models.errors import SourceError
 from models.milmer import Milmer
+from models.pipeline.channels import map_channels, normalise_label
+from models.pipeline.streaming import StreamingEEG
 
 
 def test_sample_buffer_wraps_without_losing_order():

@@ -12,13 +12,13 @@ import numpy as np
 import pylsl
 import pytest
 
+from live_support import next_matching
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.lsl_player import LslPlayer
 from milmer_app.sources.lsl import LSLSource
 from models.contract import GENEVA_CHANNELS
 from models.errors import SourceError
-from live_support import next_matching
 
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 

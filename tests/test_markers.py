@@ -9,8 +9,8 @@ import uuid
 import numpy as np
 import pylsl
 import pytest
-from live_support import next_matching
 
+from live_support import next_matching
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
 from milmer_app.lsl_player import LslPlayer

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from models.errors import DataError
-from training.dataset import DeapWindowDataset
 from models.pipeline.faces import FaceCropper
+from training.dataset import DeapWindowDataset
 from training.prepare import FaceSpec, PrepareConfig, prepare_cache
 from training.synth import TrialVideoComposer, write_synthetic_deap
 from training.windows import WindowSpec
@@ -110,8 +110,8 @@ def test_same_parameters_reuse_and_any_change_makes_a_new_cache(deap, prepared, 
                    PrepareConfig(face=CONFIG.face, window=WindowSpec(num_instances=5)),
                    PrepareConfig(face=CONFIG.face, window=WindowSpec(num_instances=4, hop_s=1.5)),
                    PrepareConfig(face=CONFIG.face, window=WindowSpec(num_instances=4, channels=("Fp1", "Fz")))):
-        from training.prepare import cache_key, data_identity
         from training.deap import scan_deap
+        from training.prepare import cache_key, data_identity
 
         keys.add(cache_key(change, data_identity(scan_deap(deap))))
     assert len(keys) == 6

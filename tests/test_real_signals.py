@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from live_support import next_matching
 from milmer_app.clock import local_clock
 from milmer_app.engine import Engine, EngineConfig
-from models.contract import GENEVA_CHANNELS, InputContract
 from models.config import MilmerConfig
+from models.contract import GENEVA_CHANNELS, InputContract
 from models.pipeline.channels import normalise_label
 from models.pipeline.eeg import EEGTransform, offline_eeg
 from real_signals import RecordingOutlet, eeg_microvolts, make_recording, write_and_read
-from live_support import next_matching
 
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 

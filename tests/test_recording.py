@@ -15,8 +15,8 @@ from pathlib import Path
 import mne
 import numpy as np
 import pytest
-from live_support import write_face_video
 
+from live_support import write_face_video
 from milmer_app import cli as app_cli
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock

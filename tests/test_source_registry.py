@@ -13,8 +13,7 @@ import pytest
 
 from milmer_app import cli as app_cli
 from milmer_app.sources import registry
-from milmer_app.sources.registry import (format_spec, parse_eeg_spec, parse_spec, parse_video_spec,
-                                         spec_from_options)
+from milmer_app.sources.registry import format_spec, parse_eeg_spec, parse_spec, parse_video_spec, spec_from_options
 from models.errors import SourceError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,17 +11,17 @@ import pytest
 from scipy import signal
 
 from models.contract import GENEVA_CHANNELS
-from training.deap import read_dat, read_ratings
 from models.pipeline.faces import FaceCropper
 from models.pipeline.labels import LabelRule
+from training.deap import read_dat, read_ratings
 from training.synth import (
     AROUSAL_HZ,
     VALENCE_HZ,
     TrialVideoComposer,
-    wandering_rhythm,
     cue_box,
     face_box,
     synth_trial_eeg,
+    wandering_rhythm,
     write_synthetic_deap,
 )
 

@@ -100,14 +100,14 @@ class DeapWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def subset(self, positions: np.ndarray) -> "DeapWindowDataset":
+    def subset(self, positions: np.ndarray) -> DeapWindowDataset:
         """A dataset over some of this dataset's windows (positions into ``self.meta``)."""
         source = self._parts if self._parts is not None else self.cache
         subset = DeapWindowDataset(source, self.label_rule, self.indices[np.asarray(positions, np.int64)])
         subset.frame_features = self.frame_features
         return subset
 
-    def with_frame_features(self, store) -> "DeapWindowDataset":
+    def with_frame_features(self, store) -> DeapWindowDataset:
         """This dataset whose items carry a frozen backbone's cached features (N, tokens, width) float16 in
         place of the face frames (a `training.embeddings.FrameFeatureStore` of this dataset's cache)."""
         if self._parts is not None:

@@ -25,10 +25,10 @@ from tqdm import tqdm
 from models import atomic, strict_json
 from models.console import package_version
 from models.errors import DataError
-from training.deap import DeapIndex, load_subject, scan_deap
 from models.pipeline.face_detector_spec import DetectorSpec
 from models.pipeline.faces import FaceCropper, QualityFloor
 from models.pipeline.labels import LabelRule
+from training.deap import DeapIndex, load_subject, scan_deap
 from training.process_pool import ProcessPool
 from training.windows import WindowSpec, deap_trial_eeg
 

@@ -19,8 +19,8 @@ from models.pipeline.labels import LabelRule
 from training.dataset import DeapWindowDataset, PreparedCache
 from training.distributed import DistributedContext, barrier
 from training.prepare import FaceSpec, PrepareConfig, cache_key, data_identity, prepare_cache
-from training.synth import SYNTHETIC_MARKER
 from training.splits import Split, make_splits, trial_ids
+from training.synth import SYNTHETIC_MARKER
 from training.train_config import TrainConfig
 from training.windows import WindowSpec
 

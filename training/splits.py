@@ -15,7 +15,6 @@ from models.errors import DataError
 from training.protocols import PAPER_LEAKY_LABEL, PROTOCOLS
 
 
-
 @dataclass(frozen=True)
 class Split:
     name: str

@@ -22,26 +22,26 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.console import package_version
 from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
+from models.console import package_version
 from models.milmer import Milmer, build_backbone, count_parameters
+from training.augment import drop_channels
 from training.batches import PlannedBatchSampler, amp_dtype, make_loader, model_logits, resolve_num_workers
+from training.cost import RunShape, StepCosts, duration, estimate_record
 from training.distributed import (
     DistributedContext,
     barrier,
     plan_train_batches,
     reduce_accumulator,
 )
-from training.cost import RunShape, StepCosts, duration, estimate_record
 from training.embeddings import FrozenBackboneNetwork, ensure_features, feature_store
 from training.evaluation import evaluate_windows
 from training.metrics import ClassificationMetrics, MetricAccumulator
 from training.plots import plot_confusion, plot_learning_curves
 from training.resume import ResumeState, interrupts_deferred, remove_resume_state, save_resume_state
-from training.run_dir import EpochLog, RunDir, read_epoch_rows, write_json
 from training.run_data import FoldSplit, WindowData, contract_for
+from training.run_dir import EpochLog, RunDir, read_epoch_rows, write_json
 from training.seeding import derive_seed, seed_everything
-from training.augment import drop_channels
 from training.splits import PAPER_LEAKY_LABEL, split_problems
 from training.threads import configure_cpu_threads
 from training.train_config import ConfigError, TrainConfig

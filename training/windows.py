@@ -94,5 +94,5 @@ class WindowSpec:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "WindowSpec":
+    def from_dict(cls, data: dict) -> WindowSpec:
         return cls(**{**data, "channels": tuple(data.get("channels", GENEVA_CHANNELS))})

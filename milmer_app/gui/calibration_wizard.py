@@ -104,7 +104,7 @@ class CalibrationWizard(QtWidgets.QDialog):
         t = self.timings
         self.rest_box, self.fixation_box = seconds(t.rest_s), seconds(t.fixation_s)
         self.stimulus_s_box, self.washout_box = seconds(t.stimulus_s, 0.1), seconds(t.washout_s)
-        row = lambda *widgets: self._row(*widgets)
+        row = self._row
         form.addRow("stimuli", self.stimulus_box)
         form.addRow("folder", row(self.folder_edit, folder_button))
         form.addRow("targets", row(self.csv_edit, csv_button))

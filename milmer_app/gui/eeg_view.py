@@ -28,7 +28,7 @@ class ChannelAxis(pg.AxisItem):
 
     gain_step = QtCore.Signal(int, float)
 
-    def wheelEvent(self, event):  # noqa: N802 (Qt API)
+    def wheelEvent(self, event):
         view = self.linkedView()
         if view is None:
             return super().wheelEvent(event)

@@ -23,14 +23,14 @@ class ElidedLabel(QtWidgets.QLabel):
         if hide_empty and not text:
             self.setVisible(False)
 
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt API)
+    def setText(self, text: str) -> None:
         super().setText(text)
         self.setToolTip(text)
         if self.hide_empty:
             self.setVisible(bool(text))
         self.updateGeometry()
 
-    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt API)
+    def minimumSizeHint(self) -> QtCore.QSize:
         hint = super().minimumSizeHint()
         return QtCore.QSize(min(hint.width(), self.fontMetrics().averageCharWidth() * self.min_chars), hint.height())
 
@@ -41,7 +41,7 @@ class ElidedLabel(QtWidgets.QLabel):
         """The text as painted (with "…" where it is cut)."""
         return self.fontMetrics().elidedText(self.text(), self.mode, self.contentsRect().width())
 
-    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt API)
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         painter = QtGui.QPainter(self)
         painter.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
         painter.drawText(self.contentsRect(), int(self.alignment() | QtCore.Qt.AlignmentFlag.AlignVCenter),
@@ -58,7 +58,7 @@ class ClampedLabel(QtWidgets.QLabel):
         self.setWordWrap(True)
         self.setToolTip(text)
 
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt API)
+    def setText(self, text: str) -> None:
         super().setText(text)
         self.setToolTip(text)
 
@@ -66,14 +66,14 @@ class ClampedLabel(QtWidgets.QLabel):
         margins = self.contentsMargins()
         return self.lines * self.fontMetrics().lineSpacing() + margins.top() + margins.bottom()
 
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt API)
+    def heightForWidth(self, width: int) -> int:
         return min(super().heightForWidth(width), self._cap())
 
-    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt API)
+    def sizeHint(self) -> QtCore.QSize:
         hint = super().sizeHint()
         return QtCore.QSize(hint.width(), min(hint.height(), self._cap()))
 
-    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt API)
+    def minimumSizeHint(self) -> QtCore.QSize:
         hint = super().minimumSizeHint()
         return QtCore.QSize(hint.width(), min(hint.height(), self._cap()))
 
@@ -101,7 +101,7 @@ class ClampedLabel(QtWidgets.QLabel):
     def elided(self) -> bool:
         return any(line.endswith("…") for line in self.shown_lines()) and not self.text().endswith("…")
 
-    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt API)
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         painter = QtGui.QPainter(self)
         painter.setPen(self.palette().color(QtGui.QPalette.ColorRole.WindowText))
         rect = self.contentsRect()

@@ -80,7 +80,7 @@ class ValenceArousalPlane(pg.PlotWidget):
     def _fix_range(self) -> None:
         self.plotItem.vb.setRange(xRange=(1, 9), yRange=(1, 9), padding=0.02)
 
-    def resizeEvent(self, event):  # noqa: N802 (Qt API)
+    def resizeEvent(self, event):
         super().resizeEvent(event)
         if self.plotItem is not None:   # Qt resizes the view once before PlotWidget has built its plot
             self._fix_range()

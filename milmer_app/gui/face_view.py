@@ -68,7 +68,7 @@ class FrameView(QtWidgets.QWidget):
     def face_box(self) -> tuple[int, int, int, int] | None:
         return self._box
 
-    def paintEvent(self, event):  # noqa: N802 (Qt API)
+    def paintEvent(self, event):
         painter = QtGui.QPainter(self)
         painter.fillRect(self.rect(), QtGui.QColor("#111214"))
         if self._image is None:
@@ -135,7 +135,7 @@ class CropStrip(QtWidgets.QWidget):
     def weights(self) -> list[float]:
         return list(self._weights)
 
-    def paintEvent(self, event):  # noqa: N802 (Qt API)
+    def paintEvent(self, event):
         painter = QtGui.QPainter(self)
         painter.fillRect(self.rect(), QtGui.QColor(theme.BACKGROUND))
         count = len(self._crops)

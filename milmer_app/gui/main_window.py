@@ -445,7 +445,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_recording()
 
     # closing ----------------------------------------------------------------------
-    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt API)
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.draw_timer.stop()
         self.slow_timer.stop()
         self.save_settings()

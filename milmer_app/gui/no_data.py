@@ -34,7 +34,7 @@ class NoDataOverlay(QtWidgets.QLabel):
         self.setVisible(empty)
         self._fit()
 
-    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt API)
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if watched is self.plot and event.type() == QtCore.QEvent.Type.Resize:
             self._fit()
         return False

@@ -53,7 +53,7 @@ class PickerTable(QtWidgets.QTableWidget):
         super().__init__(rows, columns)
         self.rows_asked = rows_asked
 
-    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt API)
+    def sizeHint(self) -> QtCore.QSize:
         hint = super().sizeHint()
         rows = self.verticalHeader().defaultSectionSize() * self.rows_asked
         return QtCore.QSize(hint.width(), min(hint.height(), self.horizontalHeader().sizeHint().height() + rows

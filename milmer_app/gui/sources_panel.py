@@ -25,14 +25,14 @@ class PageStack(QtWidgets.QWidget):
         self._pages: list[QtWidgets.QWidget] = []
         self._current: QtWidgets.QWidget | None = None
 
-    def addWidget(self, page: QtWidgets.QWidget) -> None:  # noqa: N802 (the QStackedWidget name)
+    def addWidget(self, page: QtWidgets.QWidget) -> None:
         self._pages.append(page)
         self._layout.addWidget(page)
         page.setVisible(self._current is None)
         if self._current is None:
             self._current = page
 
-    def setCurrentWidget(self, page: QtWidgets.QWidget) -> None:  # noqa: N802
+    def setCurrentWidget(self, page: QtWidgets.QWidget) -> None:
         if page is self._current:
             return
         if self._current is not None:
@@ -40,7 +40,7 @@ class PageStack(QtWidgets.QWidget):
         self._current = page
         page.show()
 
-    def currentWidget(self) -> QtWidgets.QWidget | None:  # noqa: N802
+    def currentWidget(self) -> QtWidgets.QWidget | None:
         return self._current
 
     def count(self) -> int:
@@ -274,7 +274,7 @@ class SourcesPanel(QtWidgets.QWidget):
         if self.eeg_kind.currentData() == "lsl" and self.lsl_page is not None and not self.lsl_page.searched:
             self.lsl_page.refresh()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+    def closeEvent(self, event) -> None:
         self.runner.wait_all(CLOSE_WAIT_S)
         super().closeEvent(event)
 

@@ -174,7 +174,7 @@ class EngineStatusBar(QtWidgets.QStatusBar):
     def event_text(self) -> str:
         return self.event_label.text()
 
-    def clearMessage(self) -> None:  # noqa: N802 (Qt API)
+    def clearMessage(self) -> None:
         super().clearMessage()
         self._event_timer.stop()
         self.event_label.setText("")

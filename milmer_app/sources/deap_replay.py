@@ -22,9 +22,9 @@ from milmer_app.sources.base import EEGSource, VideoSource
 from milmer_app.sources.camera import open_video_file
 from models.contract import GENEVA_CHANNELS
 from models.errors import DataError, SourceError
+from models.pipeline.labels import LabelRule
 from training.deap import DeapIndex, TrialRecord, load_subject, scan_deap
 from training.deap.readers import DEAP_RATE, EEG_CHANNELS
-from models.pipeline.labels import LabelRule
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import numpy as np
 XDF_SUFFIXES = (".xdf", ".xdfz")
 # MNE channel types that are not EEG.
 NON_EEG_TYPES = {"eog", "ecg", "emg", "stim", "misc", "resp", "bio", "chpi", "exci", "ias", "syst", "temperature",
-                 "gsr", "emg", "ref_meg", "mag", "grad", "seeg", "dbs", "ecog", "fnirs_cw_amplitude", "whitened"}
+                 "gsr", "ref_meg", "mag", "grad", "seeg", "dbs", "ecog", "fnirs_cw_amplitude", "whitened"}
 # Labels of non-EEG channels, for files that give no channel types (EDF calls everything EEG).
 _NON_EEG_LABEL = re.compile(r"^(eeg\s+)?(h?eog|v?eog|ecg|ekg|emg|status|sti|stim|trig|trigger|marker|event|acc|accel|"
                             r"gyro|mag|gsr|eda|resp|temp|plet|pulse|spo2|sao2|light|battery|counter|sample|"

@@ -127,7 +127,7 @@ def _load_mne(path: Path) -> EEGFile:
 
     try:
         raw = mne.io.read_raw(path, preload=False, verbose="error")
-    except Exception as exc:  # noqa: BLE001 - MNE readers raise anything on a hostile header
+    except Exception as exc:
         raise SourceError(f"{path}: MNE cannot read this file ({type(exc).__name__}: {exc})",
                           hint="file: reads what mne.io.read_raw reads (EDF, BDF, FIF, BrainVision .vhdr, "
                                "EEGLAB .set, CNT, ...) and XDF") from None
@@ -148,7 +148,7 @@ def _load_mne(path: Path) -> EEGFile:
     def read(start: int, stop: int) -> np.ndarray:
         try:
             return (raw.get_data(picks=keep, start=start, stop=stop) * 1e6).astype(np.float32)   # MNE gives volts
-        except Exception as exc:  # noqa: BLE001 - a file that lies past its header fails only where it is read
+        except Exception as exc:
             raise SourceError(f"{path}: reading samples {start}-{stop} of the {samples} the header promises "
                               f"failed ({type(exc).__name__}: {exc})") from None
 
@@ -176,7 +176,7 @@ def _trigger_reader(raw, path: Path) -> Callable[[int, int], list[tuple[int, str
         first = max(0, start - 1)
         try:
             values = raw.get_data(picks=stim, start=first, stop=stop)
-        except Exception as exc:  # noqa: BLE001 - as for the EEG: a lie past the header fails where it is read
+        except Exception as exc:
             raise SourceError(f"{path}: reading the trigger channel(s) at samples {start}-{stop} failed "
                               f"({type(exc).__name__}: {exc})") from None
         with np.errstate(invalid="ignore"):

@@ -338,7 +338,7 @@ def _check_eeglab_fields(path: Path, raw) -> None:
     try:
         shapes = {name: shape for name, shape, _ in scipy.io.whosmat(path)}
         fields = scipy.io.loadmat(path, variable_names=["nbchan", "pnts"], appendmat=False)
-    except Exception:  # noqa: BLE001 - MATLAB 7.3 (HDF5) files and fields inside an EEG struct: MNE's own checks apply
+    except Exception:
         return
     values = {}
     for key in ("nbchan", "pnts"):

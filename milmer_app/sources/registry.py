@@ -40,7 +40,7 @@ class OptionError(ValueError):
         self.hint = hint
 
 
-def option(default: Any = MISSING, help: str = "", *, metavar: str | None = None,  # noqa: A002 (dataclass idiom)
+def option(default: Any = MISSING, help: str = "", *, metavar: str | None = None,
            low: float | None = None, high: float | None = None, above: float | None = None,
            choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field of an options class with its help and its allowed values.

@@ -76,7 +76,7 @@ def load_streams(path: Path) -> list[dict]:
     try:
         streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=True, dejitter_timestamps=True,
                                     handle_clock_resets=True, verbose=False)
-    except Exception as exc:  # noqa: BLE001 - pyxdf raises bare Exceptions (IOError, struct.error, XML errors) on bad files
+    except Exception as exc:
         raise SourceError(f"{path}: pyxdf cannot read this XDF file ({type(exc).__name__}: {exc})") from None
     return streams
 
@@ -218,8 +218,8 @@ def _segments(times: np.ndarray, info: dict, srate: float,
     if len(steps) >= 10:
         measured = 1.0 / float(np.median(steps))
         if abs(measured / srate - 1) > RATE_TOLERANCE:
-            raise SourceError(f"{path}: the EEG stream declares {srate:g} Hz (nominal_srate) but its time stamps run at "
-                              f"{measured:.1f} Hz")
+            raise SourceError(f"{path}: the EEG stream declares {srate:g} Hz (nominal_srate) but its time stamps "
+                              f"run at {measured:.1f} Hz")
     elif len(times) > 10:
         raise SourceError(f"{path}: the EEG stream's time stamps do not run at its declared {srate:g} Hz anywhere")
     original, times = times, times.copy()

@@ -3,8 +3,9 @@
 The first search covers the whole frame and takes the largest face. After that only a
 square region around the tracked face is searched (the face grown by ``roi_margin`` of its
 side on each side, resized to ``roi_net`` pixels: with the defaults the face is ~43 px at the
-network, and the network always sees one input size): cheap enough for every frame, and it keeps the same person when several are in view, since only the face
-nearest the previous box is taken. A still face keeps its box (moves under ``still``
+network, and the network always sees one input size): cheap enough for every frame, and it
+keeps the same person when several are in view, since only the face nearest the previous box
+is taken. A still face keeps its box (moves under ``still``
 of its side are ignored; small moves are smoothed), so crops do not jitter. When the person
 is not seen for ``lost_after`` frames in a row, or no frame came for ``max_gap_s``, the
 track is lost and the next frame starts a new full-frame search.

@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 
 from models.errors import DataError
-from models.pipeline.face_detectors import (DEFAULT_DETECTOR, DetectorSpec, FaceDetector, HaarDetector,
-                                            make_detector)
+from models.pipeline.face_detectors import DEFAULT_DETECTOR, DetectorSpec, FaceDetector, HaarDetector, make_detector
 from models.pipeline.face_tracking import FaceTracker, Track, TrackerConfig
 
 log = logging.getLogger(__name__)

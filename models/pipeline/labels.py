@@ -57,5 +57,5 @@ class LabelRule:
         return {**asdict(self), "ties": "quadrant: published rule (see LabelRule); binary: rating == threshold is low"}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LabelRule":
+    def from_dict(cls, data: dict) -> LabelRule:
         return cls(kind=data.get("kind", "quadrant"), threshold=float(data.get("threshold", 5.0)))

@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from models.checkpoint import load_checkpoint
+    from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
     from models.device import resolve_device
     from models.pipeline.labels import LabelRule
-    from models.config import FROZEN_BACKBONE_LABEL as FROZEN_LABEL
     from training.embeddings import FrozenBackboneNetwork, ensure_features
     from training.evaluation import evaluate_windows
     from training.run_data import face_trial_subset, open_windows
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         positions = data.positions_of_split(split)
         leaky = bool(split.get("leaky"))
-        scope = (f"test windows of the paper protocol (LEAKY: the other windows of their trials were trained on)"
+        scope = ("test windows of the paper protocol (LEAKY: the other windows of their trials were trained on)"
                  if leaky else f"test trials of {provenance.get('fold_name') or 'its fold'}")
         if len(positions) == 0:
             raise DataError(f"{args.deap}: none of the checkpoint's {len(split['test'])} test {split.get('unit')} "

@@ -17,8 +17,8 @@ from typing import Any
 
 from models.config import FUSION_MODES, MIL_MODES, MODALITIES
 from training.preflight import check_deap_folder, check_file, check_positive
-from training.run_dir import RunDir
 from training.protocols import PROTOCOLS
+from training.run_dir import RunDir
 from training.train_config import (
     AMP_MODES,
     PRESETS,

@@ -58,7 +58,9 @@ def test_closing_the_window_while_its_engine_still_searches_a_stream_returns(qtb
                                       str(tiny_checkpoint), "--device", "cpu"])
     window = open_window(args, settings)
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.bridge.busy, timeout=5000)        # the engine start is searching
+    # The engine start is searching once it says it connects (busy alone is true before the start has
+    # begun, and a close then simply supersedes it).
+    qtbot.waitUntil(lambda: (window.startup.stage or "").startswith("connecting"), timeout=10000)
     before = set(workers._let_go)
     begin = time.monotonic()
     window.close()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -295,3 +296,55 @@ def test_refit_trains_the_written_model_on_all_trials_and_says_so(tmp_path):
     assert report["refit_on_all_trials"] is True and "refitting on all usable trials" in result.stderr
     assert "refit on all trials after the decision: yes" in stem.with_name("refit.report.md").read_text()
     assert read_checkpoint_meta(stem).provenance["calibration"]["refit_on_all_trials"] is True
+
+
+def _frame_code(index: int) -> int:
+    """The blue level planted in recorded frame `index` (ten levels, 24 apart: neighbouring frames differ)."""
+    return 20 + 24 * (index % 10)
+
+
+def test_face_crops_land_on_their_own_frames_when_a_frame_does_not_decode(tmp_path):
+    from training.calibration.inputs import check_inputs
+    from training.calibration.windows import _frame_rows, cut_windows
+
+    folder = tmp_path / "rec"
+    write_person_recording(folder, trials=8, trial_seconds=4.0, rest_s=1.0, seed=6)
+    # Plant each frame's identity in its colour (the face stays), then make one frame the windows use undecodable.
+    reader = RecordingReader(folder)
+    index = reader.frame_index()
+    blobs = []
+    for i, (_, image) in enumerate(reader.read_frames(index)):
+        image[:, :, 0] = _frame_code(i)
+        blobs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    assert len(blobs) == len(index)
+    offsets = np.cumsum([0] + [len(b) for b in blobs[:-1]])
+    (folder / "frames.mjpg").write_bytes(b"".join(blobs))
+    np.column_stack([index[:, 0], offsets, [len(b) for b in blobs]]).astype("<f8").tofile(folder / "frames.idx")
+
+    inputs = check_inputs([str(folder)], "demo")
+    contract = inputs.contract
+    n, hop = contract.num_instances, 1.5
+    starts, trial_of = [], []
+    for position, trial in enumerate(inputs.usable):
+        start = trial.start
+        while start + contract.window_seconds <= trial.end + 1e-6:
+            starts.append(start)
+            trial_of.append(position)
+            start += hop
+    expected_rows = np.array([_frame_rows(index, start, contract.window_seconds, n) for start in starts])
+    broken = int(expected_rows[len(starts) // 2, 1])     # a frame in the middle of the frames read
+    with (folder / "frames.mjpg").open("r+b") as handle:
+        handle.seek(int(offsets[broken]))
+        handle.write(bytes(len(blobs[broken])))
+    assert cv2.imdecode(np.frombuffer(bytes(len(blobs[broken])), np.uint8), cv2.IMREAD_COLOR) is None
+
+    windows = cut_windows(inputs, hop)
+    assert windows.trial_of.tolist() == trial_of        # every window kept: the rows above are the windows'
+    assert (expected_rows >= 0).all()
+    masked = expected_rows == broken
+    assert masked.sum() == 1 and (windows.frame_ids[masked] == -1).all()
+    cropped = windows.frame_ids >= 0
+    assert cropped.sum() >= 0.9 * (~masked).sum()       # the planted face is found in (nearly) every other frame
+    for w, k in zip(*np.nonzero(cropped)):
+        blue = windows.crops[windows.frame_ids[w, k], :, :, 2].mean()
+        assert abs(blue - _frame_code(int(expected_rows[w, k]))) < 6, (w, k, expected_rows[w, k], blue)

@@ -26,6 +26,8 @@ from training.face_scenes import (
 )
 from training.synth import TrialVideoComposer, face_box
 
+pytestmark = pytest.mark.opencv  # run again under OpenCV 5 by the test command
+
 
 @pytest.fixture(scope="module")
 def frames():

@@ -19,6 +19,8 @@ from models.milmer import Milmer
 from models.pipeline.channels import map_channels, normalise_label
 from models.pipeline.streaming import StreamingEEG
 
+pytestmark = pytest.mark.opencv  # run again under OpenCV 5 by the test command
+
 
 def test_sample_buffer_wraps_without_losing_order():
     buffer = SampleBuffer(2, 10)

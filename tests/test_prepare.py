@@ -19,6 +19,8 @@ from training.prepare import FaceSpec, PrepareConfig, prepare_cache
 from training.synth import TrialVideoComposer, write_synthetic_deap
 from training.windows import WindowSpec
 
+pytestmark = pytest.mark.opencv  # run again under OpenCV 5 by the test command
+
 FACE = 48
 CONFIG = PrepareConfig(face=FaceSpec(size=FACE), window=WindowSpec(num_instances=4))
 

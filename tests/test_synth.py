@@ -25,6 +25,8 @@ from training.synth import (
     write_synthetic_deap,
 )
 
+pytestmark = pytest.mark.opencv  # run again under OpenCV 5 by the test command
+
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):

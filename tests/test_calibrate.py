@@ -180,6 +180,7 @@ def test_calibrated_model_is_clearly_better_for_a_person_who_codes_emotion_diffe
     assert calibration["recordings"] == ["session"] and calibration["trials"]["test"] == trials["test"]
     assert calibration["held_out"]["calibrated"]["trials_correct"] == held["calibrated"]["trials_correct"]
     assert calibration["method"]["trainable"]
+    assert calibration["base"]["provenance"]["split"] == read_checkpoint_meta(demo).provenance["split"]
 
     # Fresh sessions of the same person replayed through the app: the calibrated model clearly wins.
     fresh = tmp_path / "fresh"
@@ -348,3 +349,48 @@ def test_face_crops_land_on_their_own_frames_when_a_frame_does_not_decode(tmp_pa
     for w, k in zip(*np.nonzero(cropped)):
         blue = windows.crops[windows.frame_ids[w, k], :, :, 2].mean()
         assert abs(blue - _frame_code(int(expected_rows[w, k]))) < 6, (w, k, expected_rows[w, k], blue)
+
+
+def test_evaluate_scores_a_calibrated_checkpoint_on_its_bases_deap_test_split(tmp_path, tiny_checkpoint, capsys):
+    from models.checkpoint import load_checkpoint, save_checkpoint
+    from training import cli
+    from training.calibration.lineage import base_lineage
+
+    data = tmp_path / "deap"
+    assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "1", "--trials", "4", "--seconds", "6",
+                     "--video-size", "160x128", "--fps", "5"]) == 0
+    tiny = load_checkpoint(tiny_checkpoint)
+    split = {"unit": "trials", "leaky": False, "test": [[1, 2], [1, 4]]}
+    trained = {"dataset": "synthetic", "protocol": "trial", "fold_name": "trial fold 1/2", "leaky": False,
+               "split": split, "seed": 0}
+    save_checkpoint(tmp_path / "base", tiny.model, tiny.contract, trained)
+
+    def calibrate_from(base: str, stem: str) -> None:
+        """A checkpoint whose provenance is built as `calibrate` builds it (the weights do not matter here)."""
+        provenance = load_checkpoint(tmp_path / base).provenance
+        calibration = {"base": {"checkpoint": base, "name": base, "provenance": base_lineage(provenance)},
+                       "recordings": ["session"], "decision": "calibrated"}
+        save_checkpoint(tmp_path / stem, tiny.model, tiny.contract, {"protocol": "calibration",
+                                                                     "calibration": calibration})
+
+    calibrate_from("base", "me")
+    calibrate_from("me", "me_again")     # calibrated from a calibrated checkpoint: the first base's split
+    common = ["--deap", str(data), "--cache", str(tmp_path / "cache"), "--device", "cpu", "--batch-size", "8"]
+    for stem, base in (("me", "base"), ("me_again", "me")):
+        out = tmp_path / f"{stem}.evaluation.json"
+        assert cli.main(["-q", "evaluate", "--checkpoint", str(tmp_path / stem), *common, "--out", str(out)]) == 0
+        evaluation = json.loads(out.read_text())
+        assert evaluation["trials"] == split["test"] and evaluation["calibrated_from"] == base
+        assert f"test trials of trial fold 1/2 of its base checkpoint {base}; a calibrated" in capsys.readouterr().out
+
+    # A base that recorded no test split: the error says what the checkpoint is and where its figures are.
+    save_checkpoint(tmp_path / "untested", tiny.model, tiny.contract, {"dataset": "synthetic"})
+    calibrate_from("untested", "blind")
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "blind"), *common]) == 2
+    error = capsys.readouterr().err
+    assert "blind: a calibrated checkpoint (base untested, calibrated on session)" in error
+    assert "blind.report.json" in error and "--all-windows scores it on every window" in error
+    out = tmp_path / "blind.evaluation.json"
+    assert cli.main(["-q", "evaluate", "--checkpoint", str(tmp_path / "blind"), *common, "--all-windows",
+                     "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["trials"] == [[1, t] for t in range(1, 5)]

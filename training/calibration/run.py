@@ -20,6 +20,7 @@ from models.errors import DataError
 from training.calibration.adapt import AdaptConfig, adapt, embed_crops, predict
 from training.calibration.inputs import MIN_RATED_TRIALS, CalibrationInputs, exclusion_counts
 from training.calibration.judge import decide, score
+from training.calibration.lineage import base_lineage
 from training.calibration.report import write_report
 from training.calibration.split import split_trials
 from training.calibration.windows import cut_windows
@@ -153,9 +154,11 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         provenance = {
             "dataset": f"calibration: {', '.join(report['recordings'])}",
             "protocol": "calibration",
-            "calibration": {key: report[key] for key in ("base", "recordings", "trials", "method", "held_out",
-                                                          "chance", "decision", "reasons", "refit_on_all_trials",
-                                                          "never_rated", "created_utc")},
+            "calibration": {**{key: report[key] for key in ("recordings", "trials", "method", "held_out", "chance",
+                                                             "decision", "reasons", "refit_on_all_trials",
+                                                             "never_rated", "created_utc")},
+                            # The base's DEAP test split travels along: evaluate scores the calibrated model on it.
+                            "base": {**report["base"], "provenance": base_lineage(base.provenance)}},
             "seed": options.seed,
         }
         paths = save_checkpoint(options.out, final.model, base.contract, provenance)

@@ -4,6 +4,9 @@ The data is windowed and cropped as the checkpoint's input contract says. Only t
 checkpoint neither trained nor validated on count: the test split that `train` stored with it
 (its test trials; for the leaky paper protocol its test windows, reported as leaky). --all-windows
 scores every window of the selected subjects instead, training windows included, and says so.
+A checkpoint made by `calibrate` trained on no DEAP data beyond its base's training windows: it is
+scored on the test split of its base (copied into its provenance), or refused with a line that
+says where its own held-out figures are.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from models import strict_json
 from models.errors import DataError
+from training.calibration.lineage import calibration_of, tested_provenance
 from training.commands.train import int_list
 from training.preflight import check_checkpoint, check_deap_folder, check_positive
 
@@ -59,9 +63,15 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint, device=device)
     contract = checkpoint.contract
-    provenance = checkpoint.provenance
+    calibration = calibration_of(checkpoint.provenance)
+    # A calibrated checkpoint never trained on DEAP data beyond its base's training windows: its base's test split.
+    provenance = tested_provenance(checkpoint.provenance)
     split = provenance.get("split")
     if not args.all_windows and not (isinstance(split, dict) and split.get("test")):
+        if calibration is not None:
+            raise DataError(_calibrated_without_split(args.checkpoint, calibration),
+                            hint="--all-windows scores it on every window of the DEAP data (windows its base "
+                                 "trained on included)")
         raise DataError(f"{args.checkpoint}: the checkpoint does not record which windows it was tested on, so "
                         "evaluate cannot keep its training windows out",
                         hint="retrain it with this version, or pass --all-windows for data it never saw")
@@ -80,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         leaky = bool(split.get("leaky"))
         scope = ("test windows of the paper protocol (LEAKY: the other windows of their trials were trained on)"
                  if leaky else f"test trials of {provenance.get('fold_name') or 'its fold'}")
+        if calibration is not None:
+            scope += (f" of its base checkpoint {_base_name(calibration)}; a calibrated checkpoint, never trained "
+                      "on them: its held-out figures on its own person are in its calibration report")
         if len(positions) == 0:
             raise DataError(f"{args.deap}: none of the checkpoint's {len(split['test'])} test {split.get('unit')} "
                             "are in this data", hint="pass the data it was trained on, or --all-windows")
@@ -104,7 +117,24 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         document = {"checkpoint": str(args.checkpoint), "deap": str(args.deap), "scope": scope, "leaky": leaky,
                     "all_windows": bool(args.all_windows), "protocol": provenance.get("protocol"),
+                    "calibrated_from": None if calibration is None else _base_name(calibration),
                     "trials": data.trials_of(positions), **metrics.to_dict(), "class_names": names,
                     "face_backbone": FROZEN_LABEL if frozen else provenance.get("face_backbone")}
         strict_json.write_atomic(Path(args.out), document)
     return 0
+
+
+def _base_name(calibration: dict) -> str:
+    base = calibration.get("base") if isinstance(calibration.get("base"), dict) else {}
+    return str(base.get("checkpoint") or base.get("name") or "(unnamed)")
+
+
+def _calibrated_without_split(checkpoint: str, calibration: dict) -> str:
+    from models.checkpoint import checkpoint_paths
+
+    report = checkpoint_paths(checkpoint)[1].with_suffix(".report.json")
+    recordings = calibration.get("recordings")
+    person = f" on {', '.join(map(str, recordings))}" if isinstance(recordings, list) and recordings else ""
+    return (f"{checkpoint}: a calibrated checkpoint (base {_base_name(calibration)}, calibrated{person}) whose base "
+            "recorded no DEAP test split, so evaluate cannot keep out the DEAP windows the base trained on; its "
+            f"held-out figures on its person's own trials are in its provenance and in {report.name}")

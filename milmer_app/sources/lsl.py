@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import pylsl
 from pylsl.util import LostError
 
 from milmer_app.clock import local_clock
-from milmer_app.sources.base import EEGSource
+from milmer_app.sources.base import EEGSource, Source
 from milmer_app.sources.lsl_streams import same_stream
 from models.errors import SourceError
 from models.pipeline.units import factor_to_microvolts, judge_unit, parse_unit
@@ -190,27 +191,31 @@ class StreamFinder:
         self._resolver = None
 
 
-class LSLSource(EEGSource):
-    """The EEG stream `StreamFinder` finds (`name`, `stype`, `source_id`, `timeout`, `pick_first`); `unit`:
-    what its samples are in, overriding the stream's unit labels."""
+class FollowedStreamSource(Source):
+    """A source reading the one LSL stream its `finder` (a `StreamFinder`) finds, through an inlet that,
+    once the stream is lost, is reopened only on the same stream. Shared by the EEG and the marker
+    sources: each opens its inlet (`_open_inlet`, which sets `_inlet`), may act on a reconnection
+    (`_reconnected`) and says how it reports the loss (`_report_loss`)."""
 
-    def __init__(self, *, name: str | None = None, stype: str | None = None, source_id: str | None = None,
-                 timeout: float = 5.0, unit: str | None = None, pick_first: bool = False):
-        self.finder = StreamFinder("EEG", name=name, stype=stype, source_id=source_id, timeout=timeout,
-                                   pick_first=pick_first)
-        super().__init__("LSL " + self.finder.query_text)
-        self.resolve_timeout = self.finder.resolve_timeout
-        self.forced_unit = parse_unit(unit) if unit is not None else None
-        self.units: list[str] = []          # the unit labels as the stream gives them
-        self.source_id = ""
+    def __init__(self, name: str, finder: StreamFinder):
+        super().__init__(name)
+        self.finder = finder
         self._inlet: pylsl.StreamInlet | None = None
-        self._scale: np.ndarray | None = None
-        self._held: list[tuple[np.ndarray, np.ndarray]] = []   # raw chunks read while judging the unit
-        self._reconnecting = False
-        self._new_segment = False
+        self._lost = False          # the loss is reported; nothing reopened since
 
-    def _open(self) -> None:
-        log.info("%s: resolving the stream (up to %g s)", self.name, self.resolve_timeout)
+    @abstractmethod
+    def _open_inlet(self, info: pylsl.StreamInfo) -> None: ...
+
+    @abstractmethod
+    def _report_loss(self, waiting_for: str) -> None:
+        """Once a loss: say that the stream is gone and that `waiting_for` is awaited."""
+
+    def _reconnected(self) -> None:
+        """The same stream is open again (after `finder.reopened`)."""
+
+    def _open_followed(self) -> pylsl.StreamInfo:
+        """Find the stream the spec names, open it and follow it (SourceError when that fails)."""
+        log.info("%s: resolving the stream (up to %g s)", self.name, self.finder.resolve_timeout)
         info = self.finder.find()
         try:
             self._open_inlet(info)
@@ -218,6 +223,64 @@ class LSLSource(EEGSource):
             raise SourceError(f"{self.name}: stream '{info.name()}' went away while it was being opened ({exc})",
                               hint="start again once the stream is steady") from exc
         self.finder.follow(info)
+        return info
+
+    def _reopen(self) -> bool:
+        """One round of looking for the same stream (never another match) and reopening it."""
+        info = self.finder.same_stream(lambda message: self.emit_event("warning", f"{self.name}: {message}"))
+        if info is None:
+            self._stop.wait(0.1)
+            return True
+        try:
+            self._open_inlet(info)
+        except (TimeoutError, LostError):
+            # The resolver still lists the outlet that went away; try again on the next round.
+            self._stop.wait(0.1)
+            return True
+        self.finder.reopened(info)
+        self._lost = False
+        self._reconnected()
+        self.emit_event("info", f"{self.name}: reconnected to the same stream {describe(info)}")
+        return True
+
+    def _drop_inlet(self) -> None:
+        if self._inlet is not None:
+            try:
+                self._inlet.close_stream()
+            except Exception:  # the connection is already gone; nothing to close cleanly
+                log.debug("%s: close after loss failed", self.name, exc_info=True)
+            self._inlet = None
+        if not self._lost:
+            self._lost = True
+            identity = self.finder.identity
+            self._report_loss(identity.describe() if identity else "the stream")
+
+    def _close(self) -> None:
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+        self.finder.close()
+
+
+class LSLSource(FollowedStreamSource, EEGSource):
+    """The EEG stream `StreamFinder` finds (`name`, `stype`, `source_id`, `timeout`, `pick_first`); `unit`:
+    what its samples are in, overriding the stream's unit labels."""
+
+    def __init__(self, *, name: str | None = None, stype: str | None = None, source_id: str | None = None,
+                 timeout: float = 5.0, unit: str | None = None, pick_first: bool = False):
+        finder = StreamFinder("EEG", name=name, stype=stype, source_id=source_id, timeout=timeout,
+                              pick_first=pick_first)
+        super().__init__("LSL " + finder.query_text, finder)
+        self.resolve_timeout = self.finder.resolve_timeout
+        self.forced_unit = parse_unit(unit) if unit is not None else None
+        self.units: list[str] = []          # the unit labels as the stream gives them
+        self.source_id = ""
+        self._scale: np.ndarray | None = None
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []   # raw chunks read while judging the unit
+        self._new_segment = False
+
+    def _open(self) -> None:
+        self._open_followed()
         identity = self.identity
         assert identity is not None
         log.info("%s: %d channels at %g Hz, %s; reconnects only to %s", self.name, len(self.channel_names),
@@ -356,42 +419,14 @@ class LSLSource(EEGSource):
     def identity(self) -> StreamIdentity | None:
         return self.finder.identity
 
-    def _reopen(self) -> bool:
-        """One round of looking for the same stream (never another match) and reopening it."""
-        info = self.finder.same_stream(lambda message: self.emit_event("warning", f"{self.name}: {message}"))
-        if info is None:
-            self._stop.wait(0.1)
-            return True
-        try:
-            self._open_inlet(info)
-        except (TimeoutError, LostError):
-            # The resolver still lists the outlet that went away; try again on the next round.
-            self._stop.wait(0.1)
-            return True
-        self.finder.reopened(info)
+    def _reconnected(self) -> None:
         if self.clock is not None:
             self.clock.reset_offset()
-        self._reconnecting = False
         self._new_segment = True
-        self.emit_event("info", f"{self.name}: reconnected to the same stream {describe(info)}")
-        return True
 
-    def _drop_inlet(self) -> None:
-        if self._inlet is not None:
-            try:
-                self._inlet.close_stream()
-            except Exception:  # the connection is already gone; nothing to close cleanly
-                log.debug("%s: close after loss failed", self.name, exc_info=True)
-            self._inlet = None
-        if not self._reconnecting:
-            self._reconnecting = True
-            log.info("%s: connection lost; waiting for %s", self.name,
-                     self.identity.describe() if self.identity else "the stream")
+    def _report_loss(self, waiting_for: str) -> None:
+        log.info("%s: connection lost; waiting for %s", self.name, waiting_for)
 
     def _close(self) -> None:
         self._held = []
-        if self._inlet is not None:
-            self._inlet.close_stream()
-            self._inlet = None
-        self.finder.close()
-
+        super()._close()

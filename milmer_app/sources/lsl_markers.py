@@ -15,39 +15,28 @@ import logging
 import pylsl
 from pylsl.util import LostError
 
-from milmer_app.sources.base import Source
-from milmer_app.sources.lsl import StreamFinder, describe
+from milmer_app.sources.lsl import FollowedStreamSource, StreamFinder, describe
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
 
 
-class LSLMarkerSource(Source):
+class LSLMarkerSource(FollowedStreamSource):
     role = "markers"
 
     def __init__(self, *, name: str | None = None, stype: str | None = None, source_id: str | None = None,
                  timeout: float = 5.0, pick_first: bool = False):
-        self.finder = StreamFinder("marker", name=name, stype=stype, source_id=source_id, timeout=timeout,
-                                   pick_first=pick_first)
-        super().__init__("LSL markers " + self.finder.query_text)
-        self._inlet: pylsl.StreamInlet | None = None
+        finder = StreamFinder("marker", name=name, stype=stype, source_id=source_id, timeout=timeout,
+                              pick_first=pick_first)
+        super().__init__("LSL markers " + finder.query_text, finder)
         self._numeric = False
-        self._lost = False
         self.count = 0          # markers received
 
     def _open(self) -> None:
-        finder = self.finder
-        log.info("%s: resolving the stream (up to %g s)", self.name, finder.resolve_timeout)
-        info = finder.find()
-        try:
-            self._open_inlet(info)
-        except (TimeoutError, LostError) as exc:
-            raise SourceError(f"{self.name}: stream '{info.name()}' went away while it was being opened ({exc})",
-                              hint="start again once the stream is steady") from exc
-        finder.follow(info)
+        info = self._open_followed()
         self.name = f"LSL markers {info.name()}"
-        assert finder.identity is not None
-        log.info("%s: connected; reconnects only to %s", self.name, finder.identity.describe())
+        assert self.finder.identity is not None
+        log.info("%s: connected; reconnects only to %s", self.name, self.finder.identity.describe())
 
     def _open_inlet(self, info: pylsl.StreamInfo) -> None:
         if info.channel_count() < 1:
@@ -80,36 +69,5 @@ class LSLMarkerSource(Source):
             self.emit_marker(text, float(stamp))
         return True
 
-    def _reopen(self) -> bool:
-        info = self.finder.same_stream(lambda message: self.emit_event("warning", f"{self.name}: {message}"))
-        if info is None:
-            self._stop.wait(0.1)
-            return True
-        try:
-            self._open_inlet(info)
-        except (TimeoutError, LostError):
-            self._stop.wait(0.1)
-            return True
-        self.finder.reopened(info)
-        self._lost = False
-        self.emit_event("info", f"{self.name}: reconnected to the same stream {describe(info)}")
-        return True
-
-    def _drop_inlet(self) -> None:
-        if self._inlet is not None:
-            try:
-                self._inlet.close_stream()
-            except Exception:  # the connection is already gone; nothing to close cleanly
-                log.debug("%s: close after loss failed", self.name, exc_info=True)
-            self._inlet = None
-        if not self._lost:
-            self._lost = True
-            identity = self.finder.identity
-            self.emit_event("warning", f"stream lost: {self.name}; waiting for "
-                                       f"{identity.describe() if identity else 'the stream'}")
-
-    def _close(self) -> None:
-        if self._inlet is not None:
-            self._inlet.close_stream()
-            self._inlet = None
-        self.finder.close()
+    def _report_loss(self, waiting_for: str) -> None:
+        self.emit_event("warning", f"stream lost: {self.name}; waiting for {waiting_for}")

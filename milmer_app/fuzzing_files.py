@@ -13,11 +13,12 @@ import io
 import json
 import math
 import random
-import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from milmer_app.xdf_chunks import clock_offset_chunk, file_header_chunk, sample_chunks, stream_chunk
 
 FILE_TARGETS = ("edf", "brainvision", "eeglab", "xdf", "recording")
 RATE = 128
@@ -250,48 +251,28 @@ def _short(value: Any) -> str:
 
 
 # -- XDF -----------------------------------------------------------------------------------------------------------
-def _varlen(value: int) -> bytes:
-    if value < 256:
-        return b"\x01" + struct.pack("<B", value)
-    if value < 2**32:
-        return b"\x04" + struct.pack("<I", value)
-    return b"\x08" + struct.pack("<Q", value)
-
-
-def _chunk(tag: int, content: bytes) -> bytes:
-    return _varlen(len(content) + 2) + struct.pack("<H", tag) + content
-
-
 def _stream_header(sid: int, name: str, kind: str, channels: int, rate: str, fmt: str, described: int = 0) -> bytes:
     labels = "".join(f"<channel><label>{CHANNELS[i % len(CHANNELS)]}{i // len(CHANNELS) or ''}</label>"
                      f"<type>EEG</type><unit>microvolts</unit></channel>" for i in range(described))
     xml = (f'<?xml version="1.0"?><info><name>{name}</name><type>{kind}</type><channel_count>{channels}'
            f"</channel_count><nominal_srate>{rate}</nominal_srate><channel_format>{fmt}</channel_format>"
            f"<source_id>{name}</source_id><desc><channels>{labels}</channels></desc></info>")
-    return _chunk(2, struct.pack("<I", sid) + xml.encode())
+    return stream_chunk(2, sid, xml.encode())
 
 
 def xdf_chunks(stamps: np.ndarray, samples: np.ndarray, rate: str = str(RATE), declared: int | None = None,
                with_markers: bool = True) -> list[bytes]:
     channels = samples.shape[1] if samples.ndim == 2 else 0
-    chunks = [_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>'),
+    chunks = [file_header_chunk(),
               _stream_header(1, "Cap", "EEG", declared if declared is not None else channels, rate, "float32",
                              described=channels)]
     if with_markers:
         chunks.append(_stream_header(2, "Stim", "Markers", 1, "0", "string"))
-    for start in range(0, len(stamps), 64):
-        body = bytearray(struct.pack("<I", 1)) + _varlen(min(64, len(stamps) - start))
-        for k in range(start, min(start + 64, len(stamps))):
-            body += b"\x08" + struct.pack("<d", float(stamps[k])) + samples[k].astype("<f4").tobytes()
-        chunks.append(_chunk(3, bytes(body)))
+    chunks += sample_chunks(1, stamps, samples, "float32")
     if with_markers and len(stamps):
-        text = b"go"
-        body = struct.pack("<I", 2) + _varlen(1) + b"\x08" + struct.pack("<d", float(stamps[0]) + 1.0) + \
-            _varlen(len(text)) + text
-        chunks.append(_chunk(3, body))
+        chunks += sample_chunks(2, [float(stamps[0]) + 1.0], [["go"]], "string")
     for sid in (1, 2) if with_markers else (1,):
-        chunks.append(_chunk(4, struct.pack("<I", sid) + struct.pack("<dd", float(stamps[0]) if len(stamps) else 0,
-                                                                       0.0)))
+        chunks.append(clock_offset_chunk(sid, float(stamps[0]) if len(stamps) else 0, 0.0))
     return chunks
 
 

@@ -17,6 +17,7 @@ import pytest
 from milmer_app import cli as app_cli
 from milmer_app.repeats import RepeatLimiter
 from milmer_app.sources.file import load_eeg_file
+from milmer_app.xdf_chunks import file_header_chunk, stream_chunk
 from models.errors import SourceError
 from models.pipeline.eeg import GENEVA_CHANNELS
 from xdf_writer import XdfStream, write_xdf
@@ -243,14 +244,10 @@ def test_an_unusable_xdf_eeg_stream_is_named(rate, count, expected, tmp_path):
 
 def _write_empty(path: Path, eeg: XdfStream, marker: XdfStream) -> Path:
     """An XDF whose EEG stream has a header and no sample chunk (the test writer needs samples for a footer)."""
-    import struct
-
-    from xdf_writer import _chunk
-
-    out = bytearray(b"XDF:") + _chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
+    out = bytearray(b"XDF:") + file_header_chunk()
     eeg.samples = np.zeros((1, 4), np.float32)                       # for the header's channel count only
-    out += _chunk(2, struct.pack("<I", 1) + eeg.header().encode())
-    out += _chunk(2, struct.pack("<I", 2) + marker.header().encode())
+    out += stream_chunk(2, 1, eeg.header().encode())
+    out += stream_chunk(2, 2, marker.header().encode())
     path.write_bytes(bytes(out))
     return path
 

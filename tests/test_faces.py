@@ -108,6 +108,18 @@ def test_the_cropper_names_its_detector_version_and_thresholds():
         DetectorSpec.from_value({**spec.to_dict(), "score_threshold": 7})
 
 
+def test_damaged_detector_weights_are_refused_with_the_file_named(tmp_path, monkeypatch):
+    from models.pipeline import face_detectors
+
+    damaged = tmp_path / "centerface.onnx"
+    data = bytearray(face_detectors.CENTERFACE_FILE.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(face_detectors, "CENTERFACE_FILE", damaged)
+    with pytest.raises(DataError, match=f"{damaged}.*damaged"):
+        FaceCropper(32).detect(np.zeros((96, 128, 3), np.uint8))
+
+
 # ---------------------------------------------------------------------------- tracking
 
 def _two_people(left_face: float, right_face: float | None,

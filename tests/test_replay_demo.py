@@ -8,15 +8,19 @@ import queue
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from live_support import next_matching, save_tiny_checkpoint
 from milmer_app.demo import DEMO_DATA, demo_checkpoint
 from milmer_app.engine import Engine, EngineConfig
 from training.synth import write_synthetic_deap
 
 pytestmark = pytest.mark.slow
+
+WINDOWS_PER_TRIAL = 4   # 16 whole windows in all: each trial's planted quadrant predicted several times
 
 
 def test_deap_replay_predicts_the_planted_quadrant_with_the_demo_model(tmp_path: Path):
@@ -28,16 +32,34 @@ def test_deap_replay_predicts_the_planted_quadrant_with_the_demo_model(tmp_path:
                                  speed=3.0, device="cpu"))
     predictions: queue.Queue = queue.Queue()
     engine.add_prediction_listener(predictions.put)
+    got: list = []
+    whole_windows: Counter[str] = Counter()   # per trial: predicted windows that had a frame at every instance
+
+    def every_trial_predicted(prediction) -> bool:
+        got.append(prediction)
+        if "no frame" not in prediction.face_problems:
+            whole_windows[prediction.source] += 1
+        return len(whole_windows) == 4 and min(whole_windows.values()) >= WINDOWS_PER_TRIAL
+
     with engine:
         assert engine.is_demo_model and engine.replay.truth is not None
-        assert engine.finished.wait(timeout=60), "the replay of four trials did not end"
-    got = list(predictions.queue)
+        # A live engine predicts the newest window and drops stale ones, and a late video source skips frames:
+        # how many windows of a pass are predicted whole depends on the machine's load. So the replay loops
+        # over the trials (as the demo's does) until every trial has had its windows; the timeout guards a hang.
+        engine.eeg_source.playback.advance = True
+        next_matching(predictions, every_trial_predicted, timeout=300)
     truths = {p.truth for p in got}
-    assert len(got) >= 12 and truths == {0, 1, 2, 3}, (len(got), truths)
+    assert truths == {0, 1, 2, 3}, truths
+    truth_of_trial = {(p.source, p.truth) for p in got}
+    assert len(truth_of_trial) == len({p.source for p in got}) == 4, truth_of_trial
     assert all(p.demo_model and p.to_json()["model"] == "demo" for p in got)
     correct = sum(p.quadrant == p.truth for p in got)
     assert correct / len(got) > 0.5, f"{correct}/{len(got)} predictions match the planted quadrant"
-    assert all(sum(p.face_mask) >= len(p.face_mask) - 1 for p in got)
+    # A face is found in every frame of a window but at most one (a frame skipped under load is no face to find).
+    for p in got:
+        missed = [why for found, why in zip(p.face_mask, p.face_problems, strict=True)
+                  if not found and why != "no frame"]
+        assert len(missed) <= 1, (p.source, p.media_time, p.face_problems)
 
 
 def test_headless_demo_writes_labelled_predictions(tmp_path: Path):
@@ -59,7 +81,6 @@ def test_headless_demo_writes_labelled_predictions(tmp_path: Path):
 
 
 def test_use_checkpoint_switches_the_running_model_and_refuses_another_input(tmp_path: Path):
-    from live_support import next_matching, save_tiny_checkpoint
     from models.errors import MilmerError
 
     # The demo model under another name (same contract and modalities), and a model of another contract.

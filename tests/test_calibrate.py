@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -394,3 +395,38 @@ def test_evaluate_scores_a_calibrated_checkpoint_on_its_bases_deap_test_split(tm
     assert cli.main(["-q", "evaluate", "--checkpoint", str(tmp_path / "blind"), *common, "--all-windows",
                      "--out", str(out)]) == 0
     assert json.loads(out.read_text())["trials"] == [[1, t] for t in range(1, 5)]
+
+
+def test_max_minutes_stops_face_detection_that_cannot_end_in_time(tmp_path):
+    from training.calibration.budget import BudgetError, TimeBudget
+    from training.calibration.inputs import check_inputs
+    from training.calibration.windows import cut_windows
+
+    folder = tmp_path / "rec"
+    write_person_recording(folder, trials=8, trial_seconds=4.0, rest_s=1.0, seed=6)   # 32 frames to search
+    inputs = check_inputs([str(folder)], "demo")
+
+    def ticking() -> Callable[[], float]:
+        """A clock on which each reading is one second after the last: every frame takes 1 s."""
+        readings = iter(range(10**6))
+        return lambda: float(next(readings))
+
+    # 30 s: after 4 frames in 4 s the other 28 would need 28 s, 25 are left.
+    with pytest.raises(BudgetError) as stopped:
+        cut_windows(inputs, 1.5, budget=TimeBudget(0.5, 0.0, ticking()))
+    assert str(stopped.value) == ("--max-minutes 0.5: rec: finding faces would need about 28 s more for 28 of its 32 "
+                                  "frames (1 s each), 25 s of the budget left; stopped before training, nothing "
+                                  "written (raise --max-minutes to more than 0.6)")
+    assert cut_windows(check_inputs([str(folder)], "demo"), 1.5,
+                       budget=TimeBudget(0.6, 0.0, ticking())).frames_searched == 32
+
+
+def test_max_minutes_bounds_the_whole_run_exit_2_nothing_written(tmp_path):
+    write_person_recording(tmp_path / "rec", trials=8, trial_seconds=4.0, rest_s=1.0, seed=6, video=False)
+    result = _calibrate("--recording", str(tmp_path / "rec"), "--checkpoint", "demo", "--out", str(tmp_path / "cal"),
+                        "--max-minutes", "0.001")
+    assert result.returncode == 2, result.stderr
+    errors = _error_lines(result)
+    assert len(errors) == 1 and "--max-minutes 0.001: the time budget was spent (" in errors[0], result.stderr
+    assert ") before rec: EEG through the contract's transform; stopped before training, nothing written" in errors[0]
+    assert "Traceback" not in result.stderr and list(tmp_path.glob("cal*")) == []

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from models.milmer import Milmer
-from training.embeddings import embed_frames
+from training.calibration.budget import TimeBudget
+from training.embeddings import DEFAULT_FRAMES_PER_CALL, embed_frames
 from training.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,21 @@ class AdaptResult:
     trained_parameters: int
 
 
-def embed_crops(model: Milmer, crops: np.ndarray) -> torch.Tensor:
+def embed_crops(model: Milmer, crops: np.ndarray, budget: TimeBudget | None = None) -> torch.Tensor:
     """(F, S, S, 3) RGB uint8 -> (F, L, width) float16 frozen-backbone features (`training.embeddings`),
-    each crop once."""
+    each crop once. `budget`: raises `BudgetError` when the rest cannot end in time."""
     if not model.config.uses_face or len(crops) == 0:
         return torch.zeros((0, 1, 1), dtype=torch.float16)
-    return torch.from_numpy(embed_frames(model, np.ascontiguousarray(crops.transpose(0, 3, 1, 2))))
+    clock = None if budget is None else \
+        budget.stage(f"embedding {len(crops)} face crops with the frozen backbone", len(crops), "crops")
+    step = DEFAULT_FRAMES_PER_CALL.get(model.device.type, 32)
+    features = []
+    for start in range(0, len(crops), step):
+        chunk = crops[start:start + step]
+        features.append(embed_frames(model, np.ascontiguousarray(chunk.transpose(0, 3, 1, 2)), step))
+        if clock is not None:
+            clock.advance(len(chunk))
+    return torch.from_numpy(np.concatenate(features))
 
 
 def batch_inputs(tokens: torch.Tensor, frame_ids: np.ndarray, eeg: np.ndarray, eeg_mask: np.ndarray,
@@ -158,7 +168,8 @@ def adapt(base: Milmer, tokens: torch.Tensor, windows, positions: np.ndarray, co
         _whole_model(model, tokens, windows)
     for epoch in range(epochs):
         if deadline is not None and time.monotonic() > deadline:
-            stopped = f"time budget reached after {epoch} of {epochs} epochs"
+            stopped = (f"training stopped early: the time budget (--max-minutes) ran out after {epoch} of {epochs} "
+                       "epochs")
             break
         model.train()
         order = generator.permutation(positions)

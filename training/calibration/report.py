@@ -57,12 +57,15 @@ def render_markdown(report: dict) -> str:
               f"of {method['epochs']} epochs ({method['steps']} steps planned), lr {method['lr']:g}, "
               f"batch {method['batch_size']}, L2-SP {method['l2sp']:g} toward the base weights, "
               f"class weighting {'on' if method['class_weighting'] else 'off'}; "
-              f"face backbone {method['face_backbone']}; windows every {method['hop_s']:g} s.",
+              f"face backbone {method['face_backbone']}; windows every {method['hop_s']:g} s."
+              + (f" {method['stopped_early'][0].upper()}{method['stopped_early'][1:]}." if method.get("stopped_early")
+                 else ""),
               "",
               "Written model refit on all trials after the decision: "
               + ("yes (the held-out figures describe the same method trained without the test trials)"
                  if report["refit_on_all_trials"] else "no (it is the model the held-out figures describe)") + ".",
-              "", f"Time: {report['seconds']} s ("
+              "", f"Time: {report['seconds']} s"
+              + (f" of the {report['max_minutes']:g}-minute budget" if report.get("max_minutes") else "") + " ("
               + ", ".join(f"{name} {seconds} s" for name, seconds in report.get("seconds_by_stage", {}).items())
               + ")."]
     if report.get("checkpoint"):

@@ -2,7 +2,8 @@
 
 Nothing is written until the decision is made: the report (`STEM.report.json`, `STEM.report.md`)
 always, the checkpoint (`STEM.safetensors` + `STEM.json`) only for "calibrated". A Ctrl-C before
-then leaves nothing behind.
+then leaves nothing behind, nor does a stage before training that cannot end within --max-minutes
+(`budget`); training cut short by it says so in the report.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from models.errors import DataError
 from training.calibration.adapt import AdaptConfig, adapt, embed_crops, predict
+from training.calibration.budget import TimeBudget
 from training.calibration.inputs import MIN_RATED_TRIALS, CalibrationInputs, exclusion_counts
 from training.calibration.judge import decide, score
 from training.calibration.lineage import base_lineage
@@ -44,6 +46,7 @@ class CalibrateOptions:
     hop_s: float = 1.5
     device: str = "cpu"
     method: AdaptConfig = DEFAULT_METHOD
+    started: float | None = None    # time.monotonic() when the command began: --max-minutes counts from it
 
 
 def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) -> dict:
@@ -51,7 +54,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     from models.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, save_checkpoint
 
     started = time.monotonic()
-    deadline = started + options.max_minutes * 60.0
+    budget = TimeBudget(options.max_minutes, options.started if options.started is not None else started)
     stages: dict[str, float] = {}
     lap = [started]
 
@@ -68,7 +71,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     names = tuple(base.contract.class_names)
 
     stage("load base checkpoint")
-    windows = cut_windows(inputs, options.hop_s, progress=say, faces=base.config.uses_face)
+    windows = cut_windows(inputs, options.hop_s, progress=say, faces=base.config.uses_face, budget=budget)
     stage("windows: EEG transform, face detection and cropping")
     usable = windows.trials
     if len(usable) < MIN_RATED_TRIALS:
@@ -80,7 +83,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     say(f"{len(split.train)} training trial(s), {len(split.test)} held-out test trial(s): "
         + ", ".join(t.uid for t in split.test))
     say(f"embedding {len(windows.crops)} face crop(s) once with the frozen backbone")
-    tokens = embed_crops(model, windows.crops)
+    tokens = embed_crops(model, windows.crops, budget)
     stage("face backbone, once per crop")
     train_pos, test_pos = windows.of_trials(split.train), windows.of_trials(split.test)
     test_labels = [int(t.label) for t in split.test]
@@ -88,6 +91,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     absent = [names[c] for c in range(classes) if c not in rated]
     train_rated = sorted({int(t.label) for t in split.train})
 
+    budget.check("scoring the base model and adapting it")
     base_score = score(predict(model, tokens, windows, test_pos), windows.labels[test_pos],
                        windows.trial_of[test_pos], classes)
     method = replace(options.method, seed=options.seed)
@@ -97,7 +101,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     def epoch_done(epoch: int, total: int, loss: float) -> None:
         say(f"epoch {epoch}/{total}  loss {loss:.4f}  ({time.monotonic() - started:.0f} s)")
 
-    result = adapt(model, tokens, windows, train_pos, method, deadline, epoch_done)
+    result = adapt(model, tokens, windows, train_pos, method, budget.deadline, epoch_done)
     stage("base scoring and adaptation")
     calibrated_score = score(predict(result.model, tokens, windows, test_pos), windows.labels[test_pos],
                              windows.trial_of[test_pos], classes)
@@ -107,8 +111,13 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
     final, refit = result, False
     if decision.decision == "calibrated" and options.refit:
         say("refitting on all usable trials (train + test) with the same method")
-        final = adapt(model, tokens, windows, np.concatenate([train_pos, test_pos]), method, deadline, epoch_done)
-        refit = True
+        refitted = adapt(model, tokens, windows, np.concatenate([train_pos, test_pos]), method, budget.deadline,
+                         epoch_done)
+        if refitted.stopped_early:   # a refit cut short is not the better model: keep the one the figures describe
+            decision.reasons.append(f"refit on all trials not kept: {refitted.stopped_early}; the written model is "
+                                    "the one the held-out figures describe")
+        else:
+            final, refit = refitted, True
     stage("calibrated scoring" + (" and refit" if refit else ""))
     seconds = time.monotonic() - started
     report = {
@@ -145,6 +154,7 @@ def calibrate(inputs: CalibrationInputs, options: CalibrateOptions, say: Say) ->
         "refit_on_all_trials": refit,
         "warnings": inputs.problems,
         "seconds": round(seconds, 1),
+        "max_minutes": options.max_minutes,
         "seconds_by_stage": stages,
         "sizes": {"windows": int(len(windows.labels)), "frames_searched": windows.frames_searched,
                   "face_crops": int(len(windows.crops))},

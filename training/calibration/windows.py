@@ -23,6 +23,7 @@ import numpy as np
 from models.pipeline.eeg import EEGTransform, offline_eeg
 from models.pipeline.faces import FaceCropper
 from models.pipeline.streaming import SignalChecks
+from training.calibration.budget import TimeBudget
 from training.calibration.inputs import NO_EEG, CalibrationInputs, CalibrationRecording, CalibrationTrial
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,11 @@ class _RecordingEEG:
 
 def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | None = None,
                 checks: SignalChecks = SignalChecks(), min_fraction: float = 0.25,
-                faces: bool = True) -> CalibrationWindows:
+                faces: bool = True, budget: TimeBudget | None = None) -> CalibrationWindows:
     """Every window of every usable trial; trials none of whose windows has enough usable EEG are
     marked excluded (`NO_EEG`) in `inputs.trials`. `faces=False` (a model without a face path):
-    no frame is read, every instance masked."""
+    no frame is read, every instance masked. `budget`: raises `BudgetError` when a recording's EEG
+    transform cannot start or its face detection cannot end in time."""
     contract = inputs.contract
     samples = contract.window_samples
     n = contract.num_instances
@@ -145,6 +147,8 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
             continue
         if progress:
             progress(f"{recording.folder}: EEG through the contract's transform")
+        if budget is not None:
+            budget.check(f"{recording.folder.name}: EEG through the contract's transform")
         signal = _RecordingEEG(recording, inputs)
         frames = recording.reader.frame_index() if faces else np.zeros((0, 3))
         crop_of_row: dict[int, int] = {}
@@ -171,6 +175,8 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
         if progress and wanted:
             progress(f"{recording.folder}: finding faces in {len(wanted)} frames")
         if wanted:
+            clock = None if budget is None else \
+                budget.stage(f"{recording.folder.name}: finding faces", len(wanted), "frames")
             tracker = cropper.tracker()
             rows = iter(wanted)
             for stamp, image in recording.reader.read_frames(frames[wanted]):
@@ -180,6 +186,8 @@ def cut_windows(inputs: CalibrationInputs, hop_s: float, progress: Progress | No
                 if crop is not None and crop.usable:
                     crop_of_row[row] = len(crops)
                     crops.append(crop.image)
+                if clock is not None:
+                    clock.advance()
         ids = np.full((len(eeg) - len(frame_ids), n), -1, np.int64)
         offset = len(frame_ids)
         for position, rows in pending:

@@ -84,6 +84,24 @@ def settings(tmp_path: Path, qapp_offscreen):
 
 
 @pytest.fixture(scope="module")
+def single_thread():
+    """One torch thread in this process for the module's tests; OMP_NUM_THREADS=1 also stops the trainer from
+    choosing its own count. In-process runs and subprocesses then compute bit-identical results."""
+    import torch
+
+    threads = torch.get_num_threads()
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    if previous is None:
+        del os.environ["OMP_NUM_THREADS"]
+    else:
+        os.environ["OMP_NUM_THREADS"] = previous
+
+
+@pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny-preset model with the DEAP contract: real inference, no meaning."""
     # Imported here so that collecting tests that need no model does not import torch.

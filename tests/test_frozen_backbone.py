@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from milmer_app.engine import describe_model
 from models.checkpoint import load_checkpoint
 from models.config import FROZEN_BACKBONE_LABEL, MilmerConfig
 from models.milmer import Milmer, build_backbone
+from synthetic_runs import synthetic_deap, train_metrics
 from training import cli
 
 pytestmark = pytest.mark.slow
@@ -30,26 +30,8 @@ TRAIN = ["--protocol", "trial", "--preset", "tiny", "--lr", "2e-3", "--batch-siz
 
 
 @pytest.fixture(scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    previous = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    if previous is None:
-        del os.environ["OMP_NUM_THREADS"]
-    else:
-        os.environ["OMP_NUM_THREADS"] = previous
-
-
-@pytest.fixture(scope="module")
 def deap(tmp_path_factory, single_thread) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("frozen")
-    data = root / "deap"
-    assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "3", "--trials", "8", "--seconds", "15",
-                     "--strength", "3", "--seed", "1", "--video-size", "240x192"]) == 0
-    return data, root / "cache"
+    return synthetic_deap(tmp_path_factory.mktemp("frozen"), 3)
 
 
 @contextmanager
@@ -69,10 +51,7 @@ def backbone_calls() -> Iterator[list[int]]:
 
 
 def _train(deap: tuple[Path, Path], out: Path, *extra: str) -> dict:
-    data, cache = deap
-    assert cli.main(["-q", "train", "--deap", str(data), "--cache", str(cache), *TRAIN, *extra,
-                     "--out", str(out)]) == 0
-    return json.loads((out / "metrics.json").read_text())
+    return train_metrics(deap, out, *TRAIN, *extra)
 
 
 def _feature_files(cache: Path) -> dict[str, tuple[int, int]]:

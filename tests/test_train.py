@@ -24,6 +24,7 @@ import torch
 from models.checkpoint import load_checkpoint
 from models.config import MIL_MODES, MilmerConfig
 from models.milmer import Milmer
+from synthetic_runs import synthetic_deap, train_metrics
 from training import cli
 from training.commands.train import export_best_checkpoint
 from training.run_dir import RunDir
@@ -37,36 +38,14 @@ CHANCE = 0.25
 
 
 @pytest.fixture(scope="module")
-def single_thread():
-    """One thread in this process; OMP_NUM_THREADS also stops the trainer from choosing its own count."""
-    threads = torch.get_num_threads()
-    previous = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    if previous is None:
-        del os.environ["OMP_NUM_THREADS"]
-    else:
-        os.environ["OMP_NUM_THREADS"] = previous
-
-
-@pytest.fixture(scope="module")
 def deap(tmp_path_factory, single_thread) -> tuple[Path, Path]:
     """A 5-subject x 8-trial x 15 s synthetic DEAP (s05 without face video, like DEAP's s23-s32) and a
     cache folder shared by the tests."""
-    root = tmp_path_factory.mktemp("train")
-    data = root / "deap"
-    assert cli.main(["-q", "synth", "--out", str(data), "--subjects", "5", "--trials", "8", "--seconds", "15",
-                     "--strength", "3", "--seed", "1", "--video-size", "240x192", "--video-subjects", "4"]) == 0
-    return data, root / "cache"
+    return synthetic_deap(tmp_path_factory.mktemp("train"), 5, "--video-subjects", "4")
 
 
 def _train(deap: tuple[Path, Path], out: Path, *extra: str) -> dict:
-    data, cache = deap
-    assert cli.main(["-q", "train", "--deap", str(data), "--cache", str(cache), *TRAIN, *extra,
-                     "--out", str(out)]) == 0
-    return json.loads((out / "metrics.json").read_text())
+    return train_metrics(deap, out, *TRAIN, *extra)
 
 
 def _subprocess_env() -> dict:

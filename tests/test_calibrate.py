@@ -123,30 +123,42 @@ def _report(stem: Path) -> dict:
     return json.loads(stem.with_name(stem.name + ".report.json").read_text())
 
 
-def _replay_agreement(session: SimulatedRecording, checkpoint: str, out: Path) -> tuple[int, int]:
-    """Predictions of `milmer-app --headless` replaying the simulated `session` whose window lies inside
-    a trial, and how many of them are the quadrant the person felt. The app's own recording of the
-    replay (--record) gives each replayed sample's LSL time, hence each window's place in the original."""
+def _replay_agreement(session: SimulatedRecording, checkpoints: dict[str, str],
+                     out: Path) -> dict[str, tuple[int, int]]:
+    """For each named checkpoint: predictions of `milmer-app --headless` replaying the simulated
+    `session` whose window lies inside a trial, and how many of them are the quadrant the person felt.
+    The replays run side by side (each paced by the recording's clock). The app's own recording of
+    each replay (--record) gives each replayed sample's LSL time, hence each window's place in the
+    original."""
     recording = session.folder
-    replayed = out.with_suffix(".rec")
-    result = subprocess.run([sys.executable, "-m", "milmer_app.cli", "--headless", "--eeg", f"recording:{recording}",
-                             "--video", f"recording:{recording}", "--checkpoint", checkpoint, "--speed", "2",
-                             "--hop", "2", "--predictions", str(out), "--record", str(replayed)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    runs = {}
+    for name, checkpoint in checkpoints.items():
+        predictions, replayed = out / f"{name}.jsonl", out / f"{name}.rec"
+        command = [sys.executable, "-m", "milmer_app.cli", "--headless", "--eeg", f"recording:{recording}",
+                   "--video", f"recording:{recording}", "--checkpoint", checkpoint, "--speed", "2", "--hop", "2",
+                   "--predictions", str(predictions), "--record", str(replayed)]
+        log = out / f"{name}.log"   # a file, not a pipe: a replay never waits for its reader
+        with log.open("w") as sink:
+            runs[name] = (subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT), predictions, replayed, log)
     _, original_times = RecordingReader(recording).eeg()
-    _, replay_times = RecordingReader(replayed).eeg()
-    right = count = 0
-    for line in out.read_text().splitlines():
-        prediction = json.loads(line)
-        index = min(int(np.searchsorted(replay_times, prediction["window_end"])), len(original_times) - 1)
-        end = original_times[index]
-        felt = session.truth_at(end)
-        if felt is not None and felt == session.truth_at(end - 3.0):
-            count += 1
-            right += prediction["quadrant"] == felt
-    assert count >= 6, (count, result.stderr[-2000:])
-    return right, count
+    agreement = {}
+    for name, (process, predictions, replayed, log) in runs.items():
+        process.wait(timeout=300)
+        stderr = log.read_text()
+        assert process.returncode == 0, stderr[-2000:]
+        _, replay_times = RecordingReader(replayed).eeg()
+        right = count = 0
+        for line in predictions.read_text().splitlines():
+            prediction = json.loads(line)
+            index = min(int(np.searchsorted(replay_times, prediction["window_end"])), len(original_times) - 1)
+            end = original_times[index]
+            felt = session.truth_at(end)
+            if felt is not None and felt == session.truth_at(end - 3.0):
+                count += 1
+                right += prediction["quadrant"] == felt
+        assert count >= 6, (name, count, stderr[-2000:])
+        agreement[name] = (right, count)
+    return agreement
 
 
 @pytest.mark.slow
@@ -186,8 +198,8 @@ def test_calibrated_model_is_clearly_better_for_a_person_who_codes_emotion_diffe
     # Fresh sessions of the same person replayed through the app: the calibrated model clearly wins.
     fresh = tmp_path / "fresh"
     session = write_person_recording(fresh, "inverted", trials=4, trial_seconds=12.0, seed=5, rest_s=1.0)
-    base_right, base_count = _replay_agreement(session, "demo", tmp_path / "base.jsonl")
-    mine_right, mine_count = _replay_agreement(session, str(stem), tmp_path / "mine.jsonl")
+    agreement = _replay_agreement(session, {"base": "demo", "mine": str(stem)}, tmp_path)
+    (base_right, base_count), (mine_right, mine_count) = agreement["base"], agreement["mine"]
     assert mine_right / mine_count >= 0.7 and base_right / base_count <= 0.25, \
         (base_right, base_count, mine_right, mine_count)
 

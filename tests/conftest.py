@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,45 @@ def private_user_folders(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# Threads of an engine, a source or a test's LSL player (milmer_app names them so). Not "model load":
+# a start that fails (a stream not there) returns at once and lets its model load finish on its own.
+LIVE_THREAD_NAMES = ("scheduler", "monitor", "inference", "recorder")
+LIVE_THREAD_PREFIXES = ("source:", "lsl-player:")
+THREAD_END_WAIT_S = 15.0   # for threads a test asked to stop and that are still winding down
+
+
+def live_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate()
+            if thread.name in LIVE_THREAD_NAMES or thread.name.startswith(LIVE_THREAD_PREFIXES)]
+
+
+@pytest.fixture(autouse=True)
+def no_live_thread_outlives_its_test():
+    """Every engine, source and LSL player a test starts is stopped by that test: a thread left
+    running logs into the tests after it (and, between two tests, onto the terminal)."""
+    before = set(live_threads())
+    yield
+    left = [thread for thread in live_threads() if thread not in before]
+    for thread in left:
+        thread.join(timeout=THREAD_END_WAIT_S / max(1, len(left)))
+    running = sorted(thread.name for thread in left if thread.is_alive())
+    assert not running, f"threads this test started are still running after it: {running}"
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored():
+    """A command line run in-process (`main([...])`) sets up logging for a process: a handler on the
+    root logger writing to this test's captured stderr, which is closed once the test ends. Later
+    log records would fail on it ("--- Logging error ---"), so the root logger is put back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers and type(handler) is logging.StreamHandler:   # not pytest's own capture
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

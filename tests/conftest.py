@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import threading
@@ -122,6 +123,31 @@ def settings(tmp_path: Path, qapp_offscreen):
     QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
                              str(tmp_path / "config"))
     return app_settings()
+
+
+@pytest.fixture
+def open_window(qtbot, settings):
+    """Opens windows like `milmer-app` does (`open_window(args)`, args as its command line parses them)
+    and closes them, stopping their engines, at the end of the test."""
+    import gc
+
+    from milmer_app.gui.app import open_window as open_app_window
+
+    windows = []
+
+    def opener(args: argparse.Namespace, window_settings=None):
+        window = open_app_window(args, window_settings or settings)
+        qtbot.addWidget(window)
+        windows.append(window)
+        return window
+
+    yield opener
+    for window in windows:
+        window.close()
+        assert window.engine is None
+    windows.clear()
+    # Collect the closed windows now, while no engine thread runs, rather than at a random later moment.
+    gc.collect()
 
 
 @pytest.fixture(scope="module")

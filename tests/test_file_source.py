@@ -277,24 +277,17 @@ def test_the_file_page_lists_a_folder_and_picks_what_to_replay(qtbot, eeg_files,
 
 @pytest.mark.gui
 @pytest.mark.slow
-def test_the_window_replays_a_file_and_shows_its_markers(qtbot, settings, eeg_files, tiny_checkpoint):
+def test_the_window_replays_a_file_and_shows_its_markers(qtbot, open_window, eeg_files, tiny_checkpoint):
     from milmer_app.cli import build_parser
-    from milmer_app.gui.app import open_window
 
-    args = build_parser().parse_args(["--eeg", f"file:{eeg_files['fif']}", "--checkpoint", str(tiny_checkpoint),
-                                      "--device", "cpu", "--speed", "2"])
-    window = open_window(args, settings)
-    qtbot.addWidget(window)
+    window = open_window(build_parser().parse_args(["--eeg", f"file:{eeg_files['fif']}", "--checkpoint",
+                                                    str(tiny_checkpoint), "--device", "cpu", "--speed", "2"]))
     shown: list[str] = []
     window.bridge.event.connect(lambda level, message: shown.append(message) if level == "marker" else None)
-    try:
-        qtbot.waitUntil(lambda: any("stimulus A" in m for m in shown) or window.last_error is not None,
-                        timeout=90000)
-        assert window.last_error is None, window.last_error
-        assert window.replay_controls.replay is not None                  # the replay toolbar drives the file
-        assert "rest" in " ".join(shown) and "STI 014 5" in " ".join(shown)
-    finally:
-        window.close()
+    qtbot.waitUntil(lambda: any("stimulus A" in m for m in shown) or window.last_error is not None, timeout=90000)
+    assert window.last_error is None, window.last_error
+    assert window.replay_controls.replay is not None                  # the replay toolbar drives the file
+    assert "rest" in " ".join(shown) and "STI 014 5" in " ".join(shown)
 
 
 def test_a_biosemi_bdf_replays_with_its_montage_and_masked_status(tiny_checkpoint, tmp_path):

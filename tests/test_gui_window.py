@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import subprocess
 import sys
@@ -32,28 +31,6 @@ def cli_args(**values) -> argparse.Namespace:
     for key, value in values.items():
         setattr(args, key, value)
     return args
-
-
-@pytest.fixture
-def open_window(qtbot, settings):
-    """Opens windows like `milmer-app` does and closes them (stopping their engines) at the end."""
-    from milmer_app.gui.app import open_window as open_app_window
-
-    windows = []
-
-    def opener(args: argparse.Namespace, window_settings=None):
-        window = open_app_window(args, window_settings or settings)
-        qtbot.addWidget(window)
-        windows.append(window)
-        return window
-
-    yield opener
-    for window in windows:
-        window.close()
-        assert window.engine is None
-    windows.clear()
-    # Collect the closed windows now, while no engine thread runs, rather than at a random later moment.
-    gc.collect()
 
 
 def wait_for_predictions(qtbot, window, count: int = 1, timeout: int = START_TIMEOUT_MS) -> None:

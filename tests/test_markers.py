@@ -40,15 +40,13 @@ def _eeg_player(name: str) -> LslPlayer:
 def _record_markers(tiny_checkpoint, folder, name: str) -> list[tuple[float, str]]:
     """Run the engine on an EEG outlet and a marker outlet, push TEXTS; (push time, text) of each."""
     player = _eeg_player(f"{name}-eeg")
-    player.start()
     outlet = _marker_outlet(f"{name}-markers")
     engine = Engine(EngineConfig(eeg=f"lsl:name={name}-eeg", markers=f"lsl:name={name}-markers,timeout=10",
                                  checkpoint=str(tiny_checkpoint), device="cpu", record=folder))
     received: queue.Queue = queue.Queue()
     engine.add_marker_listener(lambda text, stamp, stream: received.put((text, stamp, stream)))
     pushed = []
-    try:
-        engine.start()
+    with player, engine:
         assert engine.marker_source is not None and engine.marker_source.connected
         assert outlet.wait_for_consumers(10.0)
         for text in TEXTS:
@@ -61,10 +59,6 @@ def _record_markers(tiny_checkpoint, folder, name: str) -> list[tuple[float, str
         statuses: queue.Queue = queue.Queue()
         engine.add_status_listener(statuses.put)
         next_matching(statuses, lambda _: engine.eeg_snapshot(0.1)[1][-1] > pushed[-1][0] + 0.5, timeout=10)
-    finally:
-        engine.stop()
-        player.stop()
-        del outlet
     return pushed
 
 
@@ -84,32 +78,26 @@ def test_lsl_markers_are_recorded_unchanged_in_the_lsl_clock(tiny_checkpoint, tm
     assert not log.problems
 
 
-def test_recorded_markers_are_drawn_on_the_traces_of_a_replay(tiny_checkpoint, tmp_path, qtbot, settings):
+def test_recorded_markers_are_drawn_on_the_traces_of_a_replay(tiny_checkpoint, tmp_path, qtbot, open_window):
     """Recorded live, then replayed in the window: each marker is a line with its text on the EEG."""
     from milmer_app.cli import build_parser
-    from milmer_app.gui.app import open_window
 
     folder = tmp_path / "rec"
     _record_markers(tiny_checkpoint, folder, f"MilmerMkR-{uuid.uuid4().hex[:6]}")
-    args = build_parser().parse_args(["--eeg", f"recording:{folder}", "--video", "none", "--checkpoint",
-                                      str(tiny_checkpoint), "--device", "cpu"])
-    window = open_window(args, settings)
-    qtbot.addWidget(window)
+    window = open_window(build_parser().parse_args(["--eeg", f"recording:{folder}", "--video", "none",
+                                                    "--checkpoint", str(tiny_checkpoint), "--device", "cpu"]))
     window.eeg_view.set_span(30)
-    try:
-        qtbot.waitUntil(lambda: len(window.eeg_view.shown_markers()) == len(TEXTS) or window.last_error is not None,
-                        timeout=60000)
-        assert window.last_error is None, window.last_error
-        shown = window.eeg_view.shown_markers()
-        assert [text for _, text in shown] == [t if len(t) <= 48 else t[:47] + "…" for t in TEXTS]
-        xs = [x for x, _ in shown]
-        assert xs == sorted(xs) and all(-30 <= x <= 0 for x in xs)
-        # The lines are plot items of the trace plot, where their x says.
-        items = window.eeg_view.plot.getPlotItem().items
-        lines = [i for i in items if type(i).__name__ == "InfiniteLine" and i.isVisible()]
-        assert sorted(line.value() for line in lines) == pytest.approx(sorted(xs))
-    finally:
-        window.close()
+    qtbot.waitUntil(lambda: len(window.eeg_view.shown_markers()) == len(TEXTS) or window.last_error is not None,
+                    timeout=60000)
+    assert window.last_error is None, window.last_error
+    shown = window.eeg_view.shown_markers()
+    assert [text for _, text in shown] == [t if len(t) <= 48 else t[:47] + "…" for t in TEXTS]
+    xs = [x for x, _ in shown]
+    assert xs == sorted(xs) and all(-30 <= x <= 0 for x in xs)
+    # The lines are plot items of the trace plot, where their x says.
+    items = window.eeg_view.plot.getPlotItem().items
+    lines = [i for i in items if type(i).__name__ == "InfiniteLine" and i.isVisible()]
+    assert sorted(line.value() for line in lines) == pytest.approx(sorted(xs))
 
 
 def test_marker_stream_by_type_must_be_unambiguous(tiny_checkpoint):

@@ -60,8 +60,7 @@ def test_engine_replay_controls(tmp_path: Path, tiny_checkpoint: Path):
     engine.add_event_listener(lambda level, message: events.put(message))
     stages: list[str] = []   # what the start says it is doing (a window shows it in its empty panes)
     engine.add_event_listener(lambda level, message: stages.append(message) if level == "progress" else None)
-    engine.start()
-    try:
+    with engine:
         assert stages[0] == "loading the model…" and stages[-1] == "loading the model…"
         assert any(stage.startswith(f"connecting deap:{data.root}:1:1… (the model loads meanwhile)")
                    for stage in stages), stages
@@ -103,5 +102,3 @@ def test_engine_replay_controls(tmp_path: Path, tiny_checkpoint: Path):
         seen = list(events.queue)
         for expected in ("replay paused", "replay resumed", "replay: seek to 4.0 s", "replay: s01 trial "):
             assert any(message.startswith(expected) for message in seen), (expected, seen)
-    finally:
-        engine.stop()

@@ -96,8 +96,7 @@ def test_use_checkpoint_switches_the_running_model_and_refuses_another_input(tmp
                                  speed=1.0, device="cpu"))
     predictions: queue.Queue = queue.Queue()
     engine.add_prediction_listener(predictions.put)
-    engine.start()
-    try:
+    with engine:
         next_matching(predictions, lambda p: p.to_json()["model"] == "demo", timeout=60)
         engine.use_checkpoint(mine)
         assert (engine.model_name, engine.is_demo_model) == ("mine", False)
@@ -106,5 +105,3 @@ def test_use_checkpoint_switches_the_running_model_and_refuses_another_input(tmp
         with pytest.raises(MilmerError, match="input contract differs"):
             engine.use_checkpoint(other)
         assert engine.model_name == "mine"
-    finally:
-        engine.stop()

@@ -34,6 +34,7 @@ from milmer_app.sources.base import EEGSource, Source, VideoSource
 from milmer_app.sources.channel_options import channel_options
 from milmer_app.sources.registry import build_source, build_sources
 from milmer_app.specs import SourceSpec, as_spec
+from milmer_app.stopping import join_or_warn
 from milmer_app.stream_status import StreamStatus, ends_the_run
 from models.contract import InputContract
 from models.errors import MilmerError
@@ -339,7 +340,7 @@ class Engine:
         """Stop threads, flush outputs and the recording, release the sources. Idempotent."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=10.0)
+            join_or_warn(thread, 10.0, f"engine thread {thread.name}")
         self._threads = []
         if self.worker is not None:
             self.worker.stop()

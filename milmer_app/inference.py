@@ -20,6 +20,7 @@ import torch
 from milmer_app.bags import Bag, FrameKey
 from milmer_app.clock import local_clock
 from milmer_app.prediction import Prediction
+from milmer_app.stopping import join_or_warn
 from models.device import LIVE_AUTOCAST, autocast
 from models.errors import DataError
 from models.milmer import Milmer
@@ -169,7 +170,7 @@ class InferenceWorker:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=30.0)
+            join_or_warn(self._thread, 30.0, "the inference worker", "its last prediction may still arrive")
             self._thread = None
 
     def use(self, predictor: Predictor) -> None:

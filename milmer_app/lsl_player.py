@@ -15,6 +15,7 @@ import numpy as np
 import pylsl
 
 from milmer_app.clock import local_clock
+from milmer_app.stopping import join_or_warn
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class LslPlayer:
         if self._thread is None:
             return
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        join_or_warn(self._thread, 5.0, f"LSL player {self.name}")
         self._thread = None
         self._outlet = None       # dropping the last reference destroys the outlet
 

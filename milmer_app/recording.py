@@ -43,6 +43,7 @@ import numpy as np
 
 from milmer_app.buffers import Frame
 from milmer_app.clock import local_clock
+from milmer_app.stopping import join_or_warn
 from models import strict_json
 from models.calibration_protocol import MARKER_KIND
 from models.errors import DataError, MilmerError
@@ -140,7 +141,8 @@ class Recorder:
         if self._thread is None:
             return
         self._queue.put(None)
-        self._thread.join(timeout=10.0)
+        join_or_warn(self._thread, 10.0, f"the recording writer of {self.folder}",
+                     "the last queued samples or frames may not be written yet")
         self._thread = None
 
     @property

@@ -3,12 +3,15 @@ method called before connecting says so by name (mne-lsl's `_check_connected`)."
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from milmer_app.clock import local_clock
 from milmer_app.lsl_player import LslPlayer
 from milmer_app.sources.base import EEGSource
+from milmer_app.stopping import join_or_warn
 
 
 class _Steady(EEGSource):
@@ -55,3 +58,15 @@ def test_the_lsl_player_is_a_context_manager_and_names_a_call_before_start():
         assert entered is player and player.pushed >= 0
         player.stop()                             # stopped by hand first
     player.stop()
+
+
+def test_a_thread_that_outlives_its_join_limit_is_named_in_a_warning(caplog):
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, name="stuck", daemon=True)
+    stuck.start()
+    with caplog.at_level("WARNING", logger="milmer_app.stopping"):
+        assert not join_or_warn(stuck, 0.05, "the recording writer of rec-1", "the last frames may not be written")
+    assert "the recording writer of rec-1 did not stop within 0.05 s: the last frames may not be written" in caplog.text
+    release.set()
+    caplog.clear()
+    assert join_or_warn(stuck, 5.0, "the recording writer of rec-1") and not caplog.text

@@ -19,6 +19,7 @@ import numpy as np
 
 from milmer_app.buffers import RATE_STOP, RATE_WARN, ClockGuard, Frame, FrameBuffer, SampleBuffer, StreamMonitor
 from milmer_app.clock import local_clock
+from milmer_app.stopping import join_or_warn
 from models.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,8 @@ class Source(ABC):
         if not self.connected:
             return
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
+        if self._thread is not None:
+            join_or_warn(self._thread, 5.0, f"source {self.name}'s reader", "the device is closed under it")
         self._thread = None
         try:
             self._close()

@@ -13,6 +13,7 @@ faster than ``cv2.dnn`` on the same graph, same outputs to 1e-5), whatever OpenC
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Callable
@@ -41,17 +42,19 @@ _STRIDE = 4
 _NET_MULTIPLE = 32
 
 
-def _centerface_session(threads: int) -> Any:
-    """An onnxruntime session of the shipped CenterFace network, its file checked against its SHA-256."""
+@functools.lru_cache(maxsize=4)
+def _centerface_session(path: Path, threads: int) -> Any:
+    """An onnxruntime session of the CenterFace network in `path`, its file checked against its SHA-256;
+    one per process and thread count (``InferenceSession.run`` is thread-safe), shared by every detector."""
     import onnxruntime
 
     try:
-        data = CENTERFACE_FILE.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"face detector weights {CENTERFACE_FILE}: cannot read ({exc.strerror or exc}); "
+        raise DataError(f"face detector weights {path}: cannot read ({exc.strerror or exc}); "
                         "reinstall milmer") from exc
     if hashlib.sha256(data).hexdigest() != CENTERFACE_SHA256:
-        raise DataError(f"face detector weights {CENTERFACE_FILE} are damaged (wrong checksum); reinstall milmer")
+        raise DataError(f"face detector weights {path} are damaged (wrong checksum); reinstall milmer")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -69,23 +72,12 @@ def haar_available() -> bool:
 class CenterFaceDetector:
     """CenterFace (a MobileNetV2 heat-map detector) run by onnxruntime on the CPU.
 
-    One session serves every thread (``InferenceSession.run`` is thread-safe) per thread count:
-    the session uses as many threads as OpenCV is set to (``cv2.setNumThreads``), so the one
+    The session uses as many threads as OpenCV is set to (``cv2.setNumThreads``), so the one
     setting that bounds a prepare worker's or the bench's OpenCV work bounds the detector too.
     """
 
     def __init__(self, spec: DetectorSpec = KNOWN_DETECTORS["centerface"]):
         self.spec = spec
-        self._sessions: dict[int, Any] = {}
-        self._lock = threading.Lock()
-
-    def _session(self) -> Any:
-        threads = max(1, cv2.getNumThreads())
-        with self._lock:
-            session = self._sessions.get(threads)
-            if session is None:
-                session = self._sessions[threads] = _centerface_session(threads)
-            return session
 
     def run(self, image_bgr: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Raw CenterFace boxes (x, y, w, h, score) in ``image_bgr`` pixels, the image shrunk by ``scale`` first."""
@@ -98,7 +90,8 @@ class CenterFaceDetector:
         if pad_h or pad_w:
             image_bgr = cv2.copyMakeBorder(image_bgr, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
         blob = cv2.dnn.blobFromImage(image_bgr, 1.0, swapRB=True)   # the network takes RGB 0-255
-        heat, size, offset = self._session().run(list(_CENTERFACE_OUTPUTS), {_CENTERFACE_INPUT: blob})
+        session = _centerface_session(CENTERFACE_FILE, max(1, cv2.getNumThreads()))
+        heat, size, offset = session.run(list(_CENTERFACE_OUTPUTS), {_CENTERFACE_INPUT: blob})
         heat = heat[0, 0]
         rows, cols = np.nonzero(heat > self.spec.score_threshold)
         if len(rows) == 0:

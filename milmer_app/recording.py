@@ -48,18 +48,20 @@ from models import strict_json
 from models.calibration_protocol import MARKER_KIND
 from models.errors import DataError, MilmerError
 
-# The reader and the file names live below the app: training (calibration) reads recordings too.
-from training.recording_files import (  # noqa: F401  (re-exported)
+# The reader and the format's names live below the app: training (calibration) reads and writes recordings too.
+from training.recording_files import (
+    EEG_DTYPE,
     EEG_FILE,
     EEG_TS_FILE,
-    FORMAT,
     FRAMES_FILE,
     FRAMES_INDEX,
     MARKERS_FILE,
     META_FILE,
     PREDICTIONS_FILE,
-    VERSION,
-    RecordingReader,
+    STAMP_DTYPE,
+    RecordingReader,  # noqa: F401  (re-exported)
+    frame_index_row,
+    new_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -115,10 +117,8 @@ class Recorder:
         if self._free < self.min_free_bytes:
             raise DataError(f"recording folder {self.folder}: only {self._free / 1e6:.0f} MB free, "
                             f"need at least {self.min_free_bytes / 1e6:.0f} MB")
-        meta = {"format": FORMAT, "version": VERSION,
-                "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                "created_lsl": local_clock(), "eeg": self.eeg_info, "video": self.video_info,
-                "model": self.model_info}
+        meta = new_meta(_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), local_clock(), self.eeg_info,
+                        self.video_info, self.model_info)
         try:
             strict_json.write_atomic(self.folder / META_FILE, meta)
             names = [MARKERS_FILE, PREDICTIONS_FILE]
@@ -157,7 +157,7 @@ class Recorder:
     # -- producers (any thread) -------------------------------------------------------------
     def add_eeg(self, chunk: np.ndarray, timestamps: np.ndarray) -> None:
         if self._active:
-            self._queue.put(("eeg", np.array(chunk.T, dtype="<f4", order="C"), np.asarray(timestamps, "<f8")))
+            self._queue.put(("eeg", np.array(chunk.T, dtype=EEG_DTYPE, order="C"), np.asarray(timestamps, STAMP_DTYPE)))
 
     def add_frame(self, frame: Frame) -> None:
         if self._active:
@@ -230,7 +230,7 @@ class Recorder:
                 return
             data = jpeg.tobytes()
             self._files[FRAMES_FILE].write(data)
-            self._files[FRAMES_INDEX].write(np.array([stamp, self._frame_offset, len(data)], "<f8").tobytes())
+            self._files[FRAMES_INDEX].write(frame_index_row(stamp, self._frame_offset, len(data)))
             self._frame_offset += len(data)
         else:
             _, name, record = item

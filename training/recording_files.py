@@ -21,6 +21,19 @@ VERSION = 1
 EEG_FILE, EEG_TS_FILE = "eeg.f32", "eeg_ts.f64"
 FRAMES_FILE, FRAMES_INDEX = "frames.mjpg", "frames.idx"
 MARKERS_FILE, PREDICTIONS_FILE, META_FILE = "markers.jsonl", "predictions.jsonl", "meta.json"
+EEG_DTYPE, STAMP_DTYPE = "<f4", "<f8"   # eeg.f32 samples; eeg_ts.f64 stamps and frames.idx rows
+
+
+def new_meta(created_utc: str, created_lsl: float, eeg: dict | None, video: dict | None,
+             model: dict | None) -> dict[str, Any]:
+    """A recording's meta.json document, as every writer (the app's recorder, the simulated person) writes it."""
+    return {"format": FORMAT, "version": VERSION, "created_utc": created_utc, "created_lsl": created_lsl,
+            "eeg": eeg, "video": video, "model": model}
+
+
+def frame_index_row(stamp: float, offset: int, size: int) -> bytes:
+    """One frames.idx row: the frame's LSL timestamp, its byte offset and length in frames.mjpg."""
+    return np.array([stamp, offset, size], STAMP_DTYPE).tobytes()
 
 
 MAX_META_BYTES = 1 << 20          # a meta.json is a few hundred bytes; a larger one is not ours
@@ -115,10 +128,10 @@ class RecordingReader:
             return np.zeros((channels, 0), np.float32), np.zeros(0)
         n = min(data_path.stat().st_size // (4 * channels), ts_path.stat().st_size // 8)
         if mapped and n:
-            return (np.memmap(data_path, dtype="<f4", mode="r", shape=(n, channels)).T,
-                    np.memmap(ts_path, dtype="<f8", mode="r", shape=(n,)))
-        data = np.fromfile(data_path, dtype="<f4", count=n * channels).reshape(n, channels).T
-        stamps = np.fromfile(ts_path, dtype="<f8", count=n)
+            return (np.memmap(data_path, dtype=EEG_DTYPE, mode="r", shape=(n, channels)).T,
+                    np.memmap(ts_path, dtype=STAMP_DTYPE, mode="r", shape=(n,)))
+        data = np.fromfile(data_path, dtype=EEG_DTYPE, count=n * channels).reshape(n, channels).T
+        stamps = np.fromfile(ts_path, dtype=STAMP_DTYPE, count=n)
         return np.ascontiguousarray(data), stamps
 
     def frame_index(self) -> np.ndarray:
@@ -127,7 +140,7 @@ class RecordingReader:
         if not index_path.is_file():
             return np.zeros((0, 3))
         count = index_path.stat().st_size // 24
-        index = np.fromfile(index_path, dtype="<f8", count=count * 3).reshape(count, 3)
+        index = np.fromfile(index_path, dtype=STAMP_DTYPE, count=count * 3).reshape(count, 3)
         size = data_path.stat().st_size if data_path.is_file() else 0
         return index[index[:, 1] + index[:, 2] <= size]
 

@@ -37,15 +37,17 @@ from models.calibration_protocol import MARKER_KIND, rating_text, trial_end_text
 from models.contract import GENEVA_CHANNELS, QUADRANT_CLASSES
 from models.errors import DataError
 from training.recording_files import (
+    EEG_DTYPE,
     EEG_FILE,
     EEG_TS_FILE,
-    FORMAT,
     FRAMES_FILE,
     FRAMES_INDEX,
     MARKERS_FILE,
     META_FILE,
     PREDICTIONS_FILE,
-    VERSION,
+    STAMP_DTYPE,
+    frame_index_row,
+    new_meta,
 )
 from training.synth import SRATE, TrialVideoComposer, pink_noise, wandering_rhythm
 
@@ -203,17 +205,14 @@ def _write_folder(folder: Path, channels: list[str], eeg: np.ndarray, start_lsl:
                   person: SimulatedPerson, video: bool, fps: float, video_size: tuple[int, int],
                   rng: np.random.Generator) -> None:
     samples = eeg.shape[1]
-    meta = {"format": FORMAT, "version": VERSION,
-            "created_utc": _dt.datetime(2026, 1, 1, tzinfo=_dt.UTC).isoformat(timespec="seconds"),
-            "created_lsl": start_lsl,
-            "eeg": {"channels": channels, "srate": float(SRATE), "units": "uV",
-                    "source": f"simulated person {person.name}", "source_unit": "uV",
-                    "source_unit_origin": "source", "already_filtered": None, "already_referenced": False},
-            "video": {"source": f"simulated person {person.name}", "fps": fps} if video else None,
-            "model": {}}
+    meta = new_meta(_dt.datetime(2026, 1, 1, tzinfo=_dt.UTC).isoformat(timespec="seconds"), start_lsl,
+                    {"channels": channels, "srate": float(SRATE), "units": "uV",
+                     "source": f"simulated person {person.name}", "source_unit": "uV",
+                     "source_unit_origin": "source", "already_filtered": None, "already_referenced": False},
+                    {"source": f"simulated person {person.name}", "fps": fps} if video else None, {})
     strict_json.write_atomic(folder / META_FILE, meta)
-    np.ascontiguousarray(eeg.T, dtype="<f4").tofile(folder / EEG_FILE)
-    (start_lsl + np.arange(samples) / SRATE).astype("<f8").tofile(folder / EEG_TS_FILE)
+    np.ascontiguousarray(eeg.T, dtype=EEG_DTYPE).tofile(folder / EEG_FILE)
+    (start_lsl + np.arange(samples) / SRATE).astype(STAMP_DTYPE).tofile(folder / EEG_TS_FILE)
     (folder / MARKERS_FILE).write_text("".join(strict_json.dumps(m) + "\n" for m in markers), encoding="utf-8")
     (folder / PREDICTIONS_FILE).write_bytes(b"")
     if not video:
@@ -228,5 +227,5 @@ def _write_folder(folder: Path, channels: list[str], eeg: np.ndarray, start_lsl:
                 raise DataError(f"{folder}: JPEG encoding failed")
             blob = jpeg.tobytes()
             data.write(blob)
-            index.write(np.array([start_lsl + i / fps, offset, len(blob)], "<f8").tobytes())
+            index.write(frame_index_row(start_lsl + i / fps, offset, len(blob)))
             offset += len(blob)

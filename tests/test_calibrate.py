@@ -123,6 +123,13 @@ def _report(stem: Path) -> dict:
     return json.loads(stem.with_name(stem.name + ".report.json").read_text())
 
 
+def _calibrate_on_demo(recording: Path, stem: Path, *options: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """`milmer-train calibrate` of the demo model on `recording` into `stem`: the run (exit 0) and its report."""
+    result = _calibrate("--recording", str(recording), "--checkpoint", "demo", "--out", str(stem), *options)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, _report(stem)
+
+
 def _replay_agreement(session: SimulatedRecording, checkpoints: dict[str, str],
                      out: Path) -> dict[str, tuple[int, int]]:
     """For each named checkpoint: predictions of `milmer-app --headless` replaying the simulated
@@ -169,9 +176,7 @@ def test_calibrated_model_is_clearly_better_for_a_person_who_codes_emotion_diffe
     recording = tmp_path / "session"
     write_person_recording(recording, "inverted", trials=20, trial_seconds=12.0, seed=1, skipped=1, ties=1, unrated=1)
     stem = tmp_path / "me"
-    result = _calibrate("--recording", str(recording), "--checkpoint", "demo", "--out", str(stem), "--seed", "0")
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = _report(stem)
+    _, report = _calibrate_on_demo(recording, stem, "--seed", "0")
     assert report["decision"] == "calibrated", report["reasons"]
     held = report["held_out"]
     assert held["calibrated"]["trials_correct"] >= report["chance"]["trials_needed_p05"] == 5
@@ -209,9 +214,7 @@ def test_person_without_emotional_information_keeps_the_base_model(tmp_path):
     recording = tmp_path / "flat"
     write_person_recording(recording, "no_information", trials=16, trial_seconds=9.0, seed=2)
     stem = tmp_path / "flat_cal"
-    result = _calibrate("--recording", str(recording), "--checkpoint", "demo", "--out", str(stem))
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = _report(stem)
+    result, report = _calibrate_on_demo(recording, stem)
     assert report["decision"] == "kept_base"
     assert any("chance" in reason or "not better than the base" in reason for reason in report["reasons"])
     assert "No checkpoint written" in stem.with_name("flat_cal.report.md").read_text()
@@ -229,9 +232,7 @@ def test_person_who_never_rated_one_quadrant(tmp_path):
     recording = tmp_path / "three"
     write_person_recording(recording, "missing_quadrant", trials=18, trial_seconds=9.0, seed=3)
     stem = tmp_path / "three_cal"
-    result = _calibrate("--recording", str(recording), "--checkpoint", "demo", "--out", str(stem))
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = _report(stem)
+    _, report = _calibrate_on_demo(recording, stem)
     assert report["never_rated"] == ["LALV"] and report["chance"]["rated_classes"] == 3
     assert "LALV never rated: nothing trains toward it" in stem.with_name("three_cal.report.md").read_text()
     assert "LALV" not in report["trials"]["test_labels"]
@@ -303,9 +304,7 @@ def test_refit_trains_the_written_model_on_all_trials_and_says_so(tmp_path):
 
     write_person_recording(tmp_path / "rec", "inverted", trials=16, trial_seconds=9.0, seed=1)
     stem = tmp_path / "refit"
-    result = _calibrate("--recording", str(tmp_path / "rec"), "--checkpoint", "demo", "--out", str(stem), "--refit")
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = _report(stem)
+    result, report = _calibrate_on_demo(tmp_path / "rec", stem, "--refit")
     assert report["decision"] == "calibrated", report["reasons"]
     assert report["refit_on_all_trials"] is True and "refitting on all usable trials" in result.stderr
     assert "refit on all trials after the decision: yes" in stem.with_name("refit.report.md").read_text()

@@ -58,9 +58,10 @@ def feature_shape(model: Milmer) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def embed_frames(model: Milmer, frames: np.ndarray | torch.Tensor, frames_per_call: int | None = None) -> np.ndarray:
+def embed_frames(model: Milmer, frames: np.ndarray | torch.Tensor, frames_per_call: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:
     """(M, 3, S, S) uint8 frames -> (M, tokens, width) float16 backbone features, computed in float32
-    with the backbone in eval mode (on the model's device)."""
+    with the backbone in eval mode (on the model's device); ``progress(frames)`` after each backbone call."""
     device = model.device
     step = frames_per_call or DEFAULT_FRAMES_PER_CALL.get(device.type, 32)
     was_training = model.training
@@ -70,6 +71,8 @@ def embed_frames(model: Milmer, frames: np.ndarray | torch.Tensor, frames_per_ca
         for start in range(0, len(frames), step):
             chunk = torch.as_tensor(np.asarray(frames[start:start + step]))
             out.append(model.frame_features(chunk.to(device)).to(torch.float16).cpu().numpy())
+            if progress is not None:
+                progress(len(chunk))
     finally:
         model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, *feature_shape(model)), FEATURE_DTYPE)

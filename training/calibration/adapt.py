@@ -24,7 +24,7 @@ from torch import nn
 
 from models.milmer import Milmer
 from training.calibration.budget import TimeBudget
-from training.embeddings import DEFAULT_FRAMES_PER_CALL, embed_frames
+from training.embeddings import embed_frames
 from training.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,9 @@ def embed_crops(model: Milmer, crops: np.ndarray, budget: TimeBudget | None = No
         return torch.zeros((0, 1, 1), dtype=torch.float16)
     clock = None if budget is None else \
         budget.stage(f"embedding {len(crops)} face crops with the frozen backbone", len(crops), "crops")
-    step = DEFAULT_FRAMES_PER_CALL.get(model.device.type, 32)
-    features = []
-    for start in range(0, len(crops), step):
-        chunk = crops[start:start + step]
-        features.append(embed_frames(model, np.ascontiguousarray(chunk.transpose(0, 3, 1, 2)), step))
-        if clock is not None:
-            clock.advance(len(chunk))
-    return torch.from_numpy(np.concatenate(features))
+    # A channels-first view: each backbone call converts only its own chunk.
+    return torch.from_numpy(embed_frames(model, crops.transpose(0, 3, 1, 2),
+                                         progress=None if clock is None else clock.advance))
 
 
 def batch_inputs(tokens: torch.Tensor, frame_ids: np.ndarray, eeg: np.ndarray, eeg_mask: np.ndarray,

@@ -271,7 +271,6 @@ class LSLSource(FollowedStreamSource, EEGSource):
         finder = StreamFinder("EEG", name=name, stype=stype, source_id=source_id, timeout=timeout,
                               pick_first=pick_first)
         super().__init__("LSL " + finder.query_text, finder)
-        self.resolve_timeout = self.finder.resolve_timeout
         self.forced_unit = parse_unit(unit) if unit is not None else None
         self.units: list[str] = []          # the unit labels as the stream gives them
         self.source_id = ""
@@ -289,7 +288,7 @@ class LSLSource(FollowedStreamSource, EEGSource):
     # -- opening ---------------------------------------------------------------------------
     def _open_inlet(self, info: pylsl.StreamInfo) -> None:
         inlet = pylsl.StreamInlet(info, max_buflen=30, recover=False, processing_flags=pylsl.proc_clocksync)
-        full = inlet.info(timeout=self.resolve_timeout)
+        full = inlet.info(timeout=self.finder.resolve_timeout)
         if full.nominal_srate() <= 0:
             raise SourceError(f"{self.name}: stream '{full.name()}' has an irregular rate; "
                               "an EEG stream needs a nominal rate")
@@ -313,7 +312,7 @@ class LSLSource(FollowedStreamSource, EEGSource):
             raise SourceError(f"{self.name}: stream came back with different units "
                               f"({', '.join(sorted(set(units))) or 'none'} instead of "
                               f"{', '.join(sorted(set(self.units))) or 'none'})")
-        inlet.open_stream(timeout=self.resolve_timeout)
+        inlet.open_stream(timeout=self.finder.resolve_timeout)
         self._inlet = inlet
         self.srate = float(full.nominal_srate())
         self.source_id = full.source_id()
@@ -379,7 +378,7 @@ class LSLSource(FollowedStreamSource, EEGSource):
         """The first JUDGE_SECONDS of signal (raw), held back to be pushed by the worker."""
         assert self._inlet is not None
         wanted = int(JUDGE_SECONDS * self.srate)
-        deadline = local_clock() + JUDGE_SECONDS + self.resolve_timeout
+        deadline = local_clock() + JUDGE_SECONDS + self.finder.resolve_timeout
         held, total = [], 0
         while total < wanted and local_clock() < deadline:
             samples, stamps = self._inlet.pull_chunk(timeout=0.1, max_samples=4096, min_samples=1, as_numpy=True)

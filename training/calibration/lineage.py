@@ -26,11 +26,10 @@ def calibration_of(provenance: dict) -> dict | None:
 
 
 def base_lineage(base_provenance: dict) -> dict:
-    """The part of the base's provenance that a checkpoint calibrated from it carries."""
-    calibration = calibration_of(base_provenance)
-    if calibration is not None:
-        return dict(_dict(_dict(calibration.get("base")).get("provenance")))
-    return {key: base_provenance[key] for key in BASE_FIELDS if key in base_provenance}
+    """The part of the base's provenance that a checkpoint calibrated from it carries (a calibrated base:
+    the copy it carries itself)."""
+    tested = tested_provenance(base_provenance)
+    return {key: tested[key] for key in BASE_FIELDS if key in tested}
 
 
 def tested_provenance(provenance: dict) -> dict:
